@@ -1,0 +1,807 @@
+//! The synchronous heart of the pipeline: dedup → correlate → classify and
+//! prioritise → lifecycle, over in-memory state, with no I/O.
+//!
+//! Input: batches of normalized [`Alert`]s, lifecycle requests, and clock
+//! ticks, each with an explicit `now` (so tests control time). Output: the
+//! mutated live state plus a [`WriteSet`] (what the store must commit) and
+//! [`Event`]s (what metrics must count), taken with [`Engine::take_changes`].
+//!
+//! Live state holds every incident that is not closed, with its alerts; a
+//! fingerprint index points each alert at the incident holding its current
+//! occurrence, and a group index points each group key at its newest live
+//! incident. Closed incidents leave memory once their final state is in the
+//! write set. Invariants: `firing_count` equals the firing alerts of an
+//! incident; `alert_count` its distinct fingerprints; an incident's priority
+//! is the highest its alerts (and blast radius) give and never drops.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Utc};
+
+use crate::alert::{Alert, AlertStatus, Source};
+use crate::incident::{
+    AlertRecord, Incident, IncidentKey, Op, OpRequest, Sla, Status, TimelineEntry,
+    TransitionError, SYSTEM,
+};
+use crate::matcher;
+use crate::rules::{Level, Priority, RuleSet, TitleContext};
+
+/// An incident in memory with its alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub incident: Incident,
+    pub alerts: BTreeMap<u64, AlertRecord>,
+}
+
+/// Something metrics count; produced by the engine, consumed after commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Deduplicated,
+    Created { priority: Priority, category: String },
+    Acknowledged { priority: Priority, seconds: f64 },
+    Resolved { priority: Priority, category: String, seconds: f64 },
+    SlaBreached { priority: Priority, kind: &'static str },
+    PriorityChanged { from: Priority, to: Priority },
+    Reopened,
+    Closed,
+}
+
+/// What one alert did to the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Opened a new incident.
+    Created(IncidentKey),
+    /// Joined (or re-fired in) an existing incident.
+    Joined(IncidentKey),
+    /// A repeat notification that changed nothing but counters.
+    Deduplicated(IncidentKey),
+    /// Resolved a firing alert.
+    Resolved(IncidentKey),
+    /// A resolved notification for an alert incidentd never saw firing.
+    Ignored,
+}
+
+/// Everything the store must write for the changes since the last take.
+#[derive(Debug, Default, Clone)]
+pub struct WriteSet {
+    pub incidents: Vec<Incident>,
+    pub alerts: Vec<(IncidentKey, AlertRecord)>,
+    pub timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
+    pub events: Vec<Event>,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.incidents.is_empty() && self.alerts.is_empty() && self.timeline.is_empty()
+    }
+}
+
+/// Rolling samples for the MTTA/MTTR gauges, one per incident.
+#[derive(Debug, Default, Clone)]
+pub struct Rolling {
+    acknowledge: BTreeMap<IncidentKey, (DateTime<Utc>, Priority, f64)>,
+    resolve: BTreeMap<IncidentKey, (DateTime<Utc>, Priority, f64)>,
+}
+
+impl Rolling {
+    /// Records the samples an incident's current state gives.
+    pub fn observe(&mut self, inc: &Incident) {
+        match inc.acknowledged_at {
+            Some(at) => {
+                self.acknowledge
+                    .insert(inc.id, (at, inc.priority, secs(at - inc.created_at)));
+            }
+            None => {
+                self.acknowledge.remove(&inc.id);
+            }
+        }
+        match inc.resolved_at {
+            Some(at) => {
+                self.resolve
+                    .insert(inc.id, (at, inc.priority, secs(at - inc.created_at)));
+            }
+            None => {
+                self.resolve.remove(&inc.id);
+            }
+        }
+    }
+
+    /// Mean acknowledge and resolve seconds per priority over `window`
+    /// ending at `now`; `None` where no incident falls in the window.
+    pub fn means(&mut self, now: DateTime<Utc>, window: Duration) -> [[Option<f64>; 5]; 2] {
+        let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let mut out = [[None; 5]; 2];
+        for (i, map) in [&mut self.acknowledge, &mut self.resolve].into_iter().enumerate() {
+            map.retain(|_, (at, _, _)| *at >= start);
+            let mut sum = [0.0f64; 5];
+            let mut n = [0u32; 5];
+            for (_, p, s) in map.values() {
+                sum[p.idx()] += s;
+                n[p.idx()] += 1;
+            }
+            for p in 0..5 {
+                if n[p] > 0 {
+                    out[i][p] = Some(sum[p] / f64::from(n[p]));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn secs(d: chrono::Duration) -> f64 {
+    d.num_milliseconds().max(0) as f64 / 1000.0
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Lifecycle settings the engine needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub close_after: Duration,
+}
+
+/// Why a lifecycle request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    #[error("no incident {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+}
+
+/// The live state and the rules it runs on.
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    settings: Settings,
+    incidents: HashMap<IncidentKey, Live>,
+    active: HashMap<u64, IncidentKey>,
+    groups: HashMap<String, IncidentKey>,
+    last_key: Option<IncidentKey>,
+    rolling: Rolling,
+    dirty_incidents: BTreeSet<IncidentKey>,
+    dirty_alerts: BTreeSet<(IncidentKey, u64)>,
+    timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
+    events: Vec<Event>,
+    closed: Vec<IncidentKey>,
+}
+
+impl Engine {
+    pub fn new(rules: Arc<RuleSet>, settings: Settings) -> Engine {
+        Engine {
+            rules,
+            settings,
+            incidents: HashMap::new(),
+            active: HashMap::new(),
+            groups: HashMap::new(),
+            last_key: None,
+            rolling: Rolling::default(),
+            dirty_incidents: BTreeSet::new(),
+            dirty_alerts: BTreeSet::new(),
+            timeline: Vec::new(),
+            events: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// Rebuilds the live state from what the store holds.
+    pub fn restore(
+        rules: Arc<RuleSet>,
+        settings: Settings,
+        live: Vec<Live>,
+        last_key: Option<IncidentKey>,
+        rolling: Rolling,
+    ) -> Engine {
+        let mut e = Engine::new(rules, settings);
+        e.last_key = last_key;
+        e.rolling = rolling;
+        let mut newest: HashMap<u64, (DateTime<Utc>, IncidentKey)> = HashMap::new();
+        for l in live {
+            let key = l.incident.id;
+            let g = e.groups.entry(l.incident.group_key.clone()).or_insert(key);
+            if key > *g {
+                *g = key;
+            }
+            for (fp, rec) in &l.alerts {
+                let cand = (rec.last_seen_at, key);
+                let slot = newest.entry(*fp).or_insert(cand);
+                if cand > *slot {
+                    *slot = cand;
+                }
+            }
+            e.incidents.insert(key, l);
+        }
+        e.active = newest.into_iter().map(|(fp, (_, k))| (fp, k)).collect();
+        e
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Swaps the rules; live incidents keep their group keys.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+    }
+
+    pub fn live(&self, key: IncidentKey) -> Option<&Live> {
+        self.incidents.get(&key)
+    }
+
+    pub fn live_incidents(&self) -> impl Iterator<Item = &Live> {
+        self.incidents.values()
+    }
+
+    /// Open or acknowledged incidents per priority.
+    pub fn open_by_priority(&self) -> [u64; 5] {
+        let mut out = [0u64; 5];
+        for l in self.incidents.values() {
+            if l.incident.status.is_active() {
+                out[l.incident.priority.idx()] += 1;
+            }
+        }
+        out
+    }
+
+    pub fn rolling_means(&mut self, now: DateTime<Utc>, window: Duration) -> [[Option<f64>; 5]; 2] {
+        self.rolling.means(now, window)
+    }
+
+    /// Takes everything changed since the last call; closed incidents leave memory.
+    pub fn take_changes(&mut self) -> WriteSet {
+        let mut ws = WriteSet {
+            incidents: Vec::with_capacity(self.dirty_incidents.len()),
+            alerts: Vec::with_capacity(self.dirty_alerts.len()),
+            timeline: std::mem::take(&mut self.timeline),
+            events: std::mem::take(&mut self.events),
+        };
+        for (key, fp) in std::mem::take(&mut self.dirty_alerts) {
+            if let Some(rec) = self.incidents.get(&key).and_then(|l| l.alerts.get(&fp)) {
+                ws.alerts.push((key, rec.clone()));
+            }
+        }
+        for key in std::mem::take(&mut self.dirty_incidents) {
+            if let Some(l) = self.incidents.get(&key) {
+                ws.incidents.push(l.incident.clone());
+            }
+        }
+        for key in std::mem::take(&mut self.closed) {
+            if self.incidents.get(&key).is_some_and(|l| l.incident.status == Status::Closed) {
+                self.evict(key);
+            }
+        }
+        ws
+    }
+
+    /// Drops pending changes (after a failed commit the caller reloads).
+    pub fn discard_changes(&mut self) {
+        self.dirty_incidents.clear();
+        self.dirty_alerts.clear();
+        self.timeline.clear();
+        self.events.clear();
+        self.closed.clear();
+    }
+
+    fn evict(&mut self, key: IncidentKey) {
+        if let Some(l) = self.incidents.remove(&key) {
+            if self.groups.get(&l.incident.group_key) == Some(&key) {
+                self.groups.remove(&l.incident.group_key);
+            }
+            for fp in l.alerts.keys() {
+                if self.active.get(fp) == Some(&key) {
+                    self.active.remove(fp);
+                }
+            }
+        }
+    }
+
+    fn note(&mut self, key: IncidentKey, at: DateTime<Utc>, kind: &str, by: &str, message: String) {
+        if let Some(l) = self.incidents.get_mut(&key) {
+            let seq = l.incident.timeline_len;
+            l.incident.timeline_len += 1;
+            self.timeline.push((
+                key,
+                seq,
+                TimelineEntry {
+                    at,
+                    kind: kind.to_string(),
+                    by: by.to_string(),
+                    message,
+                },
+            ));
+            self.dirty_incidents.insert(key);
+        }
+    }
+
+    /// Runs a batch of alerts through dedup and correlation.
+    pub fn ingest(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) -> Vec<Outcome> {
+        alerts.into_iter().map(|a| self.ingest_one(a, now)).collect()
+    }
+
+    /// One alert: dedup against its current occurrence, else correlate.
+    pub fn ingest_one(&mut self, a: Alert, now: DateTime<Utc>) -> Outcome {
+        let fp = a.fingerprint;
+        if let Some(key) = self.active.get(&fp).copied() {
+            let Some(rec) = self.incidents.get(&key).and_then(|l| l.alerts.get(&fp)) else {
+                // Index and state disagree: trust the state and start over.
+                self.active.remove(&fp);
+                return self.ingest_one(a, now);
+            };
+            match (rec.status, a.status) {
+                (AlertStatus::Firing, AlertStatus::Firing) | (AlertStatus::Resolved, AlertStatus::Resolved) => {
+                    self.repeat(key, &a, now);
+                    return Outcome::Deduplicated(key);
+                }
+                (AlertStatus::Firing, AlertStatus::Resolved) => {
+                    let end = a.ends_at.map(|e| e.min(now)).unwrap_or(now);
+                    self.resolve_alert(key, fp, end, now, "resolved");
+                    return Outcome::Resolved(key);
+                }
+                (AlertStatus::Resolved, AlertStatus::Firing) => {
+                    // A new occurrence: re-fire here if the incident can still take it.
+                    let rule = self.rules.correlate_rule(&a.labels);
+                    let gk = rule.group_key(&a.labels);
+                    let window = rule.window;
+                    if self.joinable(key, &gk, window, now) {
+                        self.add_alert(key, a, now);
+                        return Outcome::Joined(key);
+                    }
+                    self.active.remove(&fp);
+                }
+            }
+        }
+        if a.status == AlertStatus::Resolved {
+            return Outcome::Ignored;
+        }
+        let rule = self.rules.correlate_rule(&a.labels).clone();
+        let gk = rule.group_key(&a.labels);
+        if let Some(key) = self.groups.get(&gk).copied() {
+            if self.joinable(key, &gk, rule.window, now) {
+                self.add_alert(key, a, now);
+                return Outcome::Joined(key);
+            }
+        }
+        let key = self.create(a, &rule, gk, now);
+        Outcome::Created(key)
+    }
+
+    fn joinable(&self, key: IncidentKey, gk: &str, window: Duration, now: DateTime<Utc>) -> bool {
+        self.incidents.get(&key).is_some_and(|l| {
+            l.incident.status != Status::Closed
+                && l.incident.group_key == gk
+                && now - l.incident.last_activity_at <= chrono_dur(window)
+        })
+    }
+
+    fn repeat(&mut self, key: IncidentKey, a: &Alert, now: DateTime<Utc>) {
+        if let Some(l) = self.incidents.get_mut(&key) {
+            if let Some(rec) = l.alerts.get_mut(&a.fingerprint) {
+                rec.repeat_count += 1;
+                rec.last_seen_at = now;
+                if a.status == AlertStatus::Firing {
+                    rec.annotations.clone_from(&a.annotations);
+                    rec.ends_at = a.ends_at;
+                    if !a.generator_url.is_empty() {
+                        rec.generator_url.clone_from(&a.generator_url);
+                    }
+                    l.incident.last_activity_at = now;
+                }
+            }
+            self.dirty_alerts.insert((key, a.fingerprint));
+            self.dirty_incidents.insert(key);
+            self.events.push(Event::Deduplicated);
+        }
+    }
+
+    fn resolve_alert(&mut self, key: IncidentKey, fp: u64, end: DateTime<Utc>, now: DateTime<Utc>, how: &str) {
+        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let Some(rec) = l.alerts.get_mut(&fp) else { return };
+        if rec.status != AlertStatus::Firing {
+            return;
+        }
+        rec.status = AlertStatus::Resolved;
+        rec.ends_at = Some(end);
+        rec.last_seen_at = now;
+        let name = alert_name(rec);
+        l.incident.firing_count = l.incident.firing_count.saturating_sub(1);
+        l.incident.last_activity_at = now;
+        let all_quiet = l.incident.firing_count == 0;
+        self.dirty_alerts.insert((key, fp));
+        self.note(key, now, "alert_resolved", SYSTEM, format!("alert {name} {how}"));
+        if all_quiet {
+            let Some(l) = self.incidents.get_mut(&key) else { return };
+            if l.incident.status.is_active() {
+                l.incident.status = Status::Resolved;
+                l.incident.resolved_at = Some(now);
+                l.incident.resolved_by = Some(SYSTEM.to_string());
+                let ev = Event::Resolved {
+                    priority: l.incident.priority,
+                    category: l.incident.category.clone(),
+                    seconds: secs(now - l.incident.created_at),
+                };
+                self.rolling.observe(&l.incident);
+                self.events.push(ev);
+                self.check_resolve_breach(key, now);
+                self.note(key, now, "resolved", SYSTEM, "all alerts resolved".into());
+            }
+        }
+    }
+
+    fn record_for(&self, a: &Alert, now: DateTime<Utc>) -> AlertRecord {
+        let (impact, urgency) = self.rules.prioritize.assess(&a.labels);
+        AlertRecord {
+            fingerprint: a.fingerprint,
+            labels: a.labels.clone(),
+            annotations: a.annotations.clone(),
+            status: AlertStatus::Firing,
+            starts_at: a.starts_at.unwrap_or(now),
+            ends_at: a.ends_at,
+            generator_url: a.generator_url.clone(),
+            source: a.source,
+            first_seen_at: now,
+            last_seen_at: now,
+            repeat_count: 0,
+            occurrences: 1,
+            impact,
+            urgency,
+            priority: self.rules.prioritize.priority(impact, urgency),
+            category: self.rules.category(&a.labels).to_string(),
+        }
+    }
+
+    fn next_key(&mut self, now: DateTime<Utc>) -> IncidentKey {
+        let date = now.year() as u32 * 10_000 + now.month() * 100 + now.day();
+        let key = match self.last_key {
+            Some(k) if k.date() >= date => IncidentKey::new(k.date(), k.seq() + 1),
+            _ => IncidentKey::new(date, 1),
+        };
+        self.last_key = Some(key);
+        key
+    }
+
+    fn create(&mut self, a: Alert, rule: &crate::rules::CorrelateRule, gk: String, now: DateTime<Utc>) -> IncidentKey {
+        let key = self.next_key(now);
+        let rec = self.record_for(&a, now);
+        let group_labels = rule.group_labels(&a.labels);
+        let title = self.rules.render_title(
+            rule,
+            &TitleContext {
+                labels: &a.labels,
+                annotations: &a.annotations,
+                group_labels: &group_labels,
+                rule: &rule.name,
+            },
+        );
+        let sla_t = self.rules.sla[rec.priority.idx()];
+        let incident = Incident {
+            id: key,
+            title,
+            status: Status::Open,
+            priority: rec.priority,
+            impact: rec.impact,
+            urgency: rec.urgency,
+            category: rec.category.clone(),
+            rule: rule.name.clone(),
+            group_key: gk.clone(),
+            labels: a.labels.clone(),
+            alert_count: 1,
+            firing_count: 1,
+            created_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            last_activity_at: now,
+            assignee: None,
+            acknowledged_by: None,
+            resolved_by: None,
+            workaround: None,
+            root_cause: None,
+            escalation_level: 0,
+            sla: Sla {
+                acknowledge_by: now + chrono_dur(sla_t.acknowledge),
+                resolve_by: now + chrono_dur(sla_t.resolve),
+                breached: false,
+                acknowledge_breached: false,
+                resolve_breached: false,
+            },
+            similar: Vec::new(),
+            reopen_count: 0,
+            occurred_at: rec.starts_at.min(now),
+            timeline_len: 0,
+        };
+        let msg = format!(
+            "opened by alert {} from {}: {} (impact {} × urgency {}), category {}, rule {}",
+            alert_name(&rec),
+            source_name(a.source),
+            rec.priority,
+            rec.impact.as_str(),
+            rec.urgency.as_str(),
+            rec.category,
+            rule.name
+        );
+        let priority = rec.priority;
+        let category = rec.category.clone();
+        let mut alerts = BTreeMap::new();
+        alerts.insert(a.fingerprint, rec);
+        self.incidents.insert(key, Live { incident, alerts });
+        self.active.insert(a.fingerprint, key);
+        self.groups.insert(gk, key);
+        self.dirty_alerts.insert((key, a.fingerprint));
+        self.events.push(Event::Created { priority, category });
+        self.note(key, now, "created", SYSTEM, msg);
+        // Blast-radius rules may already apply (at_least: 1).
+        self.reprioritize(key, now);
+        key
+    }
+
+    fn add_alert(&mut self, key: IncidentKey, a: Alert, now: DateTime<Utc>) {
+        let fresh = self.record_for(&a, now);
+        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let fp = a.fingerprint;
+        let (kind, msg) = match l.alerts.get_mut(&fp) {
+            Some(rec) => {
+                rec.status = AlertStatus::Firing;
+                rec.occurrences += 1;
+                rec.starts_at = a.starts_at.unwrap_or(now);
+                rec.ends_at = a.ends_at;
+                rec.last_seen_at = now;
+                rec.annotations = a.annotations.clone();
+                ("alert_refired", format!("alert {} fired again (occurrence {})", alert_name(rec), rec.occurrences))
+            }
+            None => {
+                let msg = format!("alert {} added ({})", alert_name(&fresh), fresh.priority);
+                l.incident.labels.retain(|k, v| a.labels.get(k) == Some(v));
+                l.alerts.insert(fp, fresh);
+                ("alert_added", msg)
+            }
+        };
+        l.incident.alert_count = l.alerts.len() as u32;
+        l.incident.firing_count += 1;
+        l.incident.last_activity_at = now;
+        if let Some(rec) = l.alerts.get(&fp) {
+            l.incident.occurred_at = l.incident.occurred_at.min(rec.starts_at);
+        }
+        let reopen = l.incident.status == Status::Resolved;
+        self.active.insert(fp, key);
+        self.dirty_alerts.insert((key, fp));
+        self.note(key, now, kind, SYSTEM, msg);
+        if reopen {
+            if let Some(l) = self.incidents.get_mut(&key) {
+                l.incident.reopen(now);
+                self.rolling.observe(&l.incident);
+            }
+            self.events.push(Event::Reopened);
+            self.note(key, now, "reopened", SYSTEM, "an alert fired again within the correlation window".into());
+        }
+        self.reprioritize(key, now);
+    }
+
+    /// Recomputes priority from the alerts and blast-radius rules; raises only.
+    fn reprioritize(&mut self, key: IncidentKey, now: DateTime<Utc>) {
+        let rules = self.rules.clone();
+        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let mut blast: Option<(Level, String)> = None;
+        for br in &rules.prioritize.blast_radius {
+            let distinct: BTreeSet<&str> = l
+                .alerts
+                .values()
+                .filter(|r| matcher::all_match(&br.matchers, &r.labels))
+                .filter_map(|r| r.labels.get(&br.label).map(String::as_str))
+                .collect();
+            if distinct.len() >= br.at_least && blast.as_ref().is_none_or(|(lv, _)| br.impact < *lv) {
+                blast = Some((br.impact, format!("{} distinct {} values", distinct.len(), br.label)));
+            }
+        }
+        let mut best: Option<(Priority, Level, Level)> = None;
+        for r in l.alerts.values() {
+            let impact = match &blast {
+                Some((b, _)) if *b < r.impact => *b,
+                _ => r.impact,
+            };
+            let p = rules.prioritize.priority(impact, r.urgency);
+            if best.is_none_or(|(bp, _, _)| p < bp) {
+                best = Some((p, impact, r.urgency));
+            }
+        }
+        let Some((p, impact, urgency)) = best else { return };
+        let old = l.incident.priority;
+        if p >= old && !(p == old && impact < l.incident.impact) {
+            return;
+        }
+        l.incident.priority = p;
+        l.incident.impact = impact;
+        l.incident.urgency = urgency;
+        let t = rules.sla[p.idx()];
+        l.incident.sla.acknowledge_by = l.incident.created_at + chrono_dur(t.acknowledge);
+        l.incident.sla.resolve_by = l.incident.created_at + chrono_dur(t.resolve);
+        if p == old {
+            return;
+        }
+        let why = match &blast {
+            Some((b, what)) if *b == impact => format!(" (blast radius: {what})"),
+            _ => String::new(),
+        };
+        self.events.push(Event::PriorityChanged { from: old, to: p });
+        self.note(
+            key,
+            now,
+            "priority_changed",
+            SYSTEM,
+            format!("priority {old} → {p}: impact {} × urgency {}{why}", impact.as_str(), urgency.as_str()),
+        );
+    }
+
+    /// Time-driven transitions: alert expiry (`endsAt` passed), SLA breaches,
+    /// auto-close of quiet resolved incidents.
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        let close_after = chrono_dur(self.settings.close_after);
+        let mut expired = Vec::new();
+        let mut ack_breach = Vec::new();
+        let mut res_breach = Vec::new();
+        let mut close = Vec::new();
+        for (key, l) in &self.incidents {
+            for (fp, r) in &l.alerts {
+                if r.status == AlertStatus::Firing && r.ends_at.is_some_and(|e| e <= now) {
+                    expired.push((*key, *fp, r.ends_at.unwrap_or(now)));
+                }
+            }
+            let i = &l.incident;
+            if i.status == Status::Open && !i.sla.acknowledge_breached && now > i.sla.acknowledge_by {
+                ack_breach.push(*key);
+            }
+            if i.status.is_active() && !i.sla.resolve_breached && now > i.sla.resolve_by {
+                res_breach.push(*key);
+            }
+            if i.status == Status::Resolved
+                && i.firing_count == 0
+                && i.resolved_at.is_some_and(|r| now - r >= close_after)
+            {
+                close.push(*key);
+            }
+        }
+        for (key, fp, end) in expired {
+            self.resolve_alert(key, fp, end, now, "expired (endsAt passed without a refresh)");
+        }
+        for key in ack_breach {
+            self.breach(key, now, "acknowledge");
+        }
+        for key in res_breach {
+            self.breach(key, now, "resolve");
+        }
+        for key in close {
+            if let Some(l) = self.incidents.get_mut(&key) {
+                if l.incident.status != Status::Resolved {
+                    continue;
+                }
+                l.incident.status = Status::Closed;
+                l.incident.closed_at = Some(now);
+                self.closed.push(key);
+                self.events.push(Event::Closed);
+                let after = humantime::format_duration(self.settings.close_after);
+                self.note(key, now, "closed", SYSTEM, format!("closed after {after} without a new alert"));
+            }
+        }
+    }
+
+    fn breach(&mut self, key: IncidentKey, now: DateTime<Utc>, kind: &'static str) {
+        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let s = &mut l.incident.sla;
+        let (flag, deadline) = match kind {
+            "acknowledge" => (&mut s.acknowledge_breached, s.acknowledge_by),
+            _ => (&mut s.resolve_breached, s.resolve_by),
+        };
+        if *flag {
+            return;
+        }
+        *flag = true;
+        s.breached = true;
+        let p = l.incident.priority;
+        self.events.push(Event::SlaBreached { priority: p, kind });
+        self.note(
+            key,
+            now,
+            "sla_breached",
+            SYSTEM,
+            format!("{p} {kind} target missed (deadline {})", deadline.to_rfc3339()),
+        );
+    }
+
+    fn check_resolve_breach(&mut self, key: IncidentKey, now: DateTime<Utc>) {
+        if self.incidents.get(&key).is_some_and(|l| now > l.incident.sla.resolve_by) {
+            self.breach(key, now, "resolve");
+        }
+    }
+
+    /// A person's lifecycle request. `load` fetches a closed incident from the
+    /// store (closed incidents are not in memory). On error nothing changed.
+    pub fn apply_op(
+        &mut self,
+        key: IncidentKey,
+        op: Op,
+        req: &OpRequest,
+        now: DateTime<Utc>,
+        load: impl FnOnce(IncidentKey) -> Option<Live>,
+    ) -> Result<Incident, OpError> {
+        let loaded = if self.incidents.contains_key(&key) {
+            false
+        } else {
+            let l = load(key).ok_or_else(|| OpError::NotFound(key.to_string()))?;
+            self.incidents.insert(key, l);
+            true
+        };
+        let result = {
+            let Some(l) = self.incidents.get_mut(&key) else {
+                return Err(OpError::NotFound(key.to_string()));
+            };
+            l.incident.apply(op, req, now)
+        };
+        let entry = match result {
+            Ok(e) => e,
+            Err(e) => {
+                if loaded {
+                    self.incidents.remove(&key);
+                }
+                return Err(e.into());
+            }
+        };
+        self.note(key, now, &entry.kind, &entry.by, entry.message);
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return Err(OpError::NotFound(key.to_string()));
+        };
+        self.rolling.observe(&l.incident);
+        let (p, cat, created) = (l.incident.priority, l.incident.category.clone(), l.incident.created_at);
+        match op {
+            Op::Ack => {
+                self.events.push(Event::Acknowledged {
+                    priority: p,
+                    seconds: secs(now - created),
+                });
+                if self.incidents.get(&key).is_some_and(|l| now > l.incident.sla.acknowledge_by) {
+                    self.breach(key, now, "acknowledge");
+                }
+            }
+            Op::Resolve => {
+                self.events.push(Event::Resolved {
+                    priority: p,
+                    category: cat,
+                    seconds: secs(now - created),
+                });
+                self.check_resolve_breach(key, now);
+            }
+            Op::Close => {
+                self.events.push(Event::Closed);
+                self.closed.push(key);
+            }
+            Op::Reopen => {
+                self.events.push(Event::Reopened);
+                if let Some(l) = self.incidents.get(&key) {
+                    self.groups.entry(l.incident.group_key.clone()).or_insert(key);
+                }
+            }
+            Op::Assign | Op::Note => {
+                if loaded {
+                    // Still closed: write it back, then leave memory again.
+                    self.closed.push(key);
+                }
+            }
+        }
+        self.dirty_incidents.insert(key);
+        self.incidents
+            .get(&key)
+            .map(|l| l.incident.clone())
+            .ok_or_else(|| OpError::NotFound(key.to_string()))
+    }
+}
+
+fn alert_name(r: &AlertRecord) -> String {
+    let name = r.labels.get("alertname").cloned().unwrap_or_else(|| "alert".into());
+    format!("{name} [{}]", crate::fingerprint::to_hex(r.fingerprint))
+}
+
+fn source_name(s: Source) -> &'static str {
+    s.as_str()
+}

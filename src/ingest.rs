@@ -1,0 +1,423 @@
+//! Payload parsing and validation for every HTTP alert format.
+//!
+//! Input: a raw request body and the format it claims to be (Alertmanager v2
+//! postable alerts, Alertmanager webhook v4, generic JSON). Output: normalized
+//! [`Alert`]s, or one [`IngestError`] that names the problem and where it is
+//! (byte offset for UTF-8, JSON path such as `[3].labels.severity` for the
+//! rest). A request is all-or-nothing: one bad alert rejects the whole
+//! request, so a sender never has to guess which part was stored. Unknown
+//! fields are ignored; limits on label count and sizes come from [`Limits`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+use crate::alert::{Alert, AlertStatus, Labels, Source};
+use crate::config::Limits;
+
+/// Why a payload was rejected. Every variant maps to a 4xx answer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IngestError {
+    #[error("request body is not valid UTF-8 (first bad byte at offset {offset})")]
+    NotUtf8 { offset: usize },
+    #[error("request body is empty; expected {expected}")]
+    Empty { expected: &'static str },
+    #[error("invalid JSON at line {line} column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("too many alerts in one request: {count} (limit {limit})")]
+    TooManyAlerts { count: usize, limit: usize },
+}
+
+/// The formats accepted over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    AlertmanagerV2,
+    WebhookV4,
+    Generic,
+}
+
+impl Format {
+    pub fn source(self) -> Source {
+        match self {
+            Format::AlertmanagerV2 => Source::AlertmanagerApi,
+            Format::WebhookV4 => Source::AlertmanagerWebhook,
+            Format::Generic => Source::Generic,
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Format::AlertmanagerV2 => "a JSON array of alerts",
+            Format::WebhookV4 => "an Alertmanager webhook payload (version 4)",
+            Format::Generic => "an alert object or an array of alerts",
+        }
+    }
+}
+
+/// Parses and validates a body in `format`.
+pub fn parse(
+    format: Format,
+    body: &[u8],
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Vec<Alert>, IngestError> {
+    let text = std::str::from_utf8(body).map_err(|e| IngestError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(IngestError::Empty {
+            expected: format.expected(),
+        });
+    }
+    let source = format.source();
+    match format {
+        Format::AlertmanagerV2 => {
+            let raw: Vec<RawAlert> = from_json(text)?;
+            normalize_all(raw, "", source, limits, now)
+        }
+        Format::WebhookV4 => {
+            let raw: RawWebhook = from_json(text)?;
+            if let Some(v) = raw.version.as_deref() {
+                if v != "4" {
+                    return Err(IngestError::Invalid {
+                        path: "version".into(),
+                        message: format!("unsupported webhook payload version {v:?}; expected \"4\""),
+                    });
+                }
+            }
+            normalize_all(raw.alerts, "alerts", source, limits, now)
+        }
+        Format::Generic => {
+            let raw: Vec<RawAlert> = if trimmed.starts_with('[') {
+                from_json(text)?
+            } else {
+                let one: RawAlert = from_json(text)?;
+                vec![one]
+            };
+            let prefix = if trimmed.starts_with('[') { "" } else { "$" };
+            normalize_all(raw, prefix, source, limits, now)
+        }
+    }
+}
+
+fn from_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, IngestError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            IngestError::Syntax {
+                line: inner.line(),
+                column: inner.column(),
+                message: strip_position(&inner.to_string()),
+            }
+        } else {
+            IngestError::Invalid {
+                path: if path == "." { "$".into() } else { path },
+                message: strip_position(&inner.to_string()),
+            }
+        }
+    })?;
+    de.end().map_err(|e| IngestError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C"; the path or our own prefix says it better.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn normalize_all(
+    raw: Vec<RawAlert>,
+    prefix: &str,
+    source: Source,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Vec<Alert>, IngestError> {
+    if raw.len() > limits.max_alerts_per_request {
+        return Err(IngestError::TooManyAlerts {
+            count: raw.len(),
+            limit: limits.max_alerts_per_request,
+        });
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let path = if prefix == "$" {
+                String::new()
+            } else {
+                format!("{prefix}[{i}]")
+            };
+            a.normalize(&path, source, limits, now)
+        })
+        .collect()
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+#[derive(Deserialize)]
+struct RawWebhook {
+    #[serde(default)]
+    version: Option<String>,
+    alerts: Vec<RawAlert>,
+}
+
+/// The union of the alert fields of all three formats.
+#[derive(Deserialize)]
+struct RawAlert {
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default, rename = "startsAt", deserialize_with = "timestamp")]
+    starts_at: Option<DateTime<Utc>>,
+    #[serde(default, rename = "endsAt", deserialize_with = "timestamp")]
+    ends_at: Option<DateTime<Utc>>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// RFC 3339, or null/"" for unset. Alertmanager's zero time
+/// (`0001-01-01T00:00:00Z`) also means unset.
+fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => {
+            let t = DateTime::parse_from_rfc3339(s).map_err(|e| {
+                serde::de::Error::custom(format!("invalid RFC 3339 timestamp {s:?}: {e}"))
+            })?;
+            let t = t.with_timezone(&Utc);
+            if t.timestamp() <= -62_135_596_800 {
+                Ok(None)
+            } else {
+                Ok(Some(t))
+            }
+        }
+    }
+}
+
+impl RawAlert {
+    fn normalize(
+        self,
+        path: &str,
+        source: Source,
+        limits: &Limits,
+        now: DateTime<Utc>,
+    ) -> Result<Alert, IngestError> {
+        let invalid = |field: &str, message: String| IngestError::Invalid {
+            path: join(path, field),
+            message,
+        };
+        check_map(&self.labels, limits.max_labels, limits.max_label_value_bytes)
+            .map_err(|m| invalid("labels", m))?;
+        let annotations = self.annotations.unwrap_or_default();
+        check_map(
+            &annotations,
+            limits.max_labels,
+            limits.max_annotation_value_bytes,
+        )
+        .map_err(|m| invalid("annotations", m))?;
+        let status = match self.status.as_deref() {
+            None | Some("") => None,
+            Some("firing") => Some(AlertStatus::Firing),
+            Some("resolved") => Some(AlertStatus::Resolved),
+            Some(other) => {
+                return Err(invalid(
+                    "status",
+                    format!("unknown status {other:?}; expected \"firing\" or \"resolved\""),
+                ))
+            }
+        };
+        if let (Some(s), Some(e)) = (self.starts_at, self.ends_at) {
+            if e < s {
+                return Err(invalid(
+                    "endsAt",
+                    format!("endsAt {} is before startsAt {}", e.to_rfc3339(), s.to_rfc3339()),
+                ));
+            }
+        }
+        let labels: Labels = self.labels;
+        Alert::new(
+            labels,
+            annotations,
+            status,
+            self.starts_at,
+            self.ends_at,
+            self.generator_url.unwrap_or_default(),
+            source,
+            self.source,
+            now,
+        )
+        .ok_or_else(|| {
+            invalid(
+                "labels",
+                "an alert needs at least one label with a non-empty value".into(),
+            )
+        })
+    }
+}
+
+fn check_map(
+    map: &BTreeMap<String, String>,
+    max_entries: usize,
+    max_value: usize,
+) -> Result<(), String> {
+    if map.len() > max_entries {
+        return Err(format!("{} entries (limit {max_entries})", map.len()));
+    }
+    for (k, v) in map {
+        if k.is_empty() {
+            return Err("empty name".into());
+        }
+        if k.len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "name {:?}… is {} bytes (limit {MAX_NAME_BYTES})",
+                k.chars().take(32).collect::<String>(),
+                k.len()
+            ));
+        }
+        if v.len() > max_value {
+            return Err(format!(
+                "value of {k:?} is {} bytes (limit {max_value})",
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Longest accepted label or annotation name.
+const MAX_NAME_BYTES: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T12:00:00Z".parse().expect("valid")
+    }
+
+    fn p(format: Format, body: &str) -> Result<Vec<Alert>, IngestError> {
+        parse(format, body.as_bytes(), &Limits::default(), now())
+    }
+
+    #[test]
+    fn v2_array() {
+        let a = p(
+            Format::AlertmanagerV2,
+            r#"[{"labels":{"alertname":"TestAlert","x":""},"annotations":{"summary":"s"},
+                "startsAt":"2026-11-23T11:00:00Z","endsAt":"2026-11-23T13:00:00Z","generatorURL":"http://p"}]"#,
+        )
+        .expect("valid");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].status, AlertStatus::Firing);
+        assert_eq!(crate::fingerprint::to_hex(a[0].fingerprint), "dab43189276e5f48");
+        assert!(!a[0].labels.contains_key("x"));
+    }
+
+    #[test]
+    fn v2_ends_at_in_past_is_resolved() {
+        let a = p(
+            Format::AlertmanagerV2,
+            r#"[{"labels":{"alertname":"A"},"endsAt":"2026-11-23T11:59:00Z"}]"#,
+        )
+        .expect("valid");
+        assert_eq!(a[0].status, AlertStatus::Resolved);
+    }
+
+    #[test]
+    fn webhook_v4_with_unknown_fields_and_zero_ends_at() {
+        let body = r#"{"version":"4","groupKey":"{}:{}","truncatedAlerts":0,"status":"firing","receiver":"r",
+          "groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","extra":[1,2],
+          "alerts":[{"status":"firing","labels":{"alertname":"A"},"annotations":{},
+            "startsAt":"2026-11-23T11:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"x"}]}"#;
+        let a = p(Format::WebhookV4, body).expect("valid");
+        assert_eq!(a[0].status, AlertStatus::Firing);
+        assert_eq!(a[0].ends_at, None);
+    }
+
+    #[test]
+    fn generic_single_object() {
+        let a = p(
+            Format::Generic,
+            r#"{"labels":{"alertname":"Disk"},"status":"resolved","source":"nagios"}"#,
+        )
+        .expect("valid");
+        assert_eq!(a[0].status, AlertStatus::Resolved);
+        assert_eq!(a[0].origin.as_deref(), Some("nagios"));
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"}},{"labels":{"a":1}}]"#).unwrap_err();
+        assert!(e.to_string().starts_with("[1].labels.a: invalid type"), "{e}");
+        let e = p(Format::AlertmanagerV2, r#"[{"labels":{}}]"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "[0].labels: an alert needs at least one label with a non-empty value"
+        );
+        let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#).unwrap_err();
+        assert!(e.to_string().starts_with("[0].startsAt: invalid RFC 3339 timestamp \"yesterday\""), "{e}");
+        let e = p(Format::WebhookV4, r#"{"alerts":[{"labels":{"a":"b"},"status":"maybe"}]}"#).unwrap_err();
+        assert!(e.to_string().starts_with("alerts[0].status: unknown status"), "{e}");
+        let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"}"#).unwrap_err();
+        assert!(matches!(e, IngestError::Syntax { line: 1, .. }), "{e}");
+        let e = p(Format::AlertmanagerV2, r#"{"labels":{"a":"b"}}"#).unwrap_err();
+        assert!(e.to_string().contains("expected a sequence"), "{e}");
+        let e = p(Format::AlertmanagerV2, "").unwrap_err();
+        assert!(matches!(e, IngestError::Empty { .. }));
+        let e = p(Format::WebhookV4, r#"{"version":"3","alerts":[]}"#).unwrap_err();
+        assert!(e.to_string().starts_with("version: unsupported"), "{e}");
+        let e = p(Format::Generic, r#"{"annotations":{}}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `labels`"), "{e}");
+        let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"},"startsAt":"2026-11-23T12:00:00Z","endsAt":"2026-11-23T11:00:00Z"}]"#).unwrap_err();
+        assert!(e.to_string().starts_with("[0].endsAt: endsAt"), "{e}");
+    }
+
+    #[test]
+    fn non_utf8_names_offset() {
+        let e = parse(Format::AlertmanagerV2, b"[{\"labels\":{\"a\":\"\xff\"}}]", &Limits::default(), now()).unwrap_err();
+        assert_eq!(e, IngestError::NotUtf8 { offset: 17 });
+    }
+
+    #[test]
+    fn limits() {
+        let limits = Limits {
+            max_labels: 2,
+            max_label_value_bytes: 4,
+            max_alerts_per_request: 1,
+            ..Limits::default()
+        };
+        let e = parse(Format::AlertmanagerV2, br#"[{"labels":{"a":"1","b":"2","c":"3"}}]"#, &limits, now()).unwrap_err();
+        assert!(e.to_string().starts_with("[0].labels: 3 entries (limit 2)"), "{e}");
+        let e = parse(Format::AlertmanagerV2, br#"[{"labels":{"a":"12345"}}]"#, &limits, now()).unwrap_err();
+        assert!(e.to_string().contains("limit 4"), "{e}");
+        let e = parse(Format::AlertmanagerV2, br#"[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]"#, &limits, now()).unwrap_err();
+        assert!(matches!(e, IngestError::TooManyAlerts { count: 2, limit: 1 }));
+    }
+}

@@ -1,0 +1,40 @@
+//! incidentd turns monitoring alerts into managed ITIL incidents.
+//!
+//! # Layout
+//!
+//! An alert's path through the crate, in order:
+//!
+//! - [`api`] — HTTP: ingest endpoints, the incident API, `/metrics`, health.
+//! - [`ingest`] — parses and validates a payload (Alertmanager v2, webhook
+//!   v4, generic JSON) into normalized [`alert::Alert`]s, naming any problem
+//!   by JSON path.
+//! - [`alert`] / [`fingerprint`] — the normalized alert and its
+//!   Alertmanager-compatible fingerprint.
+//! - [`pipeline`] — the bounded queue to the single writer thread; group
+//!   commit; replies only after the commit (the durability ticket).
+//! - [`engine`] — pure, synchronous: dedup per fingerprint → correlate by
+//!   rule and group key within a window → classify and prioritise (impact ×
+//!   urgency) → lifecycle and SLA timers. Produces a write set and events.
+//! - [`rules`] / [`matcher`] — rule files compiled once: matchers with
+//!   anchored regexes, first-match lists indexed by `alertname`, the matrix,
+//!   SLA targets, title templates.
+//! - [`incident`] — incidents, alerts, timeline entries, lifecycle rules.
+//! - [`store`] — redb tables; one write transaction per batch; restore at start.
+//! - [`metrics`] — Prometheus metrics, counted after commit.
+//! - [`report`] — the Markdown incident report.
+//! - [`server`] / [`config`] — startup, shutdown, configuration.
+
+pub mod alert;
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod fingerprint;
+pub mod incident;
+pub mod ingest;
+pub mod matcher;
+pub mod metrics;
+pub mod pipeline;
+pub mod report;
+pub mod rules;
+pub mod server;
+pub mod store;

@@ -1,0 +1,153 @@
+//! The `incidentd` binary: parses the command line and hands over to the
+//! library. `serve` runs the daemon; `rules check` validates rule files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use incidentd::config::Config;
+use incidentd::rules::RuleSet;
+use incidentd::server::{summarize, RulesSource, Server};
+
+#[derive(Parser)]
+#[command(name = "incidentd", version, about = "Turns monitoring alerts into managed incidents.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (defaults: listen 127.0.0.1:9095, data in ./data, rules from ./rules or built in).
+    Serve(ServeArgs),
+    /// Work with rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// YAML configuration file (see README).
+    #[arg(long, env = "INCIDENTD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "INCIDENTD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for the database.
+    #[arg(long, env = "INCIDENTD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Rule directory.
+    #[arg(long, env = "INCIDENTD_RULES")]
+    rules: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files; print every error with file:line:column. Exit 0 valid, 1 invalid.
+    Check {
+        /// Rule directory (default: ./rules, else the built-in rules).
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging();
+            match serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("incidentd: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Rules {
+            command: RulesCommand::Check { dir },
+        } => {
+            let source = RulesSource::resolve(dir);
+            let result = match &source {
+                RulesSource::Dir(d) => RuleSet::load_dir(d),
+                RulesSource::Builtin => RuleSet::builtin(),
+            };
+            match result {
+                Ok(r) => {
+                    println!("SUCCESS: {}", summarize(&r));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    eprintln!("FAILED: {} error(s)", e.0.len());
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INCIDENTD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(r) = args.rules {
+        config.rules_dir = Some(r);
+    }
+    let rules = RulesSource::resolve(config.rules_dir.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let server = Server::start(config, rules, listener).await?;
+        let reloader = server.reloader();
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = reloader.reload().await {
+                    tracing::error!("SIGHUP reload failed, previous rules still active:\n{e}");
+                }
+            }
+        });
+        server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,240 @@
+//! Prometheus metrics: every name the brief promises, in one registry per
+//! daemon (so tests can run several daemons in one process).
+//!
+//! Input: engine [`Event`]s after their commit, ingest and commit timings,
+//! live-state gauges. Output: the text exposition at `/metrics`. Counters are
+//! bumped only after the state they count is durable, so a rejected or failed
+//! batch is never counted as received.
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::alert::Source;
+use crate::engine::Event;
+use crate::rules::{Priority, CATEGORIES};
+
+/// All metrics of one daemon.
+pub struct Metrics {
+    registry: Registry,
+    pub alerts_received: IntCounterVec,
+    pub alerts_deduplicated: IntCounter,
+    pub alerts_suppressed: IntCounterVec,
+    pub requests_rejected: IntCounterVec,
+    pub incidents_created: IntCounterVec,
+    pub incidents_open: IntGaugeVec,
+    pub acknowledge_duration: HistogramVec,
+    pub resolve_duration: HistogramVec,
+    pub mtta: GaugeVec,
+    pub mttr: GaugeVec,
+    pub sla_breaches: IntCounterVec,
+    pub priority_changes: IntCounterVec,
+    pub ingest_batch_duration: HistogramVec,
+    pub store_commit_duration: Histogram,
+    pub store_commit_failures: IntCounter,
+}
+
+const RESPONSE_BUCKETS: &[f64] = &[
+    30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+];
+const RESOLVE_BUCKETS: &[f64] = &[
+    60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0,
+];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        // Registration only fails on duplicate or malformed names, which are
+        // constants here; a failure is a programming error caught by tests.
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("metric definition is valid");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric names are unique");
+                m
+            }};
+        }
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let hist = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
+        };
+        let m = Metrics {
+            alerts_received: reg!(counter_vec(
+                "incidentd_alerts_received_total",
+                "Alerts accepted and committed, by source.",
+                &["source"]
+            )),
+            alerts_deduplicated: reg!(IntCounter::new(
+                "incidentd_alerts_deduplicated_total",
+                "Alert notifications that repeated a known state and changed only counters."
+            )),
+            alerts_suppressed: reg!(counter_vec(
+                "incidentd_alerts_suppressed_total",
+                "Alerts stored but kept from opening incidents, by reason.",
+                &["reason"]
+            )),
+            requests_rejected: reg!(counter_vec(
+                "incidentd_requests_rejected_total",
+                "Ingest requests refused, by source and reason (invalid, too_large, overloaded, unavailable).",
+                &["source", "reason"]
+            )),
+            incidents_created: reg!(counter_vec(
+                "incidentd_incidents_created_total",
+                "Incidents opened, by priority and category.",
+                &["priority", "category"]
+            )),
+            incidents_open: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_incidents_open",
+                    "Incidents open or acknowledged, by priority."
+                ),
+                &["priority"]
+            )),
+            acknowledge_duration: reg!(hist(
+                "incidentd_incident_acknowledge_duration_seconds",
+                "Time from incident creation to first acknowledgement (MTTA).",
+                RESPONSE_BUCKETS,
+                &["priority"]
+            )),
+            resolve_duration: reg!(hist(
+                "incidentd_incident_resolve_duration_seconds",
+                "Time from incident creation to resolution (MTTR).",
+                RESOLVE_BUCKETS,
+                &["priority", "category"]
+            )),
+            mtta: reg!(GaugeVec::new(
+                Opts::new(
+                    "incidentd_mtta_seconds",
+                    "Mean time to acknowledge over the rolling metrics window, from the store."
+                ),
+                &["priority"]
+            )),
+            mttr: reg!(GaugeVec::new(
+                Opts::new(
+                    "incidentd_mttr_seconds",
+                    "Mean time to resolve over the rolling metrics window, from the store."
+                ),
+                &["priority"]
+            )),
+            sla_breaches: reg!(counter_vec(
+                "incidentd_sla_breaches_total",
+                "SLA targets missed, by priority and kind (acknowledge, resolve).",
+                &["priority", "kind"]
+            )),
+            priority_changes: reg!(counter_vec(
+                "incidentd_incident_priority_changes_total",
+                "Incidents re-prioritised, by new priority.",
+                &["priority"]
+            )),
+            ingest_batch_duration: reg!(hist(
+                "incidentd_ingest_batch_duration_seconds",
+                "Time from receiving an ingest request to its durable acknowledgement.",
+                LATENCY_BUCKETS,
+                &["source"]
+            )),
+            store_commit_duration: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "incidentd_store_commit_duration_seconds",
+                    "Duration of one redb write transaction commit."
+                )
+                .buckets(LATENCY_BUCKETS.to_vec())
+            )),
+            store_commit_failures: reg!(IntCounter::new(
+                "incidentd_store_commit_failures_total",
+                "Write transactions that failed; their requests were answered 503."
+            )),
+            registry,
+        };
+        // Known label values start at zero so dashboards see them before the first event.
+        for s in Source::ALL {
+            m.alerts_received.with_label_values(&[s.as_str()]);
+        }
+        for r in ["silence", "inhibit", "maintenance", "flapping"] {
+            m.alerts_suppressed.with_label_values(&[r]);
+        }
+        for p in Priority::ALL {
+            m.incidents_open.with_label_values(&[p.as_str()]).set(0);
+            for k in ["acknowledge", "resolve"] {
+                m.sla_breaches.with_label_values(&[p.as_str(), k]);
+            }
+            m.acknowledge_duration.with_label_values(&[p.as_str()]);
+            for c in CATEGORIES {
+                m.incidents_created.with_label_values(&[p.as_str(), c]);
+            }
+        }
+        m
+    }
+
+    /// Counts committed engine events.
+    pub fn record(&self, events: &[Event]) {
+        for e in events {
+            match e {
+                Event::Deduplicated => self.alerts_deduplicated.inc(),
+                Event::Created { priority, category } => self
+                    .incidents_created
+                    .with_label_values(&[priority.as_str(), category])
+                    .inc(),
+                Event::Acknowledged { priority, seconds } => self
+                    .acknowledge_duration
+                    .with_label_values(&[priority.as_str()])
+                    .observe(*seconds),
+                Event::Resolved {
+                    priority,
+                    category,
+                    seconds,
+                } => self
+                    .resolve_duration
+                    .with_label_values(&[priority.as_str(), category])
+                    .observe(*seconds),
+                Event::SlaBreached { priority, kind } => self
+                    .sla_breaches
+                    .with_label_values(&[priority.as_str(), kind])
+                    .inc(),
+                Event::PriorityChanged { to, .. } => {
+                    self.priority_changes.with_label_values(&[to.as_str()]).inc()
+                }
+                Event::Reopened | Event::Closed => {}
+            }
+        }
+    }
+
+    /// Sets the live-state gauges.
+    pub fn set_state(&self, open: [u64; 5], means: [[Option<f64>; 5]; 2]) {
+        for p in Priority::ALL {
+            let label = [p.as_str()];
+            self.incidents_open
+                .with_label_values(&label)
+                .set(i64::try_from(open[p.idx()]).unwrap_or(i64::MAX));
+            for (gauge, mean) in [(&self.mtta, means[0][p.idx()]), (&self.mttr, means[1][p.idx()])] {
+                match mean {
+                    Some(v) => gauge.with_label_values(&label).set(v),
+                    None => {
+                        let _ = gauge.remove_label_values(&label);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

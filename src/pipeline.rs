@@ -1,0 +1,323 @@
+//! The async shell around the engine: one writer thread owns the engine and
+//! the store; everything else talks to it through a bounded queue.
+//!
+//! Input: [`Command`]s (alert batches, lifecycle requests, rule swaps, clock
+//! ticks). Output: a reply per command, sent only after the write
+//! transaction holding its effects has committed — the acknowledgement *is*
+//! the durability ticket. Commands waiting in the queue are drained together
+//! into one transaction (group commit). A full queue answers
+//! [`PipelineError::Overloaded`] at once instead of growing memory. If a
+//! commit fails, every request in it is answered with an error and the live
+//! state is rebuilt from the store, so memory never runs ahead of disk.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::alert::{Alert, Source};
+use crate::config::PipelineSettings;
+use crate::engine::{Engine, OpError, Outcome, Settings};
+use crate::incident::{Incident, IncidentKey, Op, OpRequest};
+use crate::metrics::Metrics;
+use crate::rules::RuleSet;
+use crate::store::Store;
+
+/// Why an ingest or lifecycle request was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    #[error("ingest queue is full; retry later")]
+    Overloaded,
+    #[error("storage failed, nothing from this request was stored: {0}")]
+    Unavailable(String),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// A lifecycle request's failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpFailure {
+    #[error(transparent)]
+    Op(#[from] OpError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// What an accepted ingest request did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestSummary {
+    pub accepted: usize,
+    pub created: Vec<IncidentKey>,
+    pub updated: Vec<IncidentKey>,
+    pub deduplicated: usize,
+    pub ignored: usize,
+}
+
+impl IngestSummary {
+    fn from_outcomes(outcomes: &[Outcome]) -> IngestSummary {
+        let mut s = IngestSummary {
+            accepted: outcomes.len(),
+            ..IngestSummary::default()
+        };
+        for o in outcomes {
+            match *o {
+                Outcome::Created(k) => s.created.push(k),
+                Outcome::Joined(k) | Outcome::Resolved(k) => {
+                    if !s.updated.contains(&k) && !s.created.contains(&k) {
+                        s.updated.push(k);
+                    }
+                }
+                Outcome::Deduplicated(_) => s.deduplicated += 1,
+                Outcome::Ignored => s.ignored += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Work for the writer.
+pub enum Command {
+    Ingest {
+        source: Source,
+        alerts: Vec<Alert>,
+        reply: oneshot::Sender<Result<IngestSummary, PipelineError>>,
+    },
+    Op {
+        key: IncidentKey,
+        op: Op,
+        req: OpRequest,
+        reply: oneshot::Sender<Result<Incident, OpFailure>>,
+    },
+    Rules {
+        rules: Arc<RuleSet>,
+        reply: oneshot::Sender<()>,
+    },
+    Tick,
+}
+
+impl Command {
+    fn weight(&self) -> usize {
+        match self {
+            Command::Ingest { alerts, .. } => alerts.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// The sending side; cheap to clone. The writer stops when every handle is gone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Handle {
+    /// Queues alerts and waits until they are durable.
+    pub async fn ingest(&self, source: Source, alerts: Vec<Alert>) -> Result<IngestSummary, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Command::Ingest { source, alerts, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => PipelineError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => PipelineError::ShuttingDown,
+            })?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Applies a lifecycle request and waits until it is durable.
+    pub async fn op(&self, key: IncidentKey, op: Op, req: OpRequest) -> Result<Incident, OpFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Op { key, op, req, reply })
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Swaps the rules between two batches.
+    pub async fn set_rules(&self, rules: Arc<RuleSet>) -> Result<(), PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Rules { rules, reply })
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)
+    }
+}
+
+/// Everything the writer owns.
+pub struct Writer {
+    pub engine: Engine,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub settings: PipelineSettings,
+    pub engine_settings: Settings,
+    pub metrics_window: Duration,
+}
+
+/// Starts the writer thread and the ticker; returns the handle and the thread.
+pub fn spawn(writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel(writer.settings.queue_capacity);
+    let tick = writer.settings.tick_interval;
+    let weak = tx.downgrade();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Some(tx) = weak.upgrade() else { break };
+            // A full queue means the writer is busy; the next tick will do.
+            let _ = tx.try_send(Command::Tick);
+        }
+    });
+    let join = std::thread::Builder::new()
+        .name("incidentd-writer".into())
+        .spawn(move || writer.run(rx))?;
+    Ok((Handle { tx }, join))
+}
+
+enum Reply {
+    Ingest(oneshot::Sender<Result<IngestSummary, PipelineError>>, Source, IngestSummary),
+    Op(oneshot::Sender<Result<Incident, OpFailure>>, Result<Incident, OpError>),
+    Rules(oneshot::Sender<()>),
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        self.refresh_gauges();
+        while let Some(first) = rx.blocking_recv() {
+            let mut weight = first.weight();
+            let mut batch = vec![first];
+            while weight < self.settings.max_batch_alerts {
+                match rx.try_recv() {
+                    Ok(c) => {
+                        weight += c.weight();
+                        batch.push(c);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        tracing::debug!("writer stopped: every sender is gone");
+    }
+
+    fn process(&mut self, batch: Vec<Command>) {
+        let now = Utc::now();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut ticked = false;
+        for cmd in batch {
+            match cmd {
+                Command::Ingest { source, alerts, reply } => {
+                    let outcomes = self.engine.ingest(alerts, now);
+                    replies.push(Reply::Ingest(reply, source, IngestSummary::from_outcomes(&outcomes)));
+                }
+                Command::Op { key, op, req, reply } => {
+                    let store = &self.store;
+                    let r = self.engine.apply_op(key, op, &req, now, |k| match store.load_live(k) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(incident = %k, error = %e, "cannot load incident");
+                            None
+                        }
+                    });
+                    replies.push(Reply::Op(reply, r));
+                }
+                Command::Rules { rules, reply } => {
+                    self.engine.set_rules(rules);
+                    replies.push(Reply::Rules(reply));
+                }
+                Command::Tick => {
+                    if !ticked {
+                        self.engine.tick(now);
+                        ticked = true;
+                    }
+                }
+            }
+        }
+        let ws = self.engine.take_changes();
+        let result = if ws.is_empty() {
+            Ok(())
+        } else {
+            let started = Instant::now();
+            let r = self.store.commit(&ws);
+            self.metrics
+                .store_commit_duration
+                .observe(started.elapsed().as_secs_f64());
+            r
+        };
+        match result {
+            Ok(()) => {
+                self.metrics.record(&ws.events);
+                let changed_state = ws
+                    .events
+                    .iter()
+                    .any(|e| !matches!(e, crate::engine::Event::Deduplicated));
+                if changed_state || ticked {
+                    self.refresh_gauges();
+                }
+                for r in replies {
+                    match r {
+                        Reply::Ingest(tx, source, summary) => {
+                            self.metrics
+                                .alerts_received
+                                .with_label_values(&[source.as_str()])
+                                .inc_by(summary.accepted as u64);
+                            let _ = tx.send(Ok(summary));
+                        }
+                        Reply::Op(tx, r) => {
+                            let _ = tx.send(r.map_err(OpFailure::from));
+                        }
+                        Reply::Rules(tx) => {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store commit failed; answering 503 and reloading state from the store");
+                self.metrics.store_commit_failures.inc();
+                let err = PipelineError::Unavailable(e.to_string());
+                for r in replies {
+                    match r {
+                        Reply::Ingest(tx, _, _) => {
+                            let _ = tx.send(Err(err.clone()));
+                        }
+                        Reply::Op(tx, r) => {
+                            let _ = tx.send(match r {
+                                Ok(_) => Err(OpFailure::Pipeline(err.clone())),
+                                Err(e) => Err(OpFailure::Op(e)),
+                            });
+                        }
+                        Reply::Rules(tx) => {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+                self.reload_state();
+            }
+        }
+    }
+
+    fn reload_state(&mut self) {
+        self.engine.discard_changes();
+        match self.store.load(Utc::now(), self.metrics_window) {
+            Ok(snap) => {
+                self.engine = Engine::restore(
+                    self.engine.rules().clone(),
+                    self.engine_settings.clone(),
+                    snap.live,
+                    snap.last_key,
+                    snap.rolling,
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "cannot reload state from the store"),
+        }
+    }
+
+    fn refresh_gauges(&mut self) {
+        let means = self.engine.rolling_means(Utc::now(), self.metrics_window);
+        self.metrics.set_state(self.engine.open_by_priority(), means);
+    }
+}

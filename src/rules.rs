@@ -1,0 +1,1035 @@
+//! Rule files: YAML as SREs write it → one validated, compiled [`RuleSet`].
+//!
+//! Input: every `*.yaml`/`*.yml` file directly in a rule directory (sorted by
+//! name), or the built-in default set. Output: a [`RuleSet`] whose matchers,
+//! regexes and title templates are compiled once; the hot path only looks
+//! things up. Validation gathers *every* problem (unknown field, bad regex,
+//! bad duration, duplicate rule name, unknown category, matrix gaps, ...),
+//! each with `file:line:column`, before failing.
+//!
+//! Sections (lists are evaluated in file order, first match wins):
+//! `correlate`, `classify`, `prioritize`, `sla`. The format is documented in
+//! `rules/README.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use marked_yaml::{Node, Spanned};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Labels;
+use crate::matcher::{self, Matcher};
+
+/// The rules shipped in `rules/default.yaml`, used when no rule directory exists.
+pub const BUILTIN: &str = include_str!("../rules/default.yaml");
+
+/// Incident categories (seed 003's list plus `other`).
+pub const CATEGORIES: [&str; 7] = [
+    "hardware",
+    "software",
+    "network",
+    "account",
+    "performance",
+    "security",
+    "other",
+];
+
+/// ITIL levels for impact and urgency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    High,
+    Medium,
+    Low,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Level::High, Level::Medium, Level::Low];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::High => "high",
+            Level::Medium => "medium",
+            Level::Low => "low",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Level> {
+        match s {
+            "high" => Some(Level::High),
+            "medium" => Some(Level::Medium),
+            "low" => Some(Level::Low),
+            _ => None,
+        }
+    }
+
+    fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// P1 (most urgent) .. P5. `Ord` puts P1 first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+    P5,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 5] = [
+        Priority::P1,
+        Priority::P2,
+        Priority::P3,
+        Priority::P4,
+        Priority::P5,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+            Priority::P5 => "P5",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where something was written: `file:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pos {
+    pub file: Arc<str>,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.pos {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found in a rule set, one per line when displayed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct RulesError(pub Vec<RuleError>);
+
+impl fmt::Display for RulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A first-match-wins list, indexed by exact `alertname` so a lookup checks
+/// only the rules that can match instead of scanning every regex.
+#[derive(Debug, Clone)]
+pub struct FirstMatch<T> {
+    rules: Vec<(Vec<Matcher>, T)>,
+    by_alertname: HashMap<String, Vec<usize>>,
+    unindexed: Vec<usize>,
+}
+
+impl<T> Default for FirstMatch<T> {
+    fn default() -> Self {
+        FirstMatch {
+            rules: Vec::new(),
+            by_alertname: HashMap::new(),
+            unindexed: Vec::new(),
+        }
+    }
+}
+
+impl<T> FirstMatch<T> {
+    fn push(&mut self, matchers: Vec<Matcher>, value: T) {
+        let i = self.rules.len();
+        let key = matchers
+            .iter()
+            .find(|m| m.name == "alertname")
+            .and_then(Matcher::exact_value)
+            .map(str::to_string);
+        match key {
+            Some(k) => self.by_alertname.entry(k).or_default().push(i),
+            None => self.unindexed.push(i),
+        }
+        self.rules.push((matchers, value));
+    }
+
+    /// The first rule (in file order) whose matchers all match.
+    pub fn first(&self, labels: &Labels) -> Option<&T> {
+        let indexed: &[usize] = labels
+            .get("alertname")
+            .and_then(|a| self.by_alertname.get(a))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        // Merge the two ascending index lists so file order decides.
+        let (mut a, mut b) = (indexed.iter().peekable(), self.unindexed.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) => {
+                    if x < y {
+                        a.next();
+                        x
+                    } else {
+                        b.next();
+                        y
+                    }
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (None, None) => return None,
+            };
+            let (matchers, value) = &self.rules[next];
+            if matcher::all_match(matchers, labels) {
+                return Some(value);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(Vec<Matcher>, T)> {
+        self.rules.iter()
+    }
+}
+
+/// How a correlate rule builds its group key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// These labels (missing ones count as "").
+    Labels(Vec<String>),
+    /// Every label: one incident per distinct alert (`group_by: ["..."]`).
+    All,
+}
+
+/// A compiled `correlate` rule.
+#[derive(Debug, Clone)]
+pub struct CorrelateRule {
+    pub name: String,
+    pub group_by: GroupBy,
+    pub window: Duration,
+    /// Name of the compiled title template, if the rule has one.
+    pub title: Option<String>,
+}
+
+impl CorrelateRule {
+    /// The implicit rule for alerts no `correlate` rule matches.
+    pub fn fallback() -> CorrelateRule {
+        CorrelateRule {
+            name: "default".into(),
+            group_by: GroupBy::Labels(vec!["alertname".into()]),
+            window: Duration::from_secs(3600),
+            title: None,
+        }
+    }
+
+    /// The labels this rule groups on, with their values from `labels`.
+    pub fn group_labels(&self, labels: &Labels) -> Labels {
+        match &self.group_by {
+            GroupBy::All => labels.clone(),
+            GroupBy::Labels(names) => names
+                .iter()
+                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                .collect(),
+        }
+    }
+
+    /// `rule{a="x",b="y"}`: stable, readable, unique per rule and group.
+    pub fn group_key(&self, labels: &Labels) -> String {
+        let mut key = String::with_capacity(64);
+        key.push_str(&self.name);
+        key.push('{');
+        for (i, (k, v)) in self.group_labels(labels).iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(k);
+            key.push('=');
+            key.push_str(&format!("{v:?}"));
+        }
+        key.push('}');
+        key
+    }
+}
+
+/// An incident-level impact rule: impact rises with the number of distinct
+/// values of a label among the incident's alerts ("blast radius").
+#[derive(Debug, Clone)]
+pub struct BlastRadius {
+    pub matchers: Vec<Matcher>,
+    pub label: String,
+    pub at_least: usize,
+    pub impact: Level,
+}
+
+/// The compiled `prioritize` section.
+#[derive(Debug, Clone)]
+pub struct Prioritize {
+    pub urgency: FirstMatch<Level>,
+    pub impact: FirstMatch<Level>,
+    pub blast_radius: Vec<BlastRadius>,
+    pub default_impact: Level,
+    pub default_urgency: Level,
+    /// `matrix[impact][urgency]`.
+    pub matrix: [[Priority; 3]; 3],
+}
+
+/// Seed 003's matrix.
+pub const SEED_MATRIX: [[Priority; 3]; 3] = [
+    [Priority::P1, Priority::P2, Priority::P3],
+    [Priority::P2, Priority::P3, Priority::P4],
+    [Priority::P3, Priority::P4, Priority::P5],
+];
+
+impl Default for Prioritize {
+    fn default() -> Self {
+        Prioritize {
+            urgency: FirstMatch::default(),
+            impact: FirstMatch::default(),
+            blast_radius: Vec::new(),
+            default_impact: Level::Medium,
+            default_urgency: Level::Medium,
+            matrix: SEED_MATRIX,
+        }
+    }
+}
+
+impl Prioritize {
+    pub fn priority(&self, impact: Level, urgency: Level) -> Priority {
+        self.matrix[impact.idx()][urgency.idx()]
+    }
+
+    /// Impact and urgency of a single alert.
+    pub fn assess(&self, labels: &Labels) -> (Level, Level) {
+        let impact = self.impact.first(labels).copied().unwrap_or(self.default_impact);
+        let urgency = self.urgency.first(labels).copied().unwrap_or(self.default_urgency);
+        (impact, urgency)
+    }
+}
+
+/// Response and recovery targets for one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlaTarget {
+    pub acknowledge: Duration,
+    pub resolve: Duration,
+}
+
+/// Built-in targets, used for priorities the rules leave out.
+pub const DEFAULT_SLA: [SlaTarget; 5] = [
+    SlaTarget {
+        acknowledge: Duration::from_secs(15 * 60),
+        resolve: Duration::from_secs(4 * 3600),
+    },
+    SlaTarget {
+        acknowledge: Duration::from_secs(30 * 60),
+        resolve: Duration::from_secs(8 * 3600),
+    },
+    SlaTarget {
+        acknowledge: Duration::from_secs(2 * 3600),
+        resolve: Duration::from_secs(24 * 3600),
+    },
+    SlaTarget {
+        acknowledge: Duration::from_secs(8 * 3600),
+        resolve: Duration::from_secs(3 * 24 * 3600),
+    },
+    SlaTarget {
+        acknowledge: Duration::from_secs(24 * 3600),
+        resolve: Duration::from_secs(7 * 24 * 3600),
+    },
+];
+
+/// Everything the engine needs from the rule files, compiled.
+pub struct RuleSet {
+    pub correlate: FirstMatch<CorrelateRule>,
+    pub fallback: CorrelateRule,
+    pub classify: FirstMatch<String>,
+    pub prioritize: Prioritize,
+    pub sla: [SlaTarget; 5],
+    /// Where the rules came from (a directory, or `built-in`).
+    pub origin: String,
+    templates: minijinja::Environment<'static>,
+}
+
+impl fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("origin", &self.origin)
+            .field("correlate", &self.correlate.len())
+            .field("classify", &self.classify.len())
+            .finish()
+    }
+}
+
+impl RuleSet {
+    /// The built-in default rules.
+    pub fn builtin() -> Result<RuleSet, RulesError> {
+        RuleSet::from_sources(&[("built-in:rules/default.yaml".into(), BUILTIN.into())], "built-in")
+    }
+
+    /// Loads every `*.yaml` / `*.yml` directly inside `dir`, sorted by name.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RulesError> {
+        let files = rule_files(dir)?;
+        let mut sources = Vec::with_capacity(files.len());
+        let mut errors = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(text) => sources.push((f.display().to_string(), text)),
+                Err(e) => errors.push(RuleError {
+                    pos: None,
+                    message: format!("{}: cannot read: {e}", f.display()),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RulesError(errors));
+        }
+        RuleSet::from_sources(&sources, &dir.display().to_string())
+    }
+
+    /// Compiles rule files given as `(name, text)`; gathers every error.
+    pub fn from_sources(sources: &[(String, String)], origin: &str) -> Result<RuleSet, RulesError> {
+        let mut b = Builder::default();
+        for (i, (name, text)) in sources.iter().enumerate() {
+            let file: Arc<str> = Arc::from(name.as_str());
+            b.file(i, file, text);
+        }
+        b.finish(origin)
+    }
+
+    /// The correlate rule for an alert (the fallback when none matches).
+    pub fn correlate_rule(&self, labels: &Labels) -> &CorrelateRule {
+        self.correlate.first(labels).unwrap_or(&self.fallback)
+    }
+
+    /// Category of an alert; `other` when no rule matches.
+    pub fn category(&self, labels: &Labels) -> &str {
+        self.classify.first(labels).map(String::as_str).unwrap_or("other")
+    }
+
+    /// Renders a rule's title template; falls back to a plain title.
+    pub fn render_title(&self, rule: &CorrelateRule, ctx: &TitleContext<'_>) -> String {
+        if let Some(name) = &rule.title {
+            if let Ok(t) = self.templates.get_template(name) {
+                match t.render(ctx) {
+                    Ok(s) if !s.trim().is_empty() => return s.trim().to_string(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the default title"),
+                }
+            }
+        }
+        default_title(ctx)
+    }
+}
+
+/// What a title template sees.
+#[derive(Serialize)]
+pub struct TitleContext<'a> {
+    pub labels: &'a Labels,
+    pub annotations: &'a Labels,
+    pub group_labels: &'a Labels,
+    pub rule: &'a str,
+}
+
+fn default_title(ctx: &TitleContext<'_>) -> String {
+    let name = ctx
+        .labels
+        .get("alertname")
+        .map(String::as_str)
+        .unwrap_or("alert");
+    let rest: Vec<String> = ctx
+        .group_labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if let Some(summary) = ctx.annotations.get("summary") {
+        return format!("{name}: {summary}");
+    }
+    if rest.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} ({})", rest.join(", "))
+    }
+}
+
+/// Rule files directly inside `dir`, sorted by name.
+pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        RulesError(vec![RuleError {
+            pos: None,
+            message: format!("{}: cannot read rule directory: {e}", dir.display()),
+        }])
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml") | Some("yml")
+                )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+// ---------------------------------------------------------------------------
+// Raw, position-carrying forms of each section, deserialized item by item so
+// one bad item does not hide the errors in the next.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCorrelate {
+    name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    group_by: Vec<Spanned<String>>,
+    #[serde(default)]
+    window: Option<Spanned<String>>,
+    #[serde(default)]
+    title: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClassify {
+    /// Free text for the reader; not used by the engine.
+    #[serde(default)]
+    #[allow(dead_code)]
+    name: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    matchers: Vec<Spanned<String>>,
+    category: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevelRule {
+    /// Free text for the reader; not used by the engine.
+    #[serde(default)]
+    #[allow(dead_code)]
+    name: Option<Spanned<String>>,
+    #[serde(default, rename = "match")]
+    matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    urgency: Option<Spanned<String>>,
+    #[serde(default)]
+    impact: Option<Spanned<String>>,
+    /// Blast radius: count distinct values of this label in the incident.
+    #[serde(default)]
+    distinct: Option<Spanned<String>>,
+    #[serde(default)]
+    at_least: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    acknowledge: Spanned<String>,
+    resolve: Spanned<String>,
+}
+
+#[derive(Default)]
+struct Builder {
+    errors: Vec<RuleError>,
+    correlate: FirstMatch<CorrelateRule>,
+    correlate_names: HashMap<String, Pos>,
+    classify: FirstMatch<String>,
+    prioritize: Prioritize,
+    default_impact_at: Option<Pos>,
+    default_urgency_at: Option<Pos>,
+    matrix_at: Option<Pos>,
+    sla: [Option<(SlaTarget, Pos)>; 5],
+    templates: Vec<(String, String, Pos)>,
+    files: Vec<Arc<str>>,
+}
+
+impl Builder {
+    fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
+        span.start().map(|m| Pos {
+            file: self.files.get(m.source()).cloned().unwrap_or_else(|| Arc::from("?")),
+            line: m.line(),
+            column: m.column(),
+        })
+    }
+
+    fn err(&mut self, span: &marked_yaml::Span, message: impl Into<String>) {
+        let pos = self.pos_of(span);
+        self.errors.push(RuleError {
+            pos,
+            message: message.into(),
+        });
+    }
+
+    fn file(&mut self, index: usize, file: Arc<str>, text: &str) {
+        self.files.push(file.clone());
+        if text.trim().is_empty() {
+            return;
+        }
+        let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
+        let root = match marked_yaml::parse_yaml_with_options(index, text, options) {
+            Ok(n) => n,
+            Err(e) => {
+                self.errors.push(load_error(&file, &e));
+                return;
+            }
+        };
+        let Some(map) = root.as_mapping() else {
+            self.err(root.span(), "a rule file must be a mapping of sections (correlate, classify, prioritize, sla)");
+            return;
+        };
+        for (key, value) in map.iter() {
+            match key.as_str() {
+                "correlate" => self.correlate_section(value),
+                "classify" => self.classify_section(value),
+                "prioritize" => self.prioritize_section(value),
+                "sla" => self.sla_section(value),
+                other => self.err(
+                    key.span(),
+                    format!("unknown section `{other}`; expected one of correlate, classify, prioritize, sla"),
+                ),
+            }
+        }
+    }
+
+    /// Deserializes each item of a list section separately.
+    fn items<T: for<'de> Deserialize<'de>>(&mut self, node: &Node, section: &str) -> Vec<(T, marked_yaml::Span)> {
+        let Some(seq) = node.as_sequence() else {
+            self.err(node.span(), format!("`{section}` must be a list"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in seq.iter() {
+            match marked_yaml::from_node::<T>(item) {
+                Ok(v) => out.push((v, *item.span())),
+                Err(e) => {
+                    let span = e.start_mark().map(|m| marked_yaml::Span::new_start(m)).unwrap_or(*item.span());
+                    let msg = match e.path().map(str::to_string) {
+                        Some(p) => format!("{section}: {p}: {}", e.into_inner()),
+                        None => format!("{section}: {}", e.into_inner()),
+                    };
+                    self.err(&span, clean_serde_message(&msg));
+                }
+            }
+        }
+        out
+    }
+
+    fn matchers(&mut self, raw: &[Spanned<String>]) -> Option<Vec<Matcher>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for m in raw {
+            match matcher::parse(m.as_str()) {
+                Ok(ms) => out.extend(ms),
+                Err(e) => {
+                    ok = false;
+                    self.err(m.span(), format!("bad matcher {:?}: {}", m.as_str(), e.message));
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn duration(&mut self, raw: &Spanned<String>) -> Option<Duration> {
+        match humantime::parse_duration(raw.as_str()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.err(raw.span(), format!("duration {:?} must be greater than zero", raw.as_str()));
+                None
+            }
+            Err(e) => {
+                self.err(raw.span(), format!("bad duration {:?}: {e} (examples: 30s, 15m, 4h, 7d)", raw.as_str()));
+                None
+            }
+        }
+    }
+
+    fn level(&mut self, raw: &Spanned<String>, what: &str) -> Option<Level> {
+        let l = Level::parse(raw.as_str());
+        if l.is_none() {
+            self.err(raw.span(), format!("unknown {what} {:?}; expected high, medium or low", raw.as_str()));
+        }
+        l
+    }
+
+    fn correlate_section(&mut self, node: &Node) {
+        for (raw, span) in self.items::<RawCorrelate>(node, "correlate") {
+            let name = raw.name.as_str().trim().to_string();
+            if name.is_empty() {
+                self.err(raw.name.span(), "correlate: rule name must not be empty");
+                continue;
+            }
+            let here = self.pos_of(raw.name.span());
+            if let Some(prev) = self.correlate_names.get(&name) {
+                let msg = format!("duplicate correlate rule name {name:?} (first defined at {prev})");
+                self.err(raw.name.span(), msg);
+                continue;
+            }
+            if let Some(p) = here.clone() {
+                self.correlate_names.insert(name.clone(), p);
+            }
+            let matchers = self.matchers(&raw.matchers);
+            let window = match &raw.window {
+                Some(w) => self.duration(w),
+                None => Some(Duration::from_secs(3600)),
+            };
+            let mut group = Vec::new();
+            let mut all = false;
+            for g in &raw.group_by {
+                if g.as_str() == "..." {
+                    all = true;
+                } else if g.as_str().is_empty() {
+                    self.err(g.span(), "group_by: empty label name");
+                } else {
+                    group.push(g.as_str().to_string());
+                }
+            }
+            if all && !group.is_empty() {
+                self.err(&span, "group_by: \"...\" (all labels) cannot be combined with label names");
+            }
+            let group_by = if all {
+                GroupBy::All
+            } else {
+                if group.is_empty() {
+                    group.push("alertname".into());
+                }
+                GroupBy::Labels(group)
+            };
+            let title = raw.title.as_ref().map(|t| {
+                let tname = format!("correlate/{name}");
+                self.templates.push((tname.clone(), t.as_str().to_string(), self.pos_of(t.span()).unwrap_or(Pos { file: Arc::from("?"), line: 0, column: 0 })));
+                tname
+            });
+            if let (Some(matchers), Some(window)) = (matchers, window) {
+                self.correlate.push(
+                    matchers,
+                    CorrelateRule {
+                        name,
+                        group_by,
+                        window,
+                        title,
+                    },
+                );
+            }
+        }
+    }
+
+    fn classify_section(&mut self, node: &Node) {
+        for (raw, _) in self.items::<RawClassify>(node, "classify") {
+            let matchers = self.matchers(&raw.matchers);
+            let cat = raw.category.as_str();
+            if !CATEGORIES.contains(&cat) {
+                self.err(
+                    raw.category.span(),
+                    format!("unknown category {cat:?}; expected one of {}", CATEGORIES.join(", ")),
+                );
+                continue;
+            }
+            if let Some(m) = matchers {
+                self.classify.push(m, cat.to_string());
+            }
+        }
+    }
+
+    fn prioritize_section(&mut self, node: &Node) {
+        let Some(map) = node.as_mapping() else {
+            self.err(node.span(), "`prioritize` must be a mapping (urgency, impact, default_impact, default_urgency, matrix)");
+            return;
+        };
+        for (key, value) in map.iter() {
+            match key.as_str() {
+                "urgency" => {
+                    for (raw, span) in self.items::<RawLevelRule>(value, "prioritize.urgency") {
+                        if raw.impact.is_some() || raw.distinct.is_some() || raw.at_least.is_some() {
+                            self.err(&span, "prioritize.urgency: a rule sets only `urgency` (impact and blast radius go under prioritize.impact)");
+                            continue;
+                        }
+                        let Some(u) = &raw.urgency else {
+                            self.err(&span, "prioritize.urgency: missing field `urgency`");
+                            continue;
+                        };
+                        let level = self.level(u, "urgency");
+                        let m = self.matchers(&raw.matchers);
+                        if let (Some(level), Some(m)) = (level, m) {
+                            self.prioritize.urgency.push(m, level);
+                        }
+                    }
+                }
+                "impact" => {
+                    for (raw, span) in self.items::<RawLevelRule>(value, "prioritize.impact") {
+                        if raw.urgency.is_some() {
+                            self.err(&span, "prioritize.impact: a rule sets only `impact` (urgency goes under prioritize.urgency)");
+                            continue;
+                        }
+                        let Some(i) = &raw.impact else {
+                            self.err(&span, "prioritize.impact: missing field `impact`");
+                            continue;
+                        };
+                        let level = self.level(i, "impact");
+                        let m = self.matchers(&raw.matchers);
+                        match (&raw.distinct, &raw.at_least) {
+                            (Some(label), Some(n)) => {
+                                if **n == 0 {
+                                    self.err(n.span(), "prioritize.impact: at_least must be at least 1");
+                                    continue;
+                                }
+                                if let (Some(level), Some(m)) = (level, m) {
+                                    self.prioritize.blast_radius.push(BlastRadius {
+                                        matchers: m,
+                                        label: label.as_str().to_string(),
+                                        at_least: **n,
+                                        impact: level,
+                                    });
+                                }
+                            }
+                            (None, None) => {
+                                if let (Some(level), Some(m)) = (level, m) {
+                                    self.prioritize.impact.push(m, level);
+                                }
+                            }
+                            _ => self.err(&span, "prioritize.impact: `distinct` and `at_least` go together (blast radius)"),
+                        }
+                    }
+                }
+                "default_impact" | "default_urgency" => {
+                    let which = key.as_str().to_string();
+                    let Some(s) = value.as_scalar() else {
+                        self.err(value.span(), format!("`{which}` must be high, medium or low"));
+                        continue;
+                    };
+                    let spanned = Spanned::new(*s.span(), s.as_str().to_string());
+                    let here = self.pos_of(key.span());
+                    let prev = if which == "default_impact" { &mut self.default_impact_at } else { &mut self.default_urgency_at };
+                    if let Some(p) = prev.clone() {
+                        self.err(key.span(), format!("`prioritize.{which}` is set twice (first at {p})"));
+                        continue;
+                    }
+                    *prev = here;
+                    if let Some(l) = self.level(&spanned, &which.replace("default_", "")) {
+                        if which == "default_impact" {
+                            self.prioritize.default_impact = l;
+                        } else {
+                            self.prioritize.default_urgency = l;
+                        }
+                    }
+                }
+                "matrix" => self.matrix(key, value),
+                other => self.err(
+                    key.span(),
+                    format!("unknown field `{other}` in prioritize; expected one of urgency, impact, default_impact, default_urgency, matrix"),
+                ),
+            }
+        }
+    }
+
+    fn matrix(&mut self, key: &marked_yaml::types::MarkedScalarNode, value: &Node) {
+        if let Some(p) = self.matrix_at.clone() {
+            self.err(key.span(), format!("`prioritize.matrix` is set twice (first at {p})"));
+            return;
+        }
+        self.matrix_at = self.pos_of(key.span());
+        let Some(rows) = value.as_mapping() else {
+            self.err(value.span(), "`matrix` maps impact (high, medium, low) to urgency (high, medium, low) to a priority P1..P5");
+            return;
+        };
+        let mut cells: [[Option<Priority>; 3]; 3] = [[None; 3]; 3];
+        for (ik, row) in rows.iter() {
+            let Some(impact) = Level::parse(ik.as_str()) else {
+                self.err(ik.span(), format!("matrix: unknown impact {:?}; expected high, medium or low", ik.as_str()));
+                continue;
+            };
+            let Some(cols) = row.as_mapping() else {
+                self.err(row.span(), "matrix: each impact maps urgency (high, medium, low) to a priority");
+                continue;
+            };
+            for (uk, cell) in cols.iter() {
+                let Some(urgency) = Level::parse(uk.as_str()) else {
+                    self.err(uk.span(), format!("matrix: unknown urgency {:?}; expected high, medium or low", uk.as_str()));
+                    continue;
+                };
+                match cell.as_scalar().and_then(|s| Priority::parse(s.as_str())) {
+                    Some(p) => cells[impact.idx()][urgency.idx()] = Some(p),
+                    None => self.err(cell.span(), "matrix: a cell must be one of P1, P2, P3, P4, P5"),
+                }
+            }
+        }
+        let mut gaps = Vec::new();
+        for i in Level::ALL {
+            for u in Level::ALL {
+                match cells[i.idx()][u.idx()] {
+                    Some(p) => self.prioritize.matrix[i.idx()][u.idx()] = p,
+                    None => gaps.push(format!("impact={} urgency={}", i.as_str(), u.as_str())),
+                }
+            }
+        }
+        if !gaps.is_empty() {
+            self.err(value.span(), format!("matrix: missing cells {}", gaps.join(", ")));
+        }
+    }
+
+    fn sla_section(&mut self, node: &Node) {
+        let Some(map) = node.as_mapping() else {
+            self.err(node.span(), "`sla` maps a priority (P1..P5) to {acknowledge, resolve}");
+            return;
+        };
+        for (key, value) in map.iter() {
+            let Some(p) = Priority::parse(key.as_str()) else {
+                self.err(key.span(), format!("sla: unknown priority {:?}; expected P1..P5", key.as_str()));
+                continue;
+            };
+            if let Some((_, prev)) = &self.sla[p.idx()] {
+                let msg = format!("sla: {p} is defined twice (first at {prev})");
+                self.err(key.span(), msg);
+                continue;
+            }
+            let raw: RawSla = match marked_yaml::from_node(value) {
+                Ok(r) => r,
+                Err(e) => {
+                    let span = e.start_mark().map(|m| marked_yaml::Span::new_start(m)).unwrap_or(*value.span());
+                    self.err(&span, clean_serde_message(&format!("sla.{p}: {}", e.into_inner())));
+                    continue;
+                }
+            };
+            let ack = self.duration(&raw.acknowledge);
+            let res = self.duration(&raw.resolve);
+            if let (Some(acknowledge), Some(resolve)) = (ack, res) {
+                if acknowledge > resolve {
+                    self.err(raw.acknowledge.span(), format!("sla.{p}: acknowledge target is longer than the resolve target"));
+                }
+                if let Some(pos) = self.pos_of(key.span()) {
+                    self.sla[p.idx()] = Some((SlaTarget { acknowledge, resolve }, pos));
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, origin: &str) -> Result<RuleSet, RulesError> {
+        let mut env = minijinja::Environment::new();
+        for (name, source, pos) in std::mem::take(&mut self.templates) {
+            if let Err(e) = env.add_template_owned(name, source) {
+                self.errors.push(RuleError {
+                    pos: Some(pos),
+                    message: format!("bad title template: {e}"),
+                });
+            }
+        }
+        if !self.errors.is_empty() {
+            self.errors.sort_by(|a, b| {
+                let key = |e: &RuleError| e.pos.as_ref().map(|p| (p.file.clone(), p.line, p.column));
+                key(a).cmp(&key(b))
+            });
+            return Err(RulesError(self.errors));
+        }
+        let mut sla = DEFAULT_SLA;
+        for (i, s) in self.sla.iter().enumerate() {
+            if let Some((t, _)) = s {
+                sla[i] = *t;
+            }
+        }
+        Ok(RuleSet {
+            correlate: self.correlate,
+            fallback: CorrelateRule::fallback(),
+            classify: self.classify,
+            prioritize: self.prioritize,
+            sla,
+            origin: origin.to_string(),
+            templates: env,
+        })
+    }
+}
+
+fn load_error(file: &str, e: &marked_yaml::LoadError) -> RuleError {
+    use marked_yaml::LoadError::*;
+    let (marker, message) = match e {
+        TopLevelMustBeMapping(m) => (Some(*m), "a rule file must be a mapping of sections".to_string()),
+        TopLevelMustBeSequence(m) => (Some(*m), "expected a list".to_string()),
+        UnexpectedAnchor(m) => (Some(*m), "YAML anchors and aliases are not supported in rule files".to_string()),
+        MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_string()),
+        UnexpectedTag(m) => (Some(*m), "YAML tags are not supported in rule files".to_string()),
+        ScanError(m, s) => (Some(*m), format!("YAML syntax error: {}", s.info())),
+        DuplicateKey(inner) => (
+            inner.key.span().start().copied(),
+            format!(
+                "duplicate key {:?} (first at line {})",
+                inner.prev_key.as_str(),
+                inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0)
+            ),
+        ),
+    };
+    RuleError {
+        pos: marker.map(|m| Pos {
+            file: Arc::from(file),
+            line: m.line(),
+            column: m.column(),
+        }),
+        message,
+    }
+}
+
+fn clean_serde_message(msg: &str) -> String {
+    msg.replace("__marked_yaml__spanned__inner", "")
+        .replace(".:", ":")
+}
+
+/// Convenience for tests and tools: label set from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>()
+}

@@ -1,0 +1,204 @@
+//! Daemon lifecycle: config → open store → load rules → restore state →
+//! spawn the writer → serve HTTP → on shutdown stop intake, drain, exit.
+//!
+//! Input: a [`Config`], where rules come from, a bound listener and a
+//! shutdown future. Output: runs until the future completes, then returns
+//! after every accepted request has been answered and the writer has
+//! committed and stopped (or the shutdown deadline passed). `/-/ready` is
+//! true only between "state restored" and "shutdown began".
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::engine::{Engine, Settings};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Handle, Writer};
+use crate::rules::{RuleSet, RulesError};
+use crate::store::{Store, StoreError};
+
+/// Where the rules come from; reload re-reads the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    Dir(PathBuf),
+    Builtin,
+}
+
+impl RulesSource {
+    /// `--rules DIR` if given, else `./rules` if it exists, else built-in.
+    pub fn resolve(explicit: Option<PathBuf>) -> RulesSource {
+        match explicit {
+            Some(d) => RulesSource::Dir(d),
+            None if std::path::Path::new("./rules").is_dir() => RulesSource::Dir(PathBuf::from("./rules")),
+            None => RulesSource::Builtin,
+        }
+    }
+
+    pub fn load(&self) -> Result<RuleSet, RulesError> {
+        match self {
+            RulesSource::Dir(d) => RuleSet::load_dir(d),
+            RulesSource::Builtin => RuleSet::builtin(),
+        }
+    }
+}
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid rules:\n{0}")]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Re-reads the rules and swaps them in atomically, or keeps the old ones.
+#[derive(Clone)]
+pub struct Reloader {
+    source: RulesSource,
+    handle: Handle,
+}
+
+impl Reloader {
+    /// Returns a one-line summary of the new rules, or every error found.
+    pub async fn reload(&self) -> Result<String, String> {
+        let source = self.source.clone();
+        let rules = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                tracing::warn!(errors = %e, "rule reload failed; keeping the previous rules");
+                e.to_string()
+            })?;
+        let summary = summarize(&rules);
+        self.handle
+            .set_rules(Arc::new(rules))
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(rules = %summary, "rules reloaded");
+        Ok(summary)
+    }
+}
+
+pub fn summarize(r: &RuleSet) -> String {
+    format!(
+        "{}: {} correlate, {} classify, {} urgency, {} impact, {} blast-radius rules",
+        r.origin,
+        r.correlate.len(),
+        r.classify.len(),
+        r.prioritize.urgency.len(),
+        r.prioritize.impact.len(),
+        r.prioritize.blast_radius.len()
+    )
+}
+
+/// A daemon that has restored its state and is ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    writer: std::thread::JoinHandle<()>,
+    config: Config,
+}
+
+impl Server {
+    /// Opens the store, compiles the rules, restores state, starts the writer.
+    pub async fn start(config: Config, rules: RulesSource, listener: TcpListener) -> Result<Server, ServerError> {
+        config.validate()?;
+        let store = Store::open(&config.data_dir)?;
+        let ruleset = Arc::new(rules.load()?);
+        tracing::info!(rules = %summarize(&ruleset), "rules loaded");
+        let now = Utc::now();
+        let snap = {
+            let store = store.clone();
+            let window = config.incidents.metrics_window;
+            tokio::task::spawn_blocking(move || store.load(now, window))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??
+        };
+        tracing::info!(
+            live_incidents = snap.live.len(),
+            stored_incidents = snap.incidents_total,
+            db = %store.path().display(),
+            "state restored"
+        );
+        let settings = Settings {
+            close_after: config.incidents.close_after,
+        };
+        let engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.last_key, snap.rolling);
+        let metrics = Arc::new(Metrics::new());
+        let (handle, writer) = pipeline::spawn(Writer {
+            engine,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            settings: config.pipeline.clone(),
+            engine_settings: settings,
+            metrics_window: config.incidents.metrics_window,
+        })?;
+        let state = AppState {
+            reloader: Reloader {
+                source: rules,
+                handle: handle.clone(),
+            },
+            handle,
+            store,
+            metrics,
+            limits: Arc::new(config.limits.clone()),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Server {
+            listener,
+            state,
+            writer,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Reloads rules (for SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.state.reloader.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains and stops the writer.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            state,
+            writer,
+            config,
+        } = self;
+        let ready = state.ready.clone();
+        let app = api::router(state);
+        ready.store(true, Ordering::Release);
+        tracing::info!(listen = %listener.local_addr()?, "serving");
+        let ready_off = ready.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                ready_off.store(false, Ordering::Release);
+                tracing::info!("shutting down: intake stopped, draining");
+            })
+            .await?;
+        // The router (and with it every Handle) is gone: the writer drains and exits.
+        let deadline = config.shutdown_timeout;
+        let joined = tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || writer.join())).await;
+        match joined {
+            Ok(_) => tracing::info!("writer stopped; all acknowledged work is committed"),
+            Err(_) => tracing::warn!(?deadline, "writer did not stop before the shutdown deadline"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! Durable state in one embedded redb file.
+//!
+//! Input: [`WriteSet`]s from the engine, each committed in one write
+//! transaction (durable on return: redb fsyncs on commit). Output: the live
+//! snapshot at start (every incident that is not closed, with its alerts, the
+//! last incident id and the rolling MTTA/MTTR samples), and read-only views
+//! for the API, which read concurrently with the writer (MVCC).
+//!
+//! Tables: `incidents` (key → JSON), `alerts` ((incident, fingerprint) →
+//! JSON), `timeline` ((incident, seq) → JSON), `open_incidents` (key → group
+//! key; every incident that is not closed), `incidents_by_status`
+//! ((status, key) → ()). Values are JSON so the file stays inspectable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::engine::{Live, Rolling, WriteSet};
+use crate::incident::{AlertRecord, Incident, IncidentKey, Status, TimelineEntry};
+
+const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents");
+const ALERTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alerts");
+const TIMELINE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("timeline");
+const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
+const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
+
+const STATUSES: [Status; 4] = [Status::Open, Status::Acknowledged, Status::Resolved, Status::Closed];
+
+/// Storage failures. The daemon treats any of them as "not durable".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error("database: {0}")]
+    Db(String),
+    #[error("corrupt record in table {table}: {message}")]
+    Corrupt { table: &'static str, message: String },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What the engine starts from.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub live: Vec<Live>,
+    pub last_key: Option<IncidentKey>,
+    pub rolling: Rolling,
+    pub incidents_total: u64,
+}
+
+/// Filters for listing incidents.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub priority: Option<crate::rules::Priority>,
+    pub category: Option<String>,
+    pub limit: usize,
+}
+
+/// The database handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Serializing our own plain structs to JSON cannot fail (no maps with
+    // non-string keys, no failing Serialize impls).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (or creates) `DIR/incidentd.redb`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("incidentd.redb");
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let store = Store {
+            db: Arc::new(db),
+            path,
+        };
+        // Create the tables so readers never see "table does not exist".
+        let tx = store.db.begin_write()?;
+        tx.open_table(INCIDENTS)?;
+        tx.open_table(ALERTS)?;
+        tx.open_table(TIMELINE)?;
+        tx.open_table(OPEN)?;
+        tx.open_table(BY_STATUS)?;
+        tx.commit()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Commits a write set in one durable transaction.
+    pub fn commit(&self, ws: &WriteSet) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut incidents = tx.open_table(INCIDENTS)?;
+            let mut open = tx.open_table(OPEN)?;
+            let mut by_status = tx.open_table(BY_STATUS)?;
+            for inc in &ws.incidents {
+                let k = inc.id.0;
+                incidents.insert(k, encode(inc).as_slice())?;
+                if inc.status == Status::Closed {
+                    open.remove(k)?;
+                } else {
+                    open.insert(k, inc.group_key.as_str())?;
+                }
+                for s in STATUSES {
+                    if s != inc.status {
+                        by_status.remove((s.as_str(), k))?;
+                    }
+                }
+                by_status.insert((inc.status.as_str(), k), ())?;
+            }
+            let mut alerts = tx.open_table(ALERTS)?;
+            for (key, rec) in &ws.alerts {
+                alerts.insert((key.0, rec.fingerprint), encode(rec).as_slice())?;
+            }
+            let mut timeline = tx.open_table(TIMELINE)?;
+            for (key, seq, entry) in &ws.timeline {
+                timeline.insert((key.0, *seq), encode(entry).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Loads what the engine needs to resume: live incidents with alerts,
+    /// the newest id, and MTTA/MTTR samples inside `window` before `now`.
+    pub fn load(&self, now: DateTime<Utc>, window: Duration) -> Result<Snapshot, StoreError> {
+        let tx = self.db.begin_read()?;
+        let incidents = tx.open_table(INCIDENTS)?;
+        let alerts = tx.open_table(ALERTS)?;
+        let open = tx.open_table(OPEN)?;
+        let mut snap = Snapshot {
+            last_key: incidents.last()?.map(|(k, _)| IncidentKey(k.value())),
+            incidents_total: incidents.len()?,
+            ..Snapshot::default()
+        };
+        for row in open.iter()? {
+            let (k, _) = row?;
+            let key = k.value();
+            let Some(v) = incidents.get(key)? else {
+                continue;
+            };
+            let incident: Incident = decode("incidents", v.value())?;
+            let mut live = Live {
+                incident,
+                alerts: Default::default(),
+            };
+            for row in alerts.range((key, 0)..=(key, u64::MAX))? {
+                let (_, v) = row?;
+                let rec: AlertRecord = decode("alerts", v.value())?;
+                live.alerts.insert(rec.fingerprint, rec);
+            }
+            snap.live.push(live);
+        }
+        let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        // Incidents created before the window can still have been acknowledged
+        // or resolved inside it; scan newest first and stop well before.
+        let horizon = start - chrono::Duration::days(90);
+        for row in incidents.iter()?.rev() {
+            let (_, v) = row?;
+            let inc: Incident = decode("incidents", v.value())?;
+            if inc.created_at < horizon {
+                break;
+            }
+            if inc.acknowledged_at.is_some_and(|t| t >= start) || inc.resolved_at.is_some_and(|t| t >= start) {
+                snap.rolling.observe(&inc);
+            }
+        }
+        Ok(snap)
+    }
+
+    /// One incident as stored.
+    pub fn incident(&self, key: IncidentKey) -> Result<Option<Incident>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(INCIDENTS)?;
+        match t.get(key.0)? {
+            Some(v) => Ok(Some(decode("incidents", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// An incident with its alerts and timeline.
+    pub fn incident_full(
+        &self,
+        key: IncidentKey,
+    ) -> Result<Option<(Incident, Vec<AlertRecord>, Vec<TimelineEntry>)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(INCIDENTS)?;
+        let Some(v) = t.get(key.0)? else {
+            return Ok(None);
+        };
+        let inc: Incident = decode("incidents", v.value())?;
+        let alerts_t = tx.open_table(ALERTS)?;
+        let mut alerts = Vec::new();
+        for row in alerts_t.range((key.0, 0)..=(key.0, u64::MAX))? {
+            alerts.push(decode("alerts", row?.1.value())?);
+        }
+        let tl_t = tx.open_table(TIMELINE)?;
+        let mut timeline = Vec::new();
+        for row in tl_t.range((key.0, 0)..=(key.0, u32::MAX))? {
+            timeline.push(decode("timeline", row?.1.value())?);
+        }
+        Ok(Some((inc, alerts, timeline)))
+    }
+
+    /// A closed incident brought back into memory (for reopen, notes).
+    pub fn load_live(&self, key: IncidentKey) -> Result<Option<Live>, StoreError> {
+        Ok(self.incident_full(key)?.map(|(incident, alerts, _)| Live {
+            incident,
+            alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
+        }))
+    }
+
+    /// Incidents newest first, filtered.
+    pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let incidents = tx.open_table(INCIDENTS)?;
+        let mut out = Vec::new();
+        let keep = |inc: &Incident| {
+            f.priority.is_none_or(|p| inc.priority == p)
+                && f.category.as_deref().is_none_or(|c| inc.category == c)
+                && f.status.is_none_or(|s| inc.status == s)
+        };
+        if let Some(status) = f.status {
+            let by_status = tx.open_table(BY_STATUS)?;
+            let range = (status.as_str(), 0u64)..=(status.as_str(), u64::MAX);
+            for row in by_status.range(range)?.rev() {
+                let (k, _) = row?;
+                let key = k.value().1;
+                if let Some(v) = incidents.get(key)? {
+                    let inc: Incident = decode("incidents", v.value())?;
+                    if keep(&inc) {
+                        out.push(inc);
+                        if out.len() >= f.limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        } else {
+            for row in incidents.iter()?.rev() {
+                let inc: Incident = decode("incidents", row?.1.value())?;
+                if keep(&inc) {
+                    out.push(inc);
+                    if out.len() >= f.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
