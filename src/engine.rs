@@ -805,3 +805,380 @@ fn alert_name(r: &AlertRecord) -> String {
 fn source_name(s: Source) -> &'static str {
     s.as_str()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::labels;
+
+    const RULES: &str = r#"
+correlate:
+  - name: node
+    match: ['alertname="NodeDown"']
+    group_by: [cluster]
+    window: 30m
+    title: "{{ labels.cluster }} nodes down"
+classify:
+  - match: ['alertname="NodeDown"']
+    category: hardware
+prioritize:
+  urgency:
+    - match: ['severity="critical"']
+      urgency: high
+    - match: ['severity="info"']
+      urgency: low
+  impact:
+    - match: ['env="prod"']
+      impact: high
+    - distinct: instance
+      at_least: 3
+      impact: medium
+  default_impact: low
+  default_urgency: medium
+sla:
+  P1: {acknowledge: 5m, resolve: 1h}
+  P3: {acknowledge: 1h, resolve: 8h}
+"#;
+
+    fn engine() -> Engine {
+        let rules = RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], "test").expect("valid rules");
+        Engine::new(
+            Arc::new(rules),
+            Settings {
+                close_after: Duration::from_secs(3600),
+            },
+        )
+    }
+
+    fn t(min: i64) -> DateTime<Utc> {
+        "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().expect("valid") + chrono::Duration::minutes(min)
+    }
+
+    fn alert(pairs: &[(&str, &str)], status: AlertStatus) -> Alert {
+        Alert::new(
+            labels(pairs),
+            Default::default(),
+            Some(status),
+            None,
+            None,
+            String::new(),
+            Source::Generic,
+            None,
+            t(0),
+        )
+        .expect("non-empty labels")
+    }
+
+    fn firing(pairs: &[(&str, &str)]) -> Alert {
+        alert(pairs, AlertStatus::Firing)
+    }
+
+    fn resolved(pairs: &[(&str, &str)]) -> Alert {
+        alert(pairs, AlertStatus::Resolved)
+    }
+
+    fn inc(e: &Engine, k: IncidentKey) -> Incident {
+        e.live(k).expect("live").incident.clone()
+    }
+
+    fn kinds(ws: &WriteSet, k: IncidentKey) -> Vec<String> {
+        ws.timeline.iter().filter(|(key, _, _)| *key == k).map(|(_, _, e)| e.kind.clone()).collect()
+    }
+
+    const A: &[(&str, &str)] = &[("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "a"), ("severity", "critical")];
+    const B: &[(&str, &str)] = &[("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "b"), ("severity", "critical")];
+
+    #[test]
+    fn first_alert_creates_incident_with_rule_category_priority_sla() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!("expected created") };
+        assert_eq!(k.to_string(), "INC-20261123-0001");
+        let i = inc(&e, k);
+        assert_eq!(i.title, "eu nodes down");
+        assert_eq!(i.rule, "node");
+        assert_eq!(i.group_key, r#"node{cluster="eu"}"#);
+        assert_eq!(i.category, "hardware");
+        assert_eq!((i.impact, i.urgency, i.priority), (Level::Low, Level::High, Priority::P3));
+        assert_eq!(i.sla.acknowledge_by, t(60));
+        assert_eq!(i.sla.resolve_by, t(8 * 60));
+        assert_eq!((i.alert_count, i.firing_count, i.status), (1, 1, Status::Open));
+        let ws = e.take_changes();
+        assert_eq!(ws.incidents.len(), 1);
+        assert_eq!(ws.alerts.len(), 1);
+        assert_eq!(kinds(&ws, k), vec!["created"]);
+        assert!(ws.events.contains(&Event::Created { priority: Priority::P3, category: "hardware".into() }));
+    }
+
+    #[test]
+    fn repeats_are_deduplicated_and_counted() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        assert_eq!(e.ingest_one(firing(A), t(1)), Outcome::Deduplicated(k));
+        assert_eq!(e.ingest_one(firing(A), t(2)), Outcome::Deduplicated(k));
+        let l = e.live(k).expect("live");
+        let rec = l.alerts.values().next().expect("one alert");
+        assert_eq!(rec.repeat_count, 2);
+        assert_eq!(rec.last_seen_at, t(2));
+        assert_eq!(l.incident.alert_count, 1);
+        assert_eq!(l.incident.last_activity_at, t(2));
+        let ws = e.take_changes();
+        assert_eq!(ws.events.iter().filter(|e| **e == Event::Deduplicated).count(), 2);
+    }
+
+    #[test]
+    fn alerts_of_one_group_join_within_the_window() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        assert_eq!(e.ingest_one(firing(B), t(20)), Outcome::Joined(k));
+        let i = inc(&e, k);
+        assert_eq!((i.alert_count, i.firing_count), (2, 2));
+        // Common labels keep only what both alerts share.
+        assert_eq!(i.labels.get("cluster").map(String::as_str), Some("eu"));
+        assert!(!i.labels.contains_key("instance"));
+        // Another cluster is another group.
+        let other = [("alertname", "NodeDown"), ("cluster", "us"), ("instance", "x")];
+        assert!(matches!(e.ingest_one(firing(&other), t(21)), Outcome::Created(k2) if k2 != k));
+    }
+
+    #[test]
+    fn a_quiet_incident_past_the_window_does_not_take_new_alerts() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        // 31 minutes without activity: the 30m window has passed.
+        let Outcome::Created(k2) = e.ingest_one(firing(B), t(31)) else { panic!("expected a new incident") };
+        assert_ne!(k, k2);
+        assert_eq!(k2.to_string(), "INC-20261123-0002");
+        // The new incident now owns the group key.
+        let c = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "c")];
+        assert_eq!(e.ingest_one(firing(&c), t(32)), Outcome::Joined(k2));
+    }
+
+    #[test]
+    fn repeats_keep_the_window_open() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        for m in [20, 40, 60] {
+            e.ingest_one(firing(A), t(m));
+        }
+        assert_eq!(e.ingest_one(firing(B), t(80)), Outcome::Joined(k));
+    }
+
+    #[test]
+    fn resolving_every_alert_resolves_the_incident_and_refire_reopens_it() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        e.ingest_one(firing(B), t(1));
+        assert_eq!(e.ingest_one(resolved(A), t(5)), Outcome::Resolved(k));
+        assert_eq!(inc(&e, k).status, Status::Open);
+        assert_eq!(inc(&e, k).firing_count, 1);
+        e.ingest_one(resolved(B), t(10));
+        let i = inc(&e, k);
+        assert_eq!((i.status, i.firing_count, i.resolved_at), (Status::Resolved, 0, Some(t(10))));
+        assert_eq!(i.resolved_by.as_deref(), Some(SYSTEM));
+        // A duplicate resolve changes nothing.
+        assert_eq!(e.ingest_one(resolved(B), t(11)), Outcome::Deduplicated(k));
+        let ws = e.take_changes();
+        assert!(ws.events.iter().any(|ev| matches!(ev, Event::Resolved { seconds, .. } if *seconds == 600.0)));
+        // Re-fire within the window: same incident, reopened, occurrence 2.
+        assert_eq!(e.ingest_one(firing(A), t(20)), Outcome::Joined(k));
+        let l = e.live(k).expect("live");
+        assert_eq!((l.incident.status, l.incident.reopen_count, l.incident.firing_count), (Status::Open, 1, 1));
+        assert_eq!(l.incident.resolved_at, None);
+        let rec = l.alerts.get(&firing(A).fingerprint).expect("alert A");
+        assert_eq!((rec.status, rec.occurrences), (AlertStatus::Firing, 2));
+        let ws = e.take_changes();
+        assert_eq!(kinds(&ws, k), vec!["alert_refired", "reopened"]);
+    }
+
+    #[test]
+    fn refire_after_the_window_is_a_new_incident() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        e.ingest_one(resolved(A), t(5));
+        let Outcome::Created(k2) = e.ingest_one(firing(A), t(50)) else { panic!("expected new incident") };
+        assert_ne!(k, k2);
+        // The old incident still holds its resolved occurrence.
+        assert_eq!(inc(&e, k).status, Status::Resolved);
+        // And the fingerprint now follows the new incident.
+        assert_eq!(e.ingest_one(firing(A), t(51)), Outcome::Deduplicated(k2));
+    }
+
+    #[test]
+    fn resolved_alert_never_seen_firing_is_ignored() {
+        let mut e = engine();
+        assert_eq!(e.ingest_one(resolved(A), t(0)), Outcome::Ignored);
+        assert!(e.take_changes().is_empty());
+    }
+
+    #[test]
+    fn seed_matrix() {
+        let p = crate::rules::Prioritize::default();
+        use Level::*;
+        use Priority::*;
+        let want = [
+            (High, High, P1), (High, Medium, P2), (High, Low, P3),
+            (Medium, High, P2), (Medium, Medium, P3), (Medium, Low, P4),
+            (Low, High, P3), (Low, Medium, P4), (Low, Low, P5),
+        ];
+        for (i, u, pr) in want {
+            assert_eq!(p.priority(i, u), pr, "impact {i:?} urgency {u:?}");
+        }
+    }
+
+    #[test]
+    fn incident_takes_the_highest_priority_and_records_the_change() {
+        let mut e = engine();
+        let low = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "a"), ("severity", "info")];
+        let Outcome::Created(k) = e.ingest_one(firing(&low), t(0)) else { panic!() };
+        assert_eq!(inc(&e, k).priority, Priority::P5);
+        e.take_changes();
+        let prod = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "b"), ("severity", "critical"), ("env", "prod")];
+        e.ingest_one(firing(&prod), t(1));
+        let i = inc(&e, k);
+        assert_eq!((i.priority, i.impact, i.urgency), (Priority::P1, Level::High, Level::High));
+        // SLA follows the new priority, from creation.
+        assert_eq!(i.sla.acknowledge_by, t(5));
+        let ws = e.take_changes();
+        assert_eq!(kinds(&ws, k), vec!["alert_added", "priority_changed"]);
+        assert!(ws.events.contains(&Event::PriorityChanged { from: Priority::P5, to: Priority::P1 }));
+        // A lower-priority alert later does not lower it.
+        let info = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "c"), ("severity", "info")];
+        e.ingest_one(firing(&info), t(2));
+        assert_eq!(inc(&e, k).priority, Priority::P1);
+    }
+
+    #[test]
+    fn blast_radius_raises_impact_as_the_incident_spreads() {
+        let mut e = engine();
+        fn mk(i: &str) -> Vec<(&str, &str)> {
+            vec![("alertname", "NodeDown"), ("cluster", "eu"), ("instance", i)]
+        }
+        let Outcome::Created(k) = e.ingest_one(firing(&mk("a")), t(0)) else { panic!() };
+        // low impact × medium urgency.
+        assert_eq!(inc(&e, k).priority, Priority::P4);
+        e.ingest_one(firing(&mk("b")), t(1));
+        assert_eq!(inc(&e, k).priority, Priority::P4);
+        e.ingest_one(firing(&mk("c")), t(2));
+        let i = inc(&e, k);
+        assert_eq!((i.priority, i.impact), (Priority::P3, Level::Medium));
+        let ws = e.take_changes();
+        let msg = ws.timeline.iter().find(|(_, _, e)| e.kind == "priority_changed").map(|(_, _, e)| e.message.clone());
+        assert!(msg.is_some_and(|m| m.contains("blast radius: 3 distinct instance values")));
+    }
+
+    fn req(by: &str) -> OpRequest {
+        OpRequest {
+            by: Some(by.into()),
+            ..OpRequest::default()
+        }
+    }
+
+    fn no_load(_: IncidentKey) -> Option<Live> {
+        None
+    }
+
+    #[test]
+    fn lifecycle_transitions_and_conflicts() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        // Close before resolve is illegal.
+        let err = e.apply_op(k, Op::Close, &req("bob"), t(1), no_load).unwrap_err();
+        assert!(matches!(err, OpError::Transition(TransitionError::Illegal { status: Status::Open, .. })), "{err}");
+        let i = e.apply_op(k, Op::Ack, &req("alice"), t(3), no_load).expect("ack");
+        assert_eq!((i.status, i.acknowledged_at, i.acknowledged_by.as_deref()), (Status::Acknowledged, Some(t(3)), Some("alice")));
+        assert!(e.apply_op(k, Op::Ack, &req("alice"), t(4), no_load).is_err());
+        let assign = OpRequest { by: Some("alice".into()), assignee: Some("db-team".into()), ..OpRequest::default() };
+        assert_eq!(e.apply_op(k, Op::Assign, &assign, t(5), no_load).expect("assign").assignee.as_deref(), Some("db-team"));
+        let bad = e.apply_op(k, Op::Note, &req("alice"), t(5), no_load).unwrap_err();
+        assert!(matches!(bad, OpError::Transition(TransitionError::BadRequest(_))));
+        let res = OpRequest { by: Some("alice".into()), workaround: Some("failover".into()), root_cause: Some("disk".into()), ..OpRequest::default() };
+        let i = e.apply_op(k, Op::Resolve, &res, t(10), no_load).expect("resolve");
+        assert_eq!((i.status, i.workaround.as_deref(), i.root_cause.as_deref()), (Status::Resolved, Some("failover"), Some("disk")));
+        let i = e.apply_op(k, Op::Close, &req("alice"), t(11), no_load).expect("close");
+        assert_eq!(i.status, Status::Closed);
+        let ws = e.take_changes();
+        assert_eq!(kinds(&ws, k), vec!["created", "acknowledged", "assigned", "resolved", "closed"]);
+        assert!(ws.timeline.iter().filter(|(_, _, e)| e.kind != "created").all(|(_, _, e)| e.by == "alice"));
+        assert!(ws.events.contains(&Event::Acknowledged { priority: Priority::P3, seconds: 180.0 }));
+        // Closed incidents leave memory; unknown ids are not found.
+        assert!(e.live(k).is_none());
+        assert!(matches!(e.apply_op(k, Op::Reopen, &req("x"), t(12), no_load), Err(OpError::NotFound(_))));
+        // A closed incident can be reopened when the store provides it.
+        let stored = ws.incidents.iter().find(|i| i.id == k).cloned().expect("written");
+        let i = e
+            .apply_op(k, Op::Reopen, &req("carol"), t(13), |_| Some(Live { incident: stored, alerts: Default::default() }))
+            .expect("reopen");
+        assert_eq!((i.status, i.closed_at, i.reopen_count), (Status::Open, None, 1));
+    }
+
+    #[test]
+    fn tick_records_sla_breaches_once_and_closes_quiet_incidents() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        e.take_changes();
+        e.tick(t(59));
+        assert!(e.take_changes().is_empty());
+        e.tick(t(61));
+        e.tick(t(62));
+        let ws = e.take_changes();
+        assert_eq!(ws.events, vec![Event::SlaBreached { priority: Priority::P3, kind: "acknowledge" }]);
+        let i = inc(&e, k);
+        assert!(i.sla.breached && i.sla.acknowledge_breached && !i.sla.resolve_breached);
+        e.ingest_one(resolved(A), t(70));
+        e.take_changes();
+        e.tick(t(70 + 59));
+        assert_eq!(inc(&e, k).status, Status::Resolved);
+        e.tick(t(70 + 60));
+        let ws = e.take_changes();
+        assert!(ws.incidents.iter().any(|i| i.id == k && i.status == Status::Closed));
+        assert!(e.live(k).is_none(), "closed incidents leave memory");
+        // After closing, the same alert opens a new incident.
+        assert!(matches!(e.ingest_one(firing(A), t(200)), Outcome::Created(k2) if k2 != k));
+    }
+
+    #[test]
+    fn tick_expires_alerts_whose_ends_at_passed() {
+        let mut e = engine();
+        let mut a = firing(A);
+        a.ends_at = Some(t(4));
+        let Outcome::Created(k) = e.ingest_one(a, t(0)) else { panic!() };
+        e.tick(t(3));
+        assert_eq!(inc(&e, k).firing_count, 1);
+        e.tick(t(5));
+        let i = inc(&e, k);
+        assert_eq!((i.firing_count, i.status), (0, Status::Resolved));
+    }
+
+    #[test]
+    fn ids_restart_each_day_and_continue_after_restore() {
+        let mut e = engine();
+        let Outcome::Created(k1) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let next_day = t(24 * 60);
+        let other = [("alertname", "X")];
+        let Outcome::Created(k2) = e.ingest_one(firing(&other), next_day) else { panic!() };
+        assert_eq!(k1.to_string(), "INC-20261123-0001");
+        assert_eq!(k2.to_string(), "INC-20261124-0001");
+        let live: Vec<Live> = e.live_incidents().cloned().collect();
+        let mut r = Engine::restore(e.rules().clone(), Settings { close_after: Duration::from_secs(60) }, live, Some(k2), Rolling::default());
+        // Restored state keeps correlating and deduplicating.
+        assert_eq!(r.ingest_one(firing(A), t(10)), Outcome::Deduplicated(k1));
+        assert_eq!(r.ingest_one(firing(B), t(11)), Outcome::Joined(k1));
+        let Outcome::Created(k3) = r.ingest_one(firing(&[("alertname", "Y")]), next_day) else { panic!() };
+        assert_eq!(k3.to_string(), "INC-20261124-0002");
+    }
+
+    #[test]
+    fn rolling_means_per_priority_within_the_window() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        e.apply_op(k, Op::Ack, &req("a"), t(10), no_load).expect("ack");
+        e.ingest_one(resolved(A), t(30));
+        let m = e.rolling_means(t(31), Duration::from_secs(3600));
+        assert_eq!(m[0][Priority::P3.idx()], Some(600.0));
+        assert_eq!(m[1][Priority::P3.idx()], Some(1800.0));
+        assert_eq!(m[0][Priority::P1.idx()], None);
+        // Outside the window the samples are gone.
+        let m = e.rolling_means(t(31 + 120), Duration::from_secs(3600));
+        assert_eq!(m[1][Priority::P3.idx()], None);
+    }
+}

@@ -112,7 +112,26 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
 }
 
+/// A handle that does not keep the writer alive (for background tasks
+/// such as the SIGHUP listener, which must not block shutdown).
+#[derive(Clone)]
+pub struct WeakHandle {
+    tx: mpsc::WeakSender<Command>,
+}
+
+impl WeakHandle {
+    pub fn upgrade(&self) -> Option<Handle> {
+        self.tx.upgrade().map(|tx| Handle { tx })
+    }
+}
+
 impl Handle {
+    pub fn downgrade(&self) -> WeakHandle {
+        WeakHandle {
+            tx: self.tx.downgrade(),
+        }
+    }
+
     /// Queues alerts and waits until they are durable.
     pub async fn ingest(&self, source: Source, alerts: Vec<Alert>) -> Result<IngestSummary, PipelineError> {
         let (reply, rx) = oneshot::channel();

@@ -20,7 +20,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::engine::{Engine, Settings};
 use crate::metrics::Metrics;
-use crate::pipeline::{self, Handle, Writer};
+use crate::pipeline::{self, WeakHandle, Writer};
 use crate::rules::{RuleSet, RulesError};
 use crate::store::{Store, StoreError};
 
@@ -66,7 +66,7 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct Reloader {
     source: RulesSource,
-    handle: Handle,
+    handle: WeakHandle,
 }
 
 impl Reloader {
@@ -81,7 +81,8 @@ impl Reloader {
                 e.to_string()
             })?;
         let summary = summarize(&rules);
-        self.handle
+        let handle = self.handle.upgrade().ok_or("shutting down")?;
+        handle
             .set_rules(Arc::new(rules))
             .await
             .map_err(|e| e.to_string())?;
@@ -147,7 +148,7 @@ impl Server {
         let state = AppState {
             reloader: Reloader {
                 source: rules,
-                handle: handle.clone(),
+                handle: handle.downgrade(),
             },
             handle,
             store,

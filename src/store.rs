@@ -297,3 +297,82 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Alert, AlertStatus, Source};
+    use crate::engine::{Engine, Settings};
+    use crate::incident::{Op, OpRequest};
+    use crate::rules::{labels, RuleSet};
+
+    fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn alert(name: &str, status: AlertStatus) -> Alert {
+        Alert::new(labels(&[("alertname", name), ("severity", "critical")]), Default::default(), Some(status), None, None, String::new(), Source::Generic, None, now())
+            .expect("labels")
+    }
+
+    fn engine() -> Engine {
+        Engine::new(Arc::new(RuleSet::builtin().expect("rules")), Settings { close_after: Duration::from_secs(0) })
+    }
+
+    #[test]
+    fn commit_then_load_restores_live_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = engine();
+        e.ingest(vec![alert("A", AlertStatus::Firing), alert("B", AlertStatus::Firing)], now());
+        store.commit(&e.take_changes()).expect("commit");
+        let listed = store.list(&ListFilter { limit: 10, ..ListFilter::default() }).expect("list");
+        assert_eq!(listed.len(), 2);
+        let a = listed.iter().find(|i| i.title.starts_with('A')).expect("A").id;
+        e.apply_op(a, Op::Ack, &OpRequest::default(), now(), |_| None).expect("ack");
+        store.commit(&e.take_changes()).expect("commit");
+        drop(store);
+
+        let store = Store::open(dir.path()).expect("reopen");
+        let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
+        assert_eq!(snap.live.len(), 2);
+        assert_eq!(snap.incidents_total, 2);
+        assert!(snap.last_key.is_some());
+        let (inc, alerts, timeline) = store.incident_full(a).expect("read").expect("exists");
+        assert_eq!(inc.status, Status::Acknowledged);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(timeline.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>(), vec!["created", "acknowledged"]);
+        let acked = store.list(&ListFilter { status: Some(Status::Acknowledged), limit: 10, ..ListFilter::default() }).expect("list");
+        assert_eq!(acked.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
+        assert!(store.list(&ListFilter { status: Some(Status::Open), limit: 10, ..ListFilter::default() }).expect("list").iter().all(|i| i.id != a));
+    }
+
+    #[test]
+    fn closed_incidents_leave_the_live_set_but_stay_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = engine();
+        e.ingest(vec![alert("A", AlertStatus::Firing)], now());
+        e.ingest(vec![alert("A", AlertStatus::Resolved)], now());
+        e.tick(now() + chrono::Duration::seconds(1));
+        let ws = e.take_changes();
+        assert!(ws.incidents.iter().any(|i| i.status == Status::Closed));
+        store.commit(&ws).expect("commit");
+        let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
+        assert!(snap.live.is_empty());
+        let closed = store.list(&ListFilter { status: Some(Status::Closed), limit: 10, ..ListFilter::default() }).expect("list");
+        assert_eq!(closed.len(), 1);
+        // The MTTR sample survives in the snapshot.
+        let mut rolling = snap.rolling;
+        let means = rolling.means(now(), Duration::from_secs(3600));
+        assert!(means[1].iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn second_open_of_the_same_file_fails_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = Store::open(dir.path()).expect("open");
+        let e = Store::open(dir.path()).err().expect("locked").to_string();
+        assert!(e.contains("cannot open database"), "{e}");
+    }
+}
