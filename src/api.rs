@@ -62,7 +62,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({"status": "error", "error": message.to_string()}))).into_response()
+    (
+        status,
+        Json(json!({"status": "error", "error": message.to_string()})),
+    )
+        .into_response()
 }
 
 fn unavailable(e: &PipelineError) -> Response {
@@ -72,7 +76,8 @@ fn unavailable(e: &PipelineError) -> Response {
         PipelineError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "5"),
     };
     let mut r = error(status, e);
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(retry));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry));
     r
 }
 
@@ -80,11 +85,17 @@ async fn ingest_v2(State(s): State<AppState>, body: Result<Bytes, BytesRejection
     ingest(s, Format::AlertmanagerV2, body).await
 }
 
-async fn ingest_webhook(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn ingest_webhook(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     ingest(s, Format::WebhookV4, body).await
 }
 
-async fn ingest_generic(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn ingest_generic(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     ingest(s, Format::Generic, body).await
 }
 
@@ -160,7 +171,10 @@ struct ListQuery {
 
 const MAX_LIMIT: usize = 10_000;
 
-async fn list_incidents(State(s): State<AppState>, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn list_incidents(
+    State(s): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -172,13 +186,23 @@ async fn list_incidents(State(s): State<AppState>, q: Result<Query<ListQuery>, a
     if let Some(v) = q.status.as_deref().filter(|v| !v.is_empty()) {
         match Status::parse(v) {
             Some(st) => f.status = Some(st),
-            None => return error(StatusCode::BAD_REQUEST, format!("status: unknown value {v:?}; expected open, acknowledged, resolved or closed")),
+            None => return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "status: unknown value {v:?}; expected open, acknowledged, resolved or closed"
+                ),
+            ),
         }
     }
     if let Some(v) = q.priority.as_deref().filter(|v| !v.is_empty()) {
         match Priority::parse(&v.to_ascii_uppercase()) {
             Some(p) => f.priority = Some(p),
-            None => return error(StatusCode::BAD_REQUEST, format!("priority: unknown value {v:?}; expected P1..P5")),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("priority: unknown value {v:?}; expected P1..P5"),
+                )
+            }
         }
     }
     if let Some(v) = q.category.as_deref().filter(|v| !v.is_empty()) {
@@ -187,7 +211,12 @@ async fn list_incidents(State(s): State<AppState>, q: Result<Query<ListQuery>, a
     if let Some(v) = q.limit.as_deref().filter(|v| !v.is_empty()) {
         match v.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => f.limit = n,
-            _ => return error(StatusCode::BAD_REQUEST, format!("limit: {v:?} is not a number between 1 and {MAX_LIMIT}")),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("limit: {v:?} is not a number between 1 and {MAX_LIMIT}"),
+                )
+            }
         }
     }
     let store = s.store.clone();
@@ -198,27 +227,33 @@ async fn list_incidents(State(s): State<AppState>, q: Result<Query<ListQuery>, a
     }
 }
 
-fn parse_id(id: &str) -> Result<IncidentKey, Response> {
+fn parse_id(id: &str) -> Result<IncidentKey, Box<Response>> {
     IncidentKey::parse(id).ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::NOT_FOUND,
             format!("no incident {id:?} (ids look like INC-20261123-0001)"),
-        )
+        ))
     })
 }
 
 async fn get_incident(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let key = match parse_id(&id) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let store = s.store.clone();
     match tokio::task::spawn_blocking(move || store.incident_full(key)).await {
         Ok(Ok(Some((inc, alerts, timeline)))) => {
             let mut v = serde_json::to_value(&inc).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
-                obj.insert("alerts".into(), serde_json::to_value(&alerts).unwrap_or_default());
-                obj.insert("timeline".into(), serde_json::to_value(&timeline).unwrap_or_default());
+                obj.insert(
+                    "alerts".into(),
+                    serde_json::to_value(&alerts).unwrap_or_default(),
+                );
+                obj.insert(
+                    "timeline".into(),
+                    serde_json::to_value(&timeline).unwrap_or_default(),
+                );
             }
             Json(v).into_response()
         }
@@ -231,7 +266,7 @@ async fn get_incident(State(s): State<AppState>, Path(id): Path<String>) -> Resp
 async fn report(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let key = match parse_id(&id) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let store = s.store.clone();
     match tokio::task::spawn_blocking(move || store.incident_full(key)).await {
@@ -254,12 +289,14 @@ async fn incident_op(
     let Some(op) = Op::parse(&action) else {
         return error(
             StatusCode::NOT_FOUND,
-            format!("unknown action {action:?}; expected ack, assign, notes, resolve, close or reopen"),
+            format!(
+                "unknown action {action:?}; expected ack, assign, notes, resolve, close or reopen"
+            ),
         );
     };
     let key = match parse_id(&id) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = match body {
         Ok(b) => b,
@@ -273,7 +310,10 @@ async fn incident_op(
             Ok(r) => r,
             Err(e) => {
                 let path = e.path().to_string();
-                return error(StatusCode::BAD_REQUEST, format!("request body: {path}: {}", e.into_inner()));
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("request body: {path}: {}", e.into_inner()),
+                );
             }
         }
     };
@@ -292,7 +332,10 @@ async fn incident_op(
 
 async fn metrics(State(s): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()
@@ -309,6 +352,9 @@ async fn ready(State(s): State<AppState>) -> Response {
 async fn reload(State(s): State<AppState>) -> Response {
     match s.reloader.reload().await {
         Ok(summary) => Json(json!({"status": "success", "rules": summary})).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, format!("reload failed, previous rules still active:\n{e}")),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            format!("reload failed, previous rules still active:\n{e}"),
+        ),
     }
 }

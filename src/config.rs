@@ -224,7 +224,10 @@ mod tests {
         assert_eq!(c.incidents.close_after, Duration::from_secs(600));
         std::fs::write(&path, "listen: 0.0.0.0:1234\nlisten_port: 3\n").expect("write");
         let e = Config::from_file(&path).unwrap_err().to_string();
-        assert!(e.contains("unknown field `listen_port`") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("unknown field `listen_port`") && e.contains("line 2"),
+            "{e}"
+        );
         std::fs::write(&path, "incidents:\n  close_after: soon\n").expect("write");
         let e = Config::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("invalid duration \"soon\""), "{e}");

@@ -22,8 +22,8 @@ use chrono::{DateTime, Datelike, Utc};
 
 use crate::alert::{Alert, AlertStatus, Source};
 use crate::incident::{
-    AlertRecord, Incident, IncidentKey, Op, OpRequest, Sla, Status, TimelineEntry,
-    TransitionError, SYSTEM,
+    AlertRecord, Incident, IncidentKey, Op, OpRequest, Sla, Status, TimelineEntry, TransitionError,
+    SYSTEM,
 };
 use crate::matcher;
 use crate::rules::{Level, Priority, RuleSet, TitleContext};
@@ -39,11 +39,27 @@ pub struct Live {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Deduplicated,
-    Created { priority: Priority, category: String },
-    Acknowledged { priority: Priority, seconds: f64 },
-    Resolved { priority: Priority, category: String, seconds: f64 },
-    SlaBreached { priority: Priority, kind: &'static str },
-    PriorityChanged { from: Priority, to: Priority },
+    Created {
+        priority: Priority,
+        category: String,
+    },
+    Acknowledged {
+        priority: Priority,
+        seconds: f64,
+    },
+    Resolved {
+        priority: Priority,
+        category: String,
+        seconds: f64,
+    },
+    SlaBreached {
+        priority: Priority,
+        kind: &'static str,
+    },
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+    },
     Reopened,
     Closed,
 }
@@ -113,7 +129,10 @@ impl Rolling {
     pub fn means(&mut self, now: DateTime<Utc>, window: Duration) -> [[Option<f64>; 5]; 2] {
         let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         let mut out = [[None; 5]; 2];
-        for (i, map) in [&mut self.acknowledge, &mut self.resolve].into_iter().enumerate() {
+        for (i, map) in [&mut self.acknowledge, &mut self.resolve]
+            .into_iter()
+            .enumerate()
+        {
             map.retain(|_, (at, _, _)| *at >= start);
             let mut sum = [0.0f64; 5];
             let mut n = [0u32; 5];
@@ -270,7 +289,11 @@ impl Engine {
             }
         }
         for key in std::mem::take(&mut self.closed) {
-            if self.incidents.get(&key).is_some_and(|l| l.incident.status == Status::Closed) {
+            if self
+                .incidents
+                .get(&key)
+                .is_some_and(|l| l.incident.status == Status::Closed)
+            {
                 self.evict(key);
             }
         }
@@ -319,7 +342,10 @@ impl Engine {
 
     /// Runs a batch of alerts through dedup and correlation.
     pub fn ingest(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) -> Vec<Outcome> {
-        alerts.into_iter().map(|a| self.ingest_one(a, now)).collect()
+        alerts
+            .into_iter()
+            .map(|a| self.ingest_one(a, now))
+            .collect()
     }
 
     /// One alert: dedup against its current occurrence, else correlate.
@@ -332,7 +358,8 @@ impl Engine {
                 return self.ingest_one(a, now);
             };
             match (rec.status, a.status) {
-                (AlertStatus::Firing, AlertStatus::Firing) | (AlertStatus::Resolved, AlertStatus::Resolved) => {
+                (AlertStatus::Firing, AlertStatus::Firing)
+                | (AlertStatus::Resolved, AlertStatus::Resolved) => {
                     self.repeat(key, &a, now);
                     return Outcome::Deduplicated(key);
                 }
@@ -397,9 +424,20 @@ impl Engine {
         }
     }
 
-    fn resolve_alert(&mut self, key: IncidentKey, fp: u64, end: DateTime<Utc>, now: DateTime<Utc>, how: &str) {
-        let Some(l) = self.incidents.get_mut(&key) else { return };
-        let Some(rec) = l.alerts.get_mut(&fp) else { return };
+    fn resolve_alert(
+        &mut self,
+        key: IncidentKey,
+        fp: u64,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+        how: &str,
+    ) {
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
+        let Some(rec) = l.alerts.get_mut(&fp) else {
+            return;
+        };
         if rec.status != AlertStatus::Firing {
             return;
         }
@@ -411,9 +449,17 @@ impl Engine {
         l.incident.last_activity_at = now;
         let all_quiet = l.incident.firing_count == 0;
         self.dirty_alerts.insert((key, fp));
-        self.note(key, now, "alert_resolved", SYSTEM, format!("alert {name} {how}"));
+        self.note(
+            key,
+            now,
+            "alert_resolved",
+            SYSTEM,
+            format!("alert {name} {how}"),
+        );
         if all_quiet {
-            let Some(l) = self.incidents.get_mut(&key) else { return };
+            let Some(l) = self.incidents.get_mut(&key) else {
+                return;
+            };
             if l.incident.status.is_active() {
                 l.incident.status = Status::Resolved;
                 l.incident.resolved_at = Some(now);
@@ -463,7 +509,13 @@ impl Engine {
         key
     }
 
-    fn create(&mut self, a: Alert, rule: &crate::rules::CorrelateRule, gk: String, now: DateTime<Utc>) -> IncidentKey {
+    fn create(
+        &mut self,
+        a: Alert,
+        rule: &crate::rules::CorrelateRule,
+        gk: String,
+        now: DateTime<Utc>,
+    ) -> IncidentKey {
         let key = self.next_key(now);
         let rec = self.record_for(&a, now);
         let group_labels = rule.group_labels(&a.labels);
@@ -540,7 +592,9 @@ impl Engine {
 
     fn add_alert(&mut self, key: IncidentKey, a: Alert, now: DateTime<Utc>) {
         let fresh = self.record_for(&a, now);
-        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
         let fp = a.fingerprint;
         let (kind, msg) = match l.alerts.get_mut(&fp) {
             Some(rec) => {
@@ -550,7 +604,14 @@ impl Engine {
                 rec.ends_at = a.ends_at;
                 rec.last_seen_at = now;
                 rec.annotations = a.annotations.clone();
-                ("alert_refired", format!("alert {} fired again (occurrence {})", alert_name(rec), rec.occurrences))
+                (
+                    "alert_refired",
+                    format!(
+                        "alert {} fired again (occurrence {})",
+                        alert_name(rec),
+                        rec.occurrences
+                    ),
+                )
             }
             None => {
                 let msg = format!("alert {} added ({})", alert_name(&fresh), fresh.priority);
@@ -575,7 +636,13 @@ impl Engine {
                 self.rolling.observe(&l.incident);
             }
             self.events.push(Event::Reopened);
-            self.note(key, now, "reopened", SYSTEM, "an alert fired again within the correlation window".into());
+            self.note(
+                key,
+                now,
+                "reopened",
+                SYSTEM,
+                "an alert fired again within the correlation window".into(),
+            );
         }
         self.reprioritize(key, now);
     }
@@ -583,7 +650,9 @@ impl Engine {
     /// Recomputes priority from the alerts and blast-radius rules; raises only.
     fn reprioritize(&mut self, key: IncidentKey, now: DateTime<Utc>) {
         let rules = self.rules.clone();
-        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
         let mut blast: Option<(Level, String)> = None;
         for br in &rules.prioritize.blast_radius {
             let distinct: BTreeSet<&str> = l
@@ -592,8 +661,12 @@ impl Engine {
                 .filter(|r| matcher::all_match(&br.matchers, &r.labels))
                 .filter_map(|r| r.labels.get(&br.label).map(String::as_str))
                 .collect();
-            if distinct.len() >= br.at_least && blast.as_ref().is_none_or(|(lv, _)| br.impact < *lv) {
-                blast = Some((br.impact, format!("{} distinct {} values", distinct.len(), br.label)));
+            if distinct.len() >= br.at_least && blast.as_ref().is_none_or(|(lv, _)| br.impact < *lv)
+            {
+                blast = Some((
+                    br.impact,
+                    format!("{} distinct {} values", distinct.len(), br.label),
+                ));
             }
         }
         let mut best: Option<(Priority, Level, Level)> = None;
@@ -607,7 +680,9 @@ impl Engine {
                 best = Some((p, impact, r.urgency));
             }
         }
-        let Some((p, impact, urgency)) = best else { return };
+        let Some((p, impact, urgency)) = best else {
+            return;
+        };
         let old = l.incident.priority;
         if p >= old && !(p == old && impact < l.incident.impact) {
             return;
@@ -625,13 +700,18 @@ impl Engine {
             Some((b, what)) if *b == impact => format!(" (blast radius: {what})"),
             _ => String::new(),
         };
-        self.events.push(Event::PriorityChanged { from: old, to: p });
+        self.events
+            .push(Event::PriorityChanged { from: old, to: p });
         self.note(
             key,
             now,
             "priority_changed",
             SYSTEM,
-            format!("priority {old} → {p}: impact {} × urgency {}{why}", impact.as_str(), urgency.as_str()),
+            format!(
+                "priority {old} → {p}: impact {} × urgency {}{why}",
+                impact.as_str(),
+                urgency.as_str()
+            ),
         );
     }
 
@@ -650,7 +730,8 @@ impl Engine {
                 }
             }
             let i = &l.incident;
-            if i.status == Status::Open && !i.sla.acknowledge_breached && now > i.sla.acknowledge_by {
+            if i.status == Status::Open && !i.sla.acknowledge_breached && now > i.sla.acknowledge_by
+            {
                 ack_breach.push(*key);
             }
             if i.status.is_active() && !i.sla.resolve_breached && now > i.sla.resolve_by {
@@ -664,7 +745,13 @@ impl Engine {
             }
         }
         for (key, fp, end) in expired {
-            self.resolve_alert(key, fp, end, now, "expired (endsAt passed without a refresh)");
+            self.resolve_alert(
+                key,
+                fp,
+                end,
+                now,
+                "expired (endsAt passed without a refresh)",
+            );
         }
         for key in ack_breach {
             self.breach(key, now, "acknowledge");
@@ -682,13 +769,21 @@ impl Engine {
                 self.closed.push(key);
                 self.events.push(Event::Closed);
                 let after = humantime::format_duration(self.settings.close_after);
-                self.note(key, now, "closed", SYSTEM, format!("closed after {after} without a new alert"));
+                self.note(
+                    key,
+                    now,
+                    "closed",
+                    SYSTEM,
+                    format!("closed after {after} without a new alert"),
+                );
             }
         }
     }
 
     fn breach(&mut self, key: IncidentKey, now: DateTime<Utc>, kind: &'static str) {
-        let Some(l) = self.incidents.get_mut(&key) else { return };
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
         let s = &mut l.incident.sla;
         let (flag, deadline) = match kind {
             "acknowledge" => (&mut s.acknowledge_breached, s.acknowledge_by),
@@ -706,12 +801,19 @@ impl Engine {
             now,
             "sla_breached",
             SYSTEM,
-            format!("{p} {kind} target missed (deadline {})", deadline.to_rfc3339()),
+            format!(
+                "{p} {kind} target missed (deadline {})",
+                deadline.to_rfc3339()
+            ),
         );
     }
 
     fn check_resolve_breach(&mut self, key: IncidentKey, now: DateTime<Utc>) {
-        if self.incidents.get(&key).is_some_and(|l| now > l.incident.sla.resolve_by) {
+        if self
+            .incidents
+            .get(&key)
+            .is_some_and(|l| now > l.incident.sla.resolve_by)
+        {
             self.breach(key, now, "resolve");
         }
     }
@@ -726,12 +828,12 @@ impl Engine {
         now: DateTime<Utc>,
         load: impl FnOnce(IncidentKey) -> Option<Live>,
     ) -> Result<Incident, OpError> {
-        let loaded = if self.incidents.contains_key(&key) {
-            false
-        } else {
-            let l = load(key).ok_or_else(|| OpError::NotFound(key.to_string()))?;
-            self.incidents.insert(key, l);
-            true
+        let loaded = match self.incidents.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(load(key).ok_or_else(|| OpError::NotFound(key.to_string()))?);
+                true
+            }
         };
         let result = {
             let Some(l) = self.incidents.get_mut(&key) else {
@@ -753,14 +855,22 @@ impl Engine {
             return Err(OpError::NotFound(key.to_string()));
         };
         self.rolling.observe(&l.incident);
-        let (p, cat, created) = (l.incident.priority, l.incident.category.clone(), l.incident.created_at);
+        let (p, cat, created) = (
+            l.incident.priority,
+            l.incident.category.clone(),
+            l.incident.created_at,
+        );
         match op {
             Op::Ack => {
                 self.events.push(Event::Acknowledged {
                     priority: p,
                     seconds: secs(now - created),
                 });
-                if self.incidents.get(&key).is_some_and(|l| now > l.incident.sla.acknowledge_by) {
+                if self
+                    .incidents
+                    .get(&key)
+                    .is_some_and(|l| now > l.incident.sla.acknowledge_by)
+                {
                     self.breach(key, now, "acknowledge");
                 }
             }
@@ -779,7 +889,9 @@ impl Engine {
             Op::Reopen => {
                 self.events.push(Event::Reopened);
                 if let Some(l) = self.incidents.get(&key) {
-                    self.groups.entry(l.incident.group_key.clone()).or_insert(key);
+                    self.groups
+                        .entry(l.incident.group_key.clone())
+                        .or_insert(key);
                 }
             }
             Op::Assign | Op::Note => {
@@ -798,7 +910,11 @@ impl Engine {
 }
 
 fn alert_name(r: &AlertRecord) -> String {
-    let name = r.labels.get("alertname").cloned().unwrap_or_else(|| "alert".into());
+    let name = r
+        .labels
+        .get("alertname")
+        .cloned()
+        .unwrap_or_else(|| "alert".into());
     format!("{name} [{}]", crate::fingerprint::to_hex(r.fingerprint))
 }
 
@@ -841,7 +957,8 @@ sla:
 "#;
 
     fn engine() -> Engine {
-        let rules = RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], "test").expect("valid rules");
+        let rules =
+            RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], "test").expect("valid rules");
         Engine::new(
             Arc::new(rules),
             Settings {
@@ -851,7 +968,10 @@ sla:
     }
 
     fn t(min: i64) -> DateTime<Utc> {
-        "2026-11-23T10:00:00Z".parse::<DateTime<Utc>>().expect("valid") + chrono::Duration::minutes(min)
+        "2026-11-23T10:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid")
+            + chrono::Duration::minutes(min)
     }
 
     fn alert(pairs: &[(&str, &str)], status: AlertStatus) -> Alert {
@@ -882,37 +1002,64 @@ sla:
     }
 
     fn kinds(ws: &WriteSet, k: IncidentKey) -> Vec<String> {
-        ws.timeline.iter().filter(|(key, _, _)| *key == k).map(|(_, _, e)| e.kind.clone()).collect()
+        ws.timeline
+            .iter()
+            .filter(|(key, _, _)| *key == k)
+            .map(|(_, _, e)| e.kind.clone())
+            .collect()
     }
 
-    const A: &[(&str, &str)] = &[("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "a"), ("severity", "critical")];
-    const B: &[(&str, &str)] = &[("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "b"), ("severity", "critical")];
+    const A: &[(&str, &str)] = &[
+        ("alertname", "NodeDown"),
+        ("cluster", "eu"),
+        ("instance", "a"),
+        ("severity", "critical"),
+    ];
+    const B: &[(&str, &str)] = &[
+        ("alertname", "NodeDown"),
+        ("cluster", "eu"),
+        ("instance", "b"),
+        ("severity", "critical"),
+    ];
 
     #[test]
     fn first_alert_creates_incident_with_rule_category_priority_sla() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!("expected created") };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!("expected created")
+        };
         assert_eq!(k.to_string(), "INC-20261123-0001");
         let i = inc(&e, k);
         assert_eq!(i.title, "eu nodes down");
         assert_eq!(i.rule, "node");
         assert_eq!(i.group_key, r#"node{cluster="eu"}"#);
         assert_eq!(i.category, "hardware");
-        assert_eq!((i.impact, i.urgency, i.priority), (Level::Low, Level::High, Priority::P3));
+        assert_eq!(
+            (i.impact, i.urgency, i.priority),
+            (Level::Low, Level::High, Priority::P3)
+        );
         assert_eq!(i.sla.acknowledge_by, t(60));
         assert_eq!(i.sla.resolve_by, t(8 * 60));
-        assert_eq!((i.alert_count, i.firing_count, i.status), (1, 1, Status::Open));
+        assert_eq!(
+            (i.alert_count, i.firing_count, i.status),
+            (1, 1, Status::Open)
+        );
         let ws = e.take_changes();
         assert_eq!(ws.incidents.len(), 1);
         assert_eq!(ws.alerts.len(), 1);
         assert_eq!(kinds(&ws, k), vec!["created"]);
-        assert!(ws.events.contains(&Event::Created { priority: Priority::P3, category: "hardware".into() }));
+        assert!(ws.events.contains(&Event::Created {
+            priority: Priority::P3,
+            category: "hardware".into()
+        }));
     }
 
     #[test]
     fn repeats_are_deduplicated_and_counted() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         assert_eq!(e.ingest_one(firing(A), t(1)), Outcome::Deduplicated(k));
         assert_eq!(e.ingest_one(firing(A), t(2)), Outcome::Deduplicated(k));
         let l = e.live(k).expect("live");
@@ -922,13 +1069,21 @@ sla:
         assert_eq!(l.incident.alert_count, 1);
         assert_eq!(l.incident.last_activity_at, t(2));
         let ws = e.take_changes();
-        assert_eq!(ws.events.iter().filter(|e| **e == Event::Deduplicated).count(), 2);
+        assert_eq!(
+            ws.events
+                .iter()
+                .filter(|e| **e == Event::Deduplicated)
+                .count(),
+            2
+        );
     }
 
     #[test]
     fn alerts_of_one_group_join_within_the_window() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         assert_eq!(e.ingest_one(firing(B), t(20)), Outcome::Joined(k));
         let i = inc(&e, k);
         assert_eq!((i.alert_count, i.firing_count), (2, 2));
@@ -936,27 +1091,41 @@ sla:
         assert_eq!(i.labels.get("cluster").map(String::as_str), Some("eu"));
         assert!(!i.labels.contains_key("instance"));
         // Another cluster is another group.
-        let other = [("alertname", "NodeDown"), ("cluster", "us"), ("instance", "x")];
+        let other = [
+            ("alertname", "NodeDown"),
+            ("cluster", "us"),
+            ("instance", "x"),
+        ];
         assert!(matches!(e.ingest_one(firing(&other), t(21)), Outcome::Created(k2) if k2 != k));
     }
 
     #[test]
     fn a_quiet_incident_past_the_window_does_not_take_new_alerts() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         // 31 minutes without activity: the 30m window has passed.
-        let Outcome::Created(k2) = e.ingest_one(firing(B), t(31)) else { panic!("expected a new incident") };
+        let Outcome::Created(k2) = e.ingest_one(firing(B), t(31)) else {
+            panic!("expected a new incident")
+        };
         assert_ne!(k, k2);
         assert_eq!(k2.to_string(), "INC-20261123-0002");
         // The new incident now owns the group key.
-        let c = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "c")];
+        let c = [
+            ("alertname", "NodeDown"),
+            ("cluster", "eu"),
+            ("instance", "c"),
+        ];
         assert_eq!(e.ingest_one(firing(&c), t(32)), Outcome::Joined(k2));
     }
 
     #[test]
     fn repeats_keep_the_window_open() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         for m in [20, 40, 60] {
             e.ingest_one(firing(A), t(m));
         }
@@ -966,23 +1135,38 @@ sla:
     #[test]
     fn resolving_every_alert_resolves_the_incident_and_refire_reopens_it() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         e.ingest_one(firing(B), t(1));
         assert_eq!(e.ingest_one(resolved(A), t(5)), Outcome::Resolved(k));
         assert_eq!(inc(&e, k).status, Status::Open);
         assert_eq!(inc(&e, k).firing_count, 1);
         e.ingest_one(resolved(B), t(10));
         let i = inc(&e, k);
-        assert_eq!((i.status, i.firing_count, i.resolved_at), (Status::Resolved, 0, Some(t(10))));
+        assert_eq!(
+            (i.status, i.firing_count, i.resolved_at),
+            (Status::Resolved, 0, Some(t(10)))
+        );
         assert_eq!(i.resolved_by.as_deref(), Some(SYSTEM));
         // A duplicate resolve changes nothing.
         assert_eq!(e.ingest_one(resolved(B), t(11)), Outcome::Deduplicated(k));
         let ws = e.take_changes();
-        assert!(ws.events.iter().any(|ev| matches!(ev, Event::Resolved { seconds, .. } if *seconds == 600.0)));
+        assert!(ws
+            .events
+            .iter()
+            .any(|ev| matches!(ev, Event::Resolved { seconds, .. } if *seconds == 600.0)));
         // Re-fire within the window: same incident, reopened, occurrence 2.
         assert_eq!(e.ingest_one(firing(A), t(20)), Outcome::Joined(k));
         let l = e.live(k).expect("live");
-        assert_eq!((l.incident.status, l.incident.reopen_count, l.incident.firing_count), (Status::Open, 1, 1));
+        assert_eq!(
+            (
+                l.incident.status,
+                l.incident.reopen_count,
+                l.incident.firing_count
+            ),
+            (Status::Open, 1, 1)
+        );
         assert_eq!(l.incident.resolved_at, None);
         let rec = l.alerts.get(&firing(A).fingerprint).expect("alert A");
         assert_eq!((rec.status, rec.occurrences), (AlertStatus::Firing, 2));
@@ -993,9 +1177,13 @@ sla:
     #[test]
     fn refire_after_the_window_is_a_new_incident() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         e.ingest_one(resolved(A), t(5));
-        let Outcome::Created(k2) = e.ingest_one(firing(A), t(50)) else { panic!("expected new incident") };
+        let Outcome::Created(k2) = e.ingest_one(firing(A), t(50)) else {
+            panic!("expected new incident")
+        };
         assert_ne!(k, k2);
         // The old incident still holds its resolved occurrence.
         assert_eq!(inc(&e, k).status, Status::Resolved);
@@ -1016,9 +1204,15 @@ sla:
         use Level::*;
         use Priority::*;
         let want = [
-            (High, High, P1), (High, Medium, P2), (High, Low, P3),
-            (Medium, High, P2), (Medium, Medium, P3), (Medium, Low, P4),
-            (Low, High, P3), (Low, Medium, P4), (Low, Low, P5),
+            (High, High, P1),
+            (High, Medium, P2),
+            (High, Low, P3),
+            (Medium, High, P2),
+            (Medium, Medium, P3),
+            (Medium, Low, P4),
+            (Low, High, P3),
+            (Low, Medium, P4),
+            (Low, Low, P5),
         ];
         for (i, u, pr) in want {
             assert_eq!(p.priority(i, u), pr, "impact {i:?} urgency {u:?}");
@@ -1028,21 +1222,45 @@ sla:
     #[test]
     fn incident_takes_the_highest_priority_and_records_the_change() {
         let mut e = engine();
-        let low = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "a"), ("severity", "info")];
-        let Outcome::Created(k) = e.ingest_one(firing(&low), t(0)) else { panic!() };
+        let low = [
+            ("alertname", "NodeDown"),
+            ("cluster", "eu"),
+            ("instance", "a"),
+            ("severity", "info"),
+        ];
+        let Outcome::Created(k) = e.ingest_one(firing(&low), t(0)) else {
+            panic!()
+        };
         assert_eq!(inc(&e, k).priority, Priority::P5);
         e.take_changes();
-        let prod = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "b"), ("severity", "critical"), ("env", "prod")];
+        let prod = [
+            ("alertname", "NodeDown"),
+            ("cluster", "eu"),
+            ("instance", "b"),
+            ("severity", "critical"),
+            ("env", "prod"),
+        ];
         e.ingest_one(firing(&prod), t(1));
         let i = inc(&e, k);
-        assert_eq!((i.priority, i.impact, i.urgency), (Priority::P1, Level::High, Level::High));
+        assert_eq!(
+            (i.priority, i.impact, i.urgency),
+            (Priority::P1, Level::High, Level::High)
+        );
         // SLA follows the new priority, from creation.
         assert_eq!(i.sla.acknowledge_by, t(5));
         let ws = e.take_changes();
         assert_eq!(kinds(&ws, k), vec!["alert_added", "priority_changed"]);
-        assert!(ws.events.contains(&Event::PriorityChanged { from: Priority::P5, to: Priority::P1 }));
+        assert!(ws.events.contains(&Event::PriorityChanged {
+            from: Priority::P5,
+            to: Priority::P1
+        }));
         // A lower-priority alert later does not lower it.
-        let info = [("alertname", "NodeDown"), ("cluster", "eu"), ("instance", "c"), ("severity", "info")];
+        let info = [
+            ("alertname", "NodeDown"),
+            ("cluster", "eu"),
+            ("instance", "c"),
+            ("severity", "info"),
+        ];
         e.ingest_one(firing(&info), t(2));
         assert_eq!(inc(&e, k).priority, Priority::P1);
     }
@@ -1051,9 +1269,15 @@ sla:
     fn blast_radius_raises_impact_as_the_incident_spreads() {
         let mut e = engine();
         fn mk(i: &str) -> Vec<(&str, &str)> {
-            vec![("alertname", "NodeDown"), ("cluster", "eu"), ("instance", i)]
+            vec![
+                ("alertname", "NodeDown"),
+                ("cluster", "eu"),
+                ("instance", i),
+            ]
         }
-        let Outcome::Created(k) = e.ingest_one(firing(&mk("a")), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(&mk("a")), t(0)) else {
+            panic!()
+        };
         // low impact × medium urgency.
         assert_eq!(inc(&e, k).priority, Priority::P4);
         e.ingest_one(firing(&mk("b")), t(1));
@@ -1062,7 +1286,11 @@ sla:
         let i = inc(&e, k);
         assert_eq!((i.priority, i.impact), (Priority::P3, Level::Medium));
         let ws = e.take_changes();
-        let msg = ws.timeline.iter().find(|(_, _, e)| e.kind == "priority_changed").map(|(_, _, e)| e.message.clone());
+        let msg = ws
+            .timeline
+            .iter()
+            .find(|(_, _, e)| e.kind == "priority_changed")
+            .map(|(_, _, e)| e.message.clone());
         assert!(msg.is_some_and(|m| m.contains("blast radius: 3 distinct instance values")));
     }
 
@@ -1080,48 +1308,129 @@ sla:
     #[test]
     fn lifecycle_transitions_and_conflicts() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         // Close before resolve is illegal.
-        let err = e.apply_op(k, Op::Close, &req("bob"), t(1), no_load).unwrap_err();
-        assert!(matches!(err, OpError::Transition(TransitionError::Illegal { status: Status::Open, .. })), "{err}");
-        let i = e.apply_op(k, Op::Ack, &req("alice"), t(3), no_load).expect("ack");
-        assert_eq!((i.status, i.acknowledged_at, i.acknowledged_by.as_deref()), (Status::Acknowledged, Some(t(3)), Some("alice")));
-        assert!(e.apply_op(k, Op::Ack, &req("alice"), t(4), no_load).is_err());
-        let assign = OpRequest { by: Some("alice".into()), assignee: Some("db-team".into()), ..OpRequest::default() };
-        assert_eq!(e.apply_op(k, Op::Assign, &assign, t(5), no_load).expect("assign").assignee.as_deref(), Some("db-team"));
-        let bad = e.apply_op(k, Op::Note, &req("alice"), t(5), no_load).unwrap_err();
-        assert!(matches!(bad, OpError::Transition(TransitionError::BadRequest(_))));
-        let res = OpRequest { by: Some("alice".into()), workaround: Some("failover".into()), root_cause: Some("disk".into()), ..OpRequest::default() };
-        let i = e.apply_op(k, Op::Resolve, &res, t(10), no_load).expect("resolve");
-        assert_eq!((i.status, i.workaround.as_deref(), i.root_cause.as_deref()), (Status::Resolved, Some("failover"), Some("disk")));
-        let i = e.apply_op(k, Op::Close, &req("alice"), t(11), no_load).expect("close");
+        let err = e
+            .apply_op(k, Op::Close, &req("bob"), t(1), no_load)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OpError::Transition(TransitionError::Illegal {
+                    status: Status::Open,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        let i = e
+            .apply_op(k, Op::Ack, &req("alice"), t(3), no_load)
+            .expect("ack");
+        assert_eq!(
+            (i.status, i.acknowledged_at, i.acknowledged_by.as_deref()),
+            (Status::Acknowledged, Some(t(3)), Some("alice"))
+        );
+        assert!(e
+            .apply_op(k, Op::Ack, &req("alice"), t(4), no_load)
+            .is_err());
+        let assign = OpRequest {
+            by: Some("alice".into()),
+            assignee: Some("db-team".into()),
+            ..OpRequest::default()
+        };
+        assert_eq!(
+            e.apply_op(k, Op::Assign, &assign, t(5), no_load)
+                .expect("assign")
+                .assignee
+                .as_deref(),
+            Some("db-team")
+        );
+        let bad = e
+            .apply_op(k, Op::Note, &req("alice"), t(5), no_load)
+            .unwrap_err();
+        assert!(matches!(
+            bad,
+            OpError::Transition(TransitionError::BadRequest(_))
+        ));
+        let res = OpRequest {
+            by: Some("alice".into()),
+            workaround: Some("failover".into()),
+            root_cause: Some("disk".into()),
+            ..OpRequest::default()
+        };
+        let i = e
+            .apply_op(k, Op::Resolve, &res, t(10), no_load)
+            .expect("resolve");
+        assert_eq!(
+            (i.status, i.workaround.as_deref(), i.root_cause.as_deref()),
+            (Status::Resolved, Some("failover"), Some("disk"))
+        );
+        let i = e
+            .apply_op(k, Op::Close, &req("alice"), t(11), no_load)
+            .expect("close");
         assert_eq!(i.status, Status::Closed);
         let ws = e.take_changes();
-        assert_eq!(kinds(&ws, k), vec!["created", "acknowledged", "assigned", "resolved", "closed"]);
-        assert!(ws.timeline.iter().filter(|(_, _, e)| e.kind != "created").all(|(_, _, e)| e.by == "alice"));
-        assert!(ws.events.contains(&Event::Acknowledged { priority: Priority::P3, seconds: 180.0 }));
+        assert_eq!(
+            kinds(&ws, k),
+            vec!["created", "acknowledged", "assigned", "resolved", "closed"]
+        );
+        assert!(ws
+            .timeline
+            .iter()
+            .filter(|(_, _, e)| e.kind != "created")
+            .all(|(_, _, e)| e.by == "alice"));
+        assert!(ws.events.contains(&Event::Acknowledged {
+            priority: Priority::P3,
+            seconds: 180.0
+        }));
         // Closed incidents leave memory; unknown ids are not found.
         assert!(e.live(k).is_none());
-        assert!(matches!(e.apply_op(k, Op::Reopen, &req("x"), t(12), no_load), Err(OpError::NotFound(_))));
+        assert!(matches!(
+            e.apply_op(k, Op::Reopen, &req("x"), t(12), no_load),
+            Err(OpError::NotFound(_))
+        ));
         // A closed incident can be reopened when the store provides it.
-        let stored = ws.incidents.iter().find(|i| i.id == k).cloned().expect("written");
+        let stored = ws
+            .incidents
+            .iter()
+            .find(|i| i.id == k)
+            .cloned()
+            .expect("written");
         let i = e
-            .apply_op(k, Op::Reopen, &req("carol"), t(13), |_| Some(Live { incident: stored, alerts: Default::default() }))
+            .apply_op(k, Op::Reopen, &req("carol"), t(13), |_| {
+                Some(Live {
+                    incident: stored,
+                    alerts: Default::default(),
+                })
+            })
             .expect("reopen");
-        assert_eq!((i.status, i.closed_at, i.reopen_count), (Status::Open, None, 1));
+        assert_eq!(
+            (i.status, i.closed_at, i.reopen_count),
+            (Status::Open, None, 1)
+        );
     }
 
     #[test]
     fn tick_records_sla_breaches_once_and_closes_quiet_incidents() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         e.take_changes();
         e.tick(t(59));
         assert!(e.take_changes().is_empty());
         e.tick(t(61));
         e.tick(t(62));
         let ws = e.take_changes();
-        assert_eq!(ws.events, vec![Event::SlaBreached { priority: Priority::P3, kind: "acknowledge" }]);
+        assert_eq!(
+            ws.events,
+            vec![Event::SlaBreached {
+                priority: Priority::P3,
+                kind: "acknowledge"
+            }]
+        );
         let i = inc(&e, k);
         assert!(i.sla.breached && i.sla.acknowledge_breached && !i.sla.resolve_breached);
         e.ingest_one(resolved(A), t(70));
@@ -1130,7 +1439,10 @@ sla:
         assert_eq!(inc(&e, k).status, Status::Resolved);
         e.tick(t(70 + 60));
         let ws = e.take_changes();
-        assert!(ws.incidents.iter().any(|i| i.id == k && i.status == Status::Closed));
+        assert!(ws
+            .incidents
+            .iter()
+            .any(|i| i.id == k && i.status == Status::Closed));
         assert!(e.live(k).is_none(), "closed incidents leave memory");
         // After closing, the same alert opens a new incident.
         assert!(matches!(e.ingest_one(firing(A), t(200)), Outcome::Created(k2) if k2 != k));
@@ -1141,7 +1453,9 @@ sla:
         let mut e = engine();
         let mut a = firing(A);
         a.ends_at = Some(t(4));
-        let Outcome::Created(k) = e.ingest_one(a, t(0)) else { panic!() };
+        let Outcome::Created(k) = e.ingest_one(a, t(0)) else {
+            panic!()
+        };
         e.tick(t(3));
         assert_eq!(inc(&e, k).firing_count, 1);
         e.tick(t(5));
@@ -1152,26 +1466,43 @@ sla:
     #[test]
     fn ids_restart_each_day_and_continue_after_restore() {
         let mut e = engine();
-        let Outcome::Created(k1) = e.ingest_one(firing(A), t(0)) else { panic!() };
+        let Outcome::Created(k1) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
         let next_day = t(24 * 60);
         let other = [("alertname", "X")];
-        let Outcome::Created(k2) = e.ingest_one(firing(&other), next_day) else { panic!() };
+        let Outcome::Created(k2) = e.ingest_one(firing(&other), next_day) else {
+            panic!()
+        };
         assert_eq!(k1.to_string(), "INC-20261123-0001");
         assert_eq!(k2.to_string(), "INC-20261124-0001");
         let live: Vec<Live> = e.live_incidents().cloned().collect();
-        let mut r = Engine::restore(e.rules().clone(), Settings { close_after: Duration::from_secs(60) }, live, Some(k2), Rolling::default());
+        let mut r = Engine::restore(
+            e.rules().clone(),
+            Settings {
+                close_after: Duration::from_secs(60),
+            },
+            live,
+            Some(k2),
+            Rolling::default(),
+        );
         // Restored state keeps correlating and deduplicating.
         assert_eq!(r.ingest_one(firing(A), t(10)), Outcome::Deduplicated(k1));
         assert_eq!(r.ingest_one(firing(B), t(11)), Outcome::Joined(k1));
-        let Outcome::Created(k3) = r.ingest_one(firing(&[("alertname", "Y")]), next_day) else { panic!() };
+        let Outcome::Created(k3) = r.ingest_one(firing(&[("alertname", "Y")]), next_day) else {
+            panic!()
+        };
         assert_eq!(k3.to_string(), "INC-20261124-0002");
     }
 
     #[test]
     fn rolling_means_per_priority_within_the_window() {
         let mut e = engine();
-        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else { panic!() };
-        e.apply_op(k, Op::Ack, &req("a"), t(10), no_load).expect("ack");
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
+        e.apply_op(k, Op::Ack, &req("a"), t(10), no_load)
+            .expect("ack");
         e.ingest_one(resolved(A), t(30));
         let m = e.rolling_means(t(31), Duration::from_secs(3600));
         assert_eq!(m[0][Priority::P3.idx()], Some(600.0));

@@ -77,7 +77,10 @@ mod tests {
     fn prometheus_common_vectors() {
         // Vectors from prometheus/common model/signature_test.go (TestLabelsToSignature
         // uses the same algorithm for LabelSet.Fingerprint).
-        let fp = fingerprint(&ls(&[("name", "garland, briggs"), ("fear", "love is not enough")]));
+        let fp = fingerprint(&ls(&[
+            ("name", "garland, briggs"),
+            ("fear", "love is not enough"),
+        ]));
         assert_eq!(fp, 5799056148416392346);
     }
 

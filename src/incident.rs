@@ -95,7 +95,11 @@ impl IncidentKey {
     pub fn parse(id: &str) -> Option<IncidentKey> {
         let rest = id.strip_prefix("INC-")?;
         let (date, seq) = rest.split_once('-')?;
-        if date.len() != 8 || seq.len() < 4 || !date.bytes().all(|b| b.is_ascii_digit()) || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        if date.len() != 8
+            || seq.len() < 4
+            || !date.bytes().all(|b| b.is_ascii_digit())
+            || !seq.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let seq: u64 = seq.parse().ok()?;
@@ -270,7 +274,12 @@ pub enum TransitionError {
 impl Incident {
     /// Checks and applies a person's request; returns the timeline entry.
     /// On error nothing changed.
-    pub fn apply(&mut self, op: Op, req: &OpRequest, now: DateTime<Utc>) -> Result<TimelineEntry, TransitionError> {
+    pub fn apply(
+        &mut self,
+        op: Op,
+        req: &OpRequest,
+        now: DateTime<Utc>,
+    ) -> Result<TimelineEntry, TransitionError> {
         let by = req
             .by
             .as_deref()
@@ -304,24 +313,35 @@ impl Incident {
             }
             Op::Assign => {
                 if self.status == Status::Closed {
-                    return Err(illegal("a closed incident cannot be assigned; reopen it first"));
+                    return Err(illegal(
+                        "a closed incident cannot be assigned; reopen it first",
+                    ));
                 }
                 let assignee = req
                     .assignee
                     .as_deref()
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| TransitionError::BadRequest("assign needs a non-empty `assignee`".into()))?;
+                    .ok_or_else(|| {
+                        TransitionError::BadRequest("assign needs a non-empty `assignee`".into())
+                    })?;
                 self.assignee = Some(assignee.to_string());
-                Ok(entry("assigned", with_note(&format!("assigned to {assignee}"), note)))
+                Ok(entry(
+                    "assigned",
+                    with_note(&format!("assigned to {assignee}"), note),
+                ))
             }
             Op::Note => {
-                let note = note.ok_or_else(|| TransitionError::BadRequest("notes needs a non-empty `note`".into()))?;
+                let note = note.ok_or_else(|| {
+                    TransitionError::BadRequest("notes needs a non-empty `note`".into())
+                })?;
                 Ok(entry("note", note.to_string()))
             }
             Op::Resolve => {
                 if !self.status.is_active() {
-                    return Err(illegal("only an open or acknowledged incident can be resolved"));
+                    return Err(illegal(
+                        "only an open or acknowledged incident can be resolved",
+                    ));
                 }
                 self.status = Status::Resolved;
                 self.resolved_at = Some(now);
@@ -339,7 +359,9 @@ impl Incident {
             }
             Op::Close => {
                 if self.status != Status::Resolved {
-                    return Err(illegal("only a resolved incident can be closed; resolve it first"));
+                    return Err(illegal(
+                        "only a resolved incident can be closed; resolve it first",
+                    ));
                 }
                 if let Some(r) = req.root_cause.as_deref().filter(|s| !s.trim().is_empty()) {
                     self.root_cause = Some(r.to_string());
@@ -350,7 +372,9 @@ impl Incident {
             }
             Op::Reopen => {
                 if self.status.is_active() {
-                    return Err(illegal("only a resolved or closed incident can be reopened"));
+                    return Err(illegal(
+                        "only a resolved or closed incident can be reopened",
+                    ));
                 }
                 self.reopen(now);
                 Ok(entry("reopened", with_note("reopened", note)))
@@ -385,10 +409,19 @@ mod tests {
         let k = IncidentKey::new(20261123, 7);
         assert_eq!(k.to_string(), "INC-20261123-0007");
         assert_eq!(IncidentKey::parse("INC-20261123-0007"), Some(k));
-        assert_eq!(IncidentKey::new(20261123, 12345).to_string(), "INC-20261123-12345");
+        assert_eq!(
+            IncidentKey::new(20261123, 12345).to_string(),
+            "INC-20261123-12345"
+        );
         assert!(IncidentKey::new(20261123, 10000) > IncidentKey::new(20261123, 9999));
         assert!(IncidentKey::new(20261124, 1) > IncidentKey::new(20261123, 9999));
-        for bad in ["INC-2026-0001", "inc-20261123-0001", "INC-20261123-01", "INC-2026112x-0001", "X"] {
+        for bad in [
+            "INC-2026-0001",
+            "inc-20261123-0001",
+            "INC-20261123-01",
+            "INC-2026112x-0001",
+            "X",
+        ] {
             assert_eq!(IncidentKey::parse(bad), None, "{bad}");
         }
     }

@@ -89,7 +89,9 @@ pub fn parse(
                 if v != "4" {
                     return Err(IngestError::Invalid {
                         path: "version".into(),
-                        message: format!("unsupported webhook payload version {v:?}; expected \"4\""),
+                        message: format!(
+                            "unsupported webhook payload version {v:?}; expected \"4\""
+                        ),
                     });
                 }
             }
@@ -233,8 +235,12 @@ impl RawAlert {
             path: join(path, field),
             message,
         };
-        check_map(&self.labels, limits.max_labels, limits.max_label_value_bytes)
-            .map_err(|m| invalid("labels", m))?;
+        check_map(
+            &self.labels,
+            limits.max_labels,
+            limits.max_label_value_bytes,
+        )
+        .map_err(|m| invalid("labels", m))?;
         let annotations = self.annotations.unwrap_or_default();
         check_map(
             &annotations,
@@ -257,7 +263,11 @@ impl RawAlert {
             if e < s {
                 return Err(invalid(
                     "endsAt",
-                    format!("endsAt {} is before startsAt {}", e.to_rfc3339(), s.to_rfc3339()),
+                    format!(
+                        "endsAt {} is before startsAt {}",
+                        e.to_rfc3339(),
+                        s.to_rfc3339()
+                    ),
                 ));
             }
         }
@@ -336,7 +346,10 @@ mod tests {
         .expect("valid");
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].status, AlertStatus::Firing);
-        assert_eq!(crate::fingerprint::to_hex(a[0].fingerprint), "dab43189276e5f48");
+        assert_eq!(
+            crate::fingerprint::to_hex(a[0].fingerprint),
+            "dab43189276e5f48"
+        );
         assert!(!a[0].labels.contains_key("x"));
     }
 
@@ -374,17 +387,40 @@ mod tests {
 
     #[test]
     fn errors_name_the_place() {
-        let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"}},{"labels":{"a":1}}]"#).unwrap_err();
-        assert!(e.to_string().starts_with("[1].labels.a: invalid type"), "{e}");
+        let e = p(
+            Format::AlertmanagerV2,
+            r#"[{"labels":{"a":"b"}},{"labels":{"a":1}}]"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("[1].labels.a: invalid type"),
+            "{e}"
+        );
         let e = p(Format::AlertmanagerV2, r#"[{"labels":{}}]"#).unwrap_err();
         assert_eq!(
             e.to_string(),
             "[0].labels: an alert needs at least one label with a non-empty value"
         );
-        let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#).unwrap_err();
-        assert!(e.to_string().starts_with("[0].startsAt: invalid RFC 3339 timestamp \"yesterday\""), "{e}");
-        let e = p(Format::WebhookV4, r#"{"alerts":[{"labels":{"a":"b"},"status":"maybe"}]}"#).unwrap_err();
-        assert!(e.to_string().starts_with("alerts[0].status: unknown status"), "{e}");
+        let e = p(
+            Format::AlertmanagerV2,
+            r#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("[0].startsAt: invalid RFC 3339 timestamp \"yesterday\""),
+            "{e}"
+        );
+        let e = p(
+            Format::WebhookV4,
+            r#"{"alerts":[{"labels":{"a":"b"},"status":"maybe"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("alerts[0].status: unknown status"),
+            "{e}"
+        );
         let e = p(Format::AlertmanagerV2, r#"[{"labels":{"a":"b"}"#).unwrap_err();
         assert!(matches!(e, IngestError::Syntax { line: 1, .. }), "{e}");
         let e = p(Format::AlertmanagerV2, r#"{"labels":{"a":"b"}}"#).unwrap_err();
@@ -401,7 +437,13 @@ mod tests {
 
     #[test]
     fn non_utf8_names_offset() {
-        let e = parse(Format::AlertmanagerV2, b"[{\"labels\":{\"a\":\"\xff\"}}]", &Limits::default(), now()).unwrap_err();
+        let e = parse(
+            Format::AlertmanagerV2,
+            b"[{\"labels\":{\"a\":\"\xff\"}}]",
+            &Limits::default(),
+            now(),
+        )
+        .unwrap_err();
         assert_eq!(e, IngestError::NotUtf8 { offset: 17 });
     }
 
@@ -413,11 +455,35 @@ mod tests {
             max_alerts_per_request: 1,
             ..Limits::default()
         };
-        let e = parse(Format::AlertmanagerV2, br#"[{"labels":{"a":"1","b":"2","c":"3"}}]"#, &limits, now()).unwrap_err();
-        assert!(e.to_string().starts_with("[0].labels: 3 entries (limit 2)"), "{e}");
-        let e = parse(Format::AlertmanagerV2, br#"[{"labels":{"a":"12345"}}]"#, &limits, now()).unwrap_err();
+        let e = parse(
+            Format::AlertmanagerV2,
+            br#"[{"labels":{"a":"1","b":"2","c":"3"}}]"#,
+            &limits,
+            now(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("[0].labels: 3 entries (limit 2)"),
+            "{e}"
+        );
+        let e = parse(
+            Format::AlertmanagerV2,
+            br#"[{"labels":{"a":"12345"}}]"#,
+            &limits,
+            now(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("limit 4"), "{e}");
-        let e = parse(Format::AlertmanagerV2, br#"[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]"#, &limits, now()).unwrap_err();
-        assert!(matches!(e, IngestError::TooManyAlerts { count: 2, limit: 1 }));
+        let e = parse(
+            Format::AlertmanagerV2,
+            br#"[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]"#,
+            &limits,
+            now(),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            IngestError::TooManyAlerts { count: 2, limit: 1 }
+        ));
     }
 }

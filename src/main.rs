@@ -12,7 +12,11 @@ use incidentd::rules::RuleSet;
 use incidentd::server::{summarize, RulesSource, Server};
 
 #[derive(Parser)]
-#[command(name = "incidentd", version, about = "Turns monitoring alerts into managed incidents.")]
+#[command(
+    name = "incidentd",
+    version,
+    about = "Turns monitoring alerts into managed incidents."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,7 +98,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INCIDENTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -123,7 +130,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = Server::start(config, rules, listener).await?;
         let reloader = server.reloader();
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 return;
             };
             while hup.recv().await.is_some() {

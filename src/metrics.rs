@@ -7,8 +7,8 @@
 //! batch is never counted as received.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::alert::Source;
@@ -63,7 +63,10 @@ impl Metrics {
             IntCounterVec::new(Opts::new(name, help), labels)
         };
         let hist = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )
         };
         let m = Metrics {
             alerts_received: reg!(counter_vec(
@@ -197,9 +200,10 @@ impl Metrics {
                     .sla_breaches
                     .with_label_values(&[priority.as_str(), kind])
                     .inc(),
-                Event::PriorityChanged { to, .. } => {
-                    self.priority_changes.with_label_values(&[to.as_str()]).inc()
-                }
+                Event::PriorityChanged { to, .. } => self
+                    .priority_changes
+                    .with_label_values(&[to.as_str()])
+                    .inc(),
                 Event::Reopened | Event::Closed => {}
             }
         }
@@ -212,7 +216,10 @@ impl Metrics {
             self.incidents_open
                 .with_label_values(&label)
                 .set(i64::try_from(open[p.idx()]).unwrap_or(i64::MAX));
-            for (gauge, mean) in [(&self.mtta, means[0][p.idx()]), (&self.mttr, means[1][p.idx()])] {
+            for (gauge, mean) in [
+                (&self.mtta, means[0][p.idx()]),
+                (&self.mttr, means[1][p.idx()]),
+            ] {
                 match mean {
                     Some(v) => gauge.with_label_values(&label).set(v),
                     None => {

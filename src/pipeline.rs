@@ -133,10 +133,18 @@ impl Handle {
     }
 
     /// Queues alerts and waits until they are durable.
-    pub async fn ingest(&self, source: Source, alerts: Vec<Alert>) -> Result<IngestSummary, PipelineError> {
+    pub async fn ingest(
+        &self,
+        source: Source,
+        alerts: Vec<Alert>,
+    ) -> Result<IngestSummary, PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .try_send(Command::Ingest { source, alerts, reply })
+            .try_send(Command::Ingest {
+                source,
+                alerts,
+                reply,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => PipelineError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => PipelineError::ShuttingDown,
@@ -145,10 +153,20 @@ impl Handle {
     }
 
     /// Applies a lifecycle request and waits until it is durable.
-    pub async fn op(&self, key: IncidentKey, op: Op, req: OpRequest) -> Result<Incident, OpFailure> {
+    pub async fn op(
+        &self,
+        key: IncidentKey,
+        op: Op,
+        req: OpRequest,
+    ) -> Result<Incident, OpFailure> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Op { key, op, req, reply })
+            .send(Command::Op {
+                key,
+                op,
+                req,
+                reply,
+            })
             .await
             .map_err(|_| PipelineError::ShuttingDown)?;
         rx.await.map_err(|_| PipelineError::ShuttingDown)?
@@ -197,8 +215,15 @@ pub fn spawn(writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
 }
 
 enum Reply {
-    Ingest(oneshot::Sender<Result<IngestSummary, PipelineError>>, Source, IngestSummary),
-    Op(oneshot::Sender<Result<Incident, OpFailure>>, Result<Incident, OpError>),
+    Ingest(
+        oneshot::Sender<Result<IngestSummary, PipelineError>>,
+        Source,
+        IngestSummary,
+    ),
+    Op(
+        oneshot::Sender<Result<Incident, OpFailure>>,
+        Box<Result<Incident, OpError>>,
+    ),
     Rules(oneshot::Sender<()>),
 }
 
@@ -228,20 +253,35 @@ impl Writer {
         let mut ticked = false;
         for cmd in batch {
             match cmd {
-                Command::Ingest { source, alerts, reply } => {
+                Command::Ingest {
+                    source,
+                    alerts,
+                    reply,
+                } => {
                     let outcomes = self.engine.ingest(alerts, now);
-                    replies.push(Reply::Ingest(reply, source, IngestSummary::from_outcomes(&outcomes)));
+                    replies.push(Reply::Ingest(
+                        reply,
+                        source,
+                        IngestSummary::from_outcomes(&outcomes),
+                    ));
                 }
-                Command::Op { key, op, req, reply } => {
+                Command::Op {
+                    key,
+                    op,
+                    req,
+                    reply,
+                } => {
                     let store = &self.store;
-                    let r = self.engine.apply_op(key, op, &req, now, |k| match store.load_live(k) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(incident = %k, error = %e, "cannot load incident");
-                            None
+                    let r = self.engine.apply_op(key, op, &req, now, |k| {
+                        match store.load_live(k) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                tracing::error!(incident = %k, error = %e, "cannot load incident");
+                                None
+                            }
                         }
                     });
-                    replies.push(Reply::Op(reply, r));
+                    replies.push(Reply::Op(reply, Box::new(r)));
                 }
                 Command::Rules { rules, reply } => {
                     self.engine.set_rules(rules);
@@ -286,7 +326,7 @@ impl Writer {
                             let _ = tx.send(Ok(summary));
                         }
                         Reply::Op(tx, r) => {
-                            let _ = tx.send(r.map_err(OpFailure::from));
+                            let _ = tx.send((*r).map_err(OpFailure::from));
                         }
                         Reply::Rules(tx) => {
                             let _ = tx.send(());
@@ -304,7 +344,7 @@ impl Writer {
                             let _ = tx.send(Err(err.clone()));
                         }
                         Reply::Op(tx, r) => {
-                            let _ = tx.send(match r {
+                            let _ = tx.send(match *r {
                                 Ok(_) => Err(OpFailure::Pipeline(err.clone())),
                                 Err(e) => Err(OpFailure::Op(e)),
                             });
@@ -337,6 +377,7 @@ impl Writer {
 
     fn refresh_gauges(&mut self) {
         let means = self.engine.rolling_means(Utc::now(), self.metrics_window);
-        self.metrics.set_state(self.engine.open_by_priority(), means);
+        self.metrics
+            .set_state(self.engine.open_by_priority(), means);
     }
 }

@@ -12,7 +12,15 @@ use chrono::{DateTime, Utc};
 
 use crate::incident::{AlertRecord, Incident, TimelineEntry, SYSTEM};
 
-const AFFECTED: [&str; 7] = ["service", "job", "namespace", "cluster", "instance", "pod", "team"];
+const AFFECTED: [&str; 7] = [
+    "service",
+    "job",
+    "namespace",
+    "cluster",
+    "instance",
+    "pod",
+    "team",
+];
 
 fn ts(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -29,7 +37,12 @@ fn cell(s: &str) -> String {
 }
 
 /// Renders the report.
-pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry], now: DateTime<Utc>) -> String {
+pub fn render(
+    inc: &Incident,
+    alerts: &[AlertRecord],
+    timeline: &[TimelineEntry],
+    now: DateTime<Utc>,
+) -> String {
     let mut md = String::new();
     let unset = "_not recorded yet_";
     // Writing to a String cannot fail.
@@ -44,9 +57,23 @@ pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry]
         .into_iter()
         .collect::<Vec<_>>()
         .join(", ");
-    let _ = writeln!(md, "| Reporter | {SYSTEM} (monitoring: {}) |", if reporter.is_empty() { "—" } else { &reporter });
+    let _ = writeln!(
+        md,
+        "| Reporter | {SYSTEM} (monitoring: {}) |",
+        if reporter.is_empty() {
+            "—"
+        } else {
+            &reporter
+        }
+    );
     let _ = writeln!(md, "| Status | {} |", inc.status);
-    let _ = writeln!(md, "| Priority | {} (impact {} × urgency {}) |", inc.priority, inc.impact.as_str(), inc.urgency.as_str());
+    let _ = writeln!(
+        md,
+        "| Priority | {} (impact {} × urgency {}) |",
+        inc.priority,
+        inc.impact.as_str(),
+        inc.urgency.as_str()
+    );
     let _ = writeln!(md, "| Category | {} |", inc.category);
     let _ = writeln!(md, "| Occurred at | {} |", ts(Some(inc.occurred_at)));
     let _ = writeln!(md, "| Detected at | {} |", ts(Some(inc.created_at)));
@@ -58,7 +85,11 @@ pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry]
         md,
         "| Downtime | {}{} |",
         dur(inc.occurred_at, end),
-        if inc.resolved_at.is_none() { " (ongoing)" } else { "" }
+        if inc.resolved_at.is_none() {
+            " (ongoing)"
+        } else {
+            ""
+        }
     );
     let sla = if inc.sla.breached {
         let mut kinds = Vec::new();
@@ -78,7 +109,11 @@ pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry]
         ts(Some(inc.sla.acknowledge_by)),
         ts(Some(inc.sla.resolve_by))
     );
-    let _ = writeln!(md, "| Assignee | {} |", inc.assignee.as_deref().unwrap_or("—"));
+    let _ = writeln!(
+        md,
+        "| Assignee | {} |",
+        inc.assignee.as_deref().unwrap_or("—")
+    );
 
     let _ = writeln!(md, "\n## Summary\n");
     let _ = writeln!(md, "{}", inc.title);
@@ -89,20 +124,39 @@ pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry]
             .or_else(|| a.annotations.get("description"))
             .or_else(|| a.annotations.get("message"));
         if let Some(t) = text {
-            let _ = writeln!(md, "\n- {}: {}", a.labels.get("alertname").map(String::as_str).unwrap_or("alert"), t);
+            let _ = writeln!(
+                md,
+                "\n- {}: {}",
+                a.labels
+                    .get("alertname")
+                    .map(String::as_str)
+                    .unwrap_or("alert"),
+                t
+            );
         }
     }
 
     let _ = writeln!(md, "\n## Impact\n");
-    let _ = writeln!(md, "- Alerts: {} ({} still firing)", inc.alert_count, inc.firing_count);
+    let _ = writeln!(
+        md,
+        "- Alerts: {} ({} still firing)",
+        inc.alert_count, inc.firing_count
+    );
     for label in AFFECTED {
-        let values: BTreeSet<&str> = alerts.iter().filter_map(|a| a.labels.get(label).map(String::as_str)).collect();
+        let values: BTreeSet<&str> = alerts
+            .iter()
+            .filter_map(|a| a.labels.get(label).map(String::as_str))
+            .collect();
         if !values.is_empty() {
             let list: Vec<&str> = values.into_iter().take(20).collect();
             let _ = writeln!(md, "- {label}: {}", list.join(", "));
         }
     }
-    let _ = writeln!(md, "- Correlation: rule `{}`, group `{}`", inc.rule, inc.group_key);
+    let _ = writeln!(
+        md,
+        "- Correlation: rule `{}`, group `{}`",
+        inc.rule, inc.group_key
+    );
 
     let _ = writeln!(md, "\n## Cause\n");
     let _ = writeln!(md, "{}", inc.root_cause.as_deref().unwrap_or(unset));
@@ -110,7 +164,14 @@ pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry]
     let _ = writeln!(md, "\n## Timeline\n");
     let _ = writeln!(md, "| time | who | what |\n|---|---|---|");
     for e in timeline {
-        let _ = writeln!(md, "| {} | {} | {}: {} |", ts(Some(e.at)), cell(&e.by), e.kind, cell(&e.message));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}: {} |",
+            ts(Some(e.at)),
+            cell(&e.by),
+            e.kind,
+            cell(&e.message)
+        );
     }
 
     let _ = writeln!(md, "\n## Workaround\n");
@@ -128,7 +189,11 @@ pub fn render(inc: &Incident, alerts: &[AlertRecord], timeline: &[TimelineEntry]
     );
 
     let _ = writeln!(md, "\n## People involved\n");
-    let mut people: BTreeSet<&str> = timeline.iter().map(|e| e.by.as_str()).filter(|b| *b != SYSTEM).collect();
+    let mut people: BTreeSet<&str> = timeline
+        .iter()
+        .map(|e| e.by.as_str())
+        .filter(|b| *b != SYSTEM)
+        .collect();
     if let Some(a) = inc.assignee.as_deref() {
         people.insert(a);
     }

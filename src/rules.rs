@@ -353,8 +353,16 @@ impl Prioritize {
 
     /// Impact and urgency of a single alert.
     pub fn assess(&self, labels: &Labels) -> (Level, Level) {
-        let impact = self.impact.first(labels).copied().unwrap_or(self.default_impact);
-        let urgency = self.urgency.first(labels).copied().unwrap_or(self.default_urgency);
+        let impact = self
+            .impact
+            .first(labels)
+            .copied()
+            .unwrap_or(self.default_impact);
+        let urgency = self
+            .urgency
+            .first(labels)
+            .copied()
+            .unwrap_or(self.default_urgency);
         (impact, urgency)
     }
 }
@@ -415,7 +423,10 @@ impl fmt::Debug for RuleSet {
 impl RuleSet {
     /// The built-in default rules.
     pub fn builtin() -> Result<RuleSet, RulesError> {
-        RuleSet::from_sources(&[("built-in:rules/default.yaml".into(), BUILTIN.into())], "built-in")
+        RuleSet::from_sources(
+            &[("built-in:rules/default.yaml".into(), BUILTIN.into())],
+            "built-in",
+        )
     }
 
     /// Loads every `*.yaml` / `*.yml` directly inside `dir`, sorted by name.
@@ -455,7 +466,10 @@ impl RuleSet {
 
     /// Category of an alert; `other` when no rule matches.
     pub fn category(&self, labels: &Labels) -> &str {
-        self.classify.first(labels).map(String::as_str).unwrap_or("other")
+        self.classify
+            .first(labels)
+            .map(String::as_str)
+            .unwrap_or("other")
     }
 
     /// Renders a rule's title template; falls back to a plain title.
@@ -465,7 +479,9 @@ impl RuleSet {
                 match t.render(ctx) {
                     Ok(s) if !s.trim().is_empty() => return s.trim().to_string(),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the default title"),
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, error = %e, "title template failed; using the default title")
+                    }
                 }
             }
         }
@@ -602,7 +618,11 @@ struct Builder {
 impl Builder {
     fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
         span.start().map(|m| Pos {
-            file: self.files.get(m.source()).cloned().unwrap_or_else(|| Arc::from("?")),
+            file: self
+                .files
+                .get(m.source())
+                .cloned()
+                .unwrap_or_else(|| Arc::from("?")),
             line: m.line(),
             column: m.column(),
         })
@@ -630,7 +650,10 @@ impl Builder {
             }
         };
         let Some(map) = root.as_mapping() else {
-            self.err(root.span(), "a rule file must be a mapping of sections (correlate, classify, prioritize, sla)");
+            self.err(
+                root.span(),
+                "a rule file must be a mapping of sections (correlate, classify, prioritize, sla)",
+            );
             return;
         };
         for (key, value) in map.iter() {
@@ -648,7 +671,11 @@ impl Builder {
     }
 
     /// Deserializes each item of a list section separately.
-    fn items<T: for<'de> Deserialize<'de>>(&mut self, node: &Node, section: &str) -> Vec<(T, marked_yaml::Span)> {
+    fn items<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        node: &Node,
+        section: &str,
+    ) -> Vec<(T, marked_yaml::Span)> {
         let Some(seq) = node.as_sequence() else {
             self.err(node.span(), format!("`{section}` must be a list"));
             return Vec::new();
@@ -658,7 +685,10 @@ impl Builder {
             match marked_yaml::from_node::<T>(item) {
                 Ok(v) => out.push((v, *item.span())),
                 Err(e) => {
-                    let span = e.start_mark().map(|m| marked_yaml::Span::new_start(m)).unwrap_or(*item.span());
+                    let span = e
+                        .start_mark()
+                        .map(marked_yaml::Span::new_start)
+                        .unwrap_or(*item.span());
                     let msg = match e.path().map(str::to_string) {
                         Some(p) => format!("{section}: {p}: {}", e.into_inner()),
                         None => format!("{section}: {}", e.into_inner()),
@@ -678,7 +708,10 @@ impl Builder {
                 Ok(ms) => out.extend(ms),
                 Err(e) => {
                     ok = false;
-                    self.err(m.span(), format!("bad matcher {:?}: {}", m.as_str(), e.message));
+                    self.err(
+                        m.span(),
+                        format!("bad matcher {:?}: {}", m.as_str(), e.message),
+                    );
                 }
             }
         }
@@ -689,11 +722,20 @@ impl Builder {
         match humantime::parse_duration(raw.as_str()) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                self.err(raw.span(), format!("duration {:?} must be greater than zero", raw.as_str()));
+                self.err(
+                    raw.span(),
+                    format!("duration {:?} must be greater than zero", raw.as_str()),
+                );
                 None
             }
             Err(e) => {
-                self.err(raw.span(), format!("bad duration {:?}: {e} (examples: 30s, 15m, 4h, 7d)", raw.as_str()));
+                self.err(
+                    raw.span(),
+                    format!(
+                        "bad duration {:?}: {e} (examples: 30s, 15m, 4h, 7d)",
+                        raw.as_str()
+                    ),
+                );
                 None
             }
         }
@@ -702,7 +744,13 @@ impl Builder {
     fn level(&mut self, raw: &Spanned<String>, what: &str) -> Option<Level> {
         let l = Level::parse(raw.as_str());
         if l.is_none() {
-            self.err(raw.span(), format!("unknown {what} {:?}; expected high, medium or low", raw.as_str()));
+            self.err(
+                raw.span(),
+                format!(
+                    "unknown {what} {:?}; expected high, medium or low",
+                    raw.as_str()
+                ),
+            );
         }
         l
     }
@@ -716,7 +764,8 @@ impl Builder {
             }
             let here = self.pos_of(raw.name.span());
             if let Some(prev) = self.correlate_names.get(&name) {
-                let msg = format!("duplicate correlate rule name {name:?} (first defined at {prev})");
+                let msg =
+                    format!("duplicate correlate rule name {name:?} (first defined at {prev})");
                 self.err(raw.name.span(), msg);
                 continue;
             }
@@ -740,7 +789,10 @@ impl Builder {
                 }
             }
             if all && !group.is_empty() {
-                self.err(&span, "group_by: \"...\" (all labels) cannot be combined with label names");
+                self.err(
+                    &span,
+                    "group_by: \"...\" (all labels) cannot be combined with label names",
+                );
             }
             let group_by = if all {
                 GroupBy::All
@@ -752,7 +804,15 @@ impl Builder {
             };
             let title = raw.title.as_ref().map(|t| {
                 let tname = format!("correlate/{name}");
-                self.templates.push((tname.clone(), t.as_str().to_string(), self.pos_of(t.span()).unwrap_or(Pos { file: Arc::from("?"), line: 0, column: 0 })));
+                self.templates.push((
+                    tname.clone(),
+                    t.as_str().to_string(),
+                    self.pos_of(t.span()).unwrap_or(Pos {
+                        file: Arc::from("?"),
+                        line: 0,
+                        column: 0,
+                    }),
+                ));
                 tname
             });
             if let (Some(matchers), Some(window)) = (matchers, window) {
@@ -776,7 +836,10 @@ impl Builder {
             if !CATEGORIES.contains(&cat) {
                 self.err(
                     raw.category.span(),
-                    format!("unknown category {cat:?}; expected one of {}", CATEGORIES.join(", ")),
+                    format!(
+                        "unknown category {cat:?}; expected one of {}",
+                        CATEGORIES.join(", ")
+                    ),
                 );
                 continue;
             }
@@ -879,7 +942,10 @@ impl Builder {
 
     fn matrix(&mut self, key: &marked_yaml::types::MarkedScalarNode, value: &Node) {
         if let Some(p) = self.matrix_at.clone() {
-            self.err(key.span(), format!("`prioritize.matrix` is set twice (first at {p})"));
+            self.err(
+                key.span(),
+                format!("`prioritize.matrix` is set twice (first at {p})"),
+            );
             return;
         }
         self.matrix_at = self.pos_of(key.span());
@@ -890,21 +956,39 @@ impl Builder {
         let mut cells: [[Option<Priority>; 3]; 3] = [[None; 3]; 3];
         for (ik, row) in rows.iter() {
             let Some(impact) = Level::parse(ik.as_str()) else {
-                self.err(ik.span(), format!("matrix: unknown impact {:?}; expected high, medium or low", ik.as_str()));
+                self.err(
+                    ik.span(),
+                    format!(
+                        "matrix: unknown impact {:?}; expected high, medium or low",
+                        ik.as_str()
+                    ),
+                );
                 continue;
             };
             let Some(cols) = row.as_mapping() else {
-                self.err(row.span(), "matrix: each impact maps urgency (high, medium, low) to a priority");
+                self.err(
+                    row.span(),
+                    "matrix: each impact maps urgency (high, medium, low) to a priority",
+                );
                 continue;
             };
             for (uk, cell) in cols.iter() {
                 let Some(urgency) = Level::parse(uk.as_str()) else {
-                    self.err(uk.span(), format!("matrix: unknown urgency {:?}; expected high, medium or low", uk.as_str()));
+                    self.err(
+                        uk.span(),
+                        format!(
+                            "matrix: unknown urgency {:?}; expected high, medium or low",
+                            uk.as_str()
+                        ),
+                    );
                     continue;
                 };
                 match cell.as_scalar().and_then(|s| Priority::parse(s.as_str())) {
                     Some(p) => cells[impact.idx()][urgency.idx()] = Some(p),
-                    None => self.err(cell.span(), "matrix: a cell must be one of P1, P2, P3, P4, P5"),
+                    None => self.err(
+                        cell.span(),
+                        "matrix: a cell must be one of P1, P2, P3, P4, P5",
+                    ),
                 }
             }
         }
@@ -918,18 +1002,27 @@ impl Builder {
             }
         }
         if !gaps.is_empty() {
-            self.err(value.span(), format!("matrix: missing cells {}", gaps.join(", ")));
+            self.err(
+                value.span(),
+                format!("matrix: missing cells {}", gaps.join(", ")),
+            );
         }
     }
 
     fn sla_section(&mut self, node: &Node) {
         let Some(map) = node.as_mapping() else {
-            self.err(node.span(), "`sla` maps a priority (P1..P5) to {acknowledge, resolve}");
+            self.err(
+                node.span(),
+                "`sla` maps a priority (P1..P5) to {acknowledge, resolve}",
+            );
             return;
         };
         for (key, value) in map.iter() {
             let Some(p) = Priority::parse(key.as_str()) else {
-                self.err(key.span(), format!("sla: unknown priority {:?}; expected P1..P5", key.as_str()));
+                self.err(
+                    key.span(),
+                    format!("sla: unknown priority {:?}; expected P1..P5", key.as_str()),
+                );
                 continue;
             };
             if let Some((_, prev)) = &self.sla[p.idx()] {
@@ -940,8 +1033,14 @@ impl Builder {
             let raw: RawSla = match marked_yaml::from_node(value) {
                 Ok(r) => r,
                 Err(e) => {
-                    let span = e.start_mark().map(|m| marked_yaml::Span::new_start(m)).unwrap_or(*value.span());
-                    self.err(&span, clean_serde_message(&format!("sla.{p}: {}", e.into_inner())));
+                    let span = e
+                        .start_mark()
+                        .map(marked_yaml::Span::new_start)
+                        .unwrap_or(*value.span());
+                    self.err(
+                        &span,
+                        clean_serde_message(&format!("sla.{p}: {}", e.into_inner())),
+                    );
                     continue;
                 }
             };
@@ -949,10 +1048,19 @@ impl Builder {
             let res = self.duration(&raw.resolve);
             if let (Some(acknowledge), Some(resolve)) = (ack, res) {
                 if acknowledge > resolve {
-                    self.err(raw.acknowledge.span(), format!("sla.{p}: acknowledge target is longer than the resolve target"));
+                    self.err(
+                        raw.acknowledge.span(),
+                        format!("sla.{p}: acknowledge target is longer than the resolve target"),
+                    );
                 }
                 if let Some(pos) = self.pos_of(key.span()) {
-                    self.sla[p.idx()] = Some((SlaTarget { acknowledge, resolve }, pos));
+                    self.sla[p.idx()] = Some((
+                        SlaTarget {
+                            acknowledge,
+                            resolve,
+                        },
+                        pos,
+                    ));
                 }
             }
         }
@@ -970,7 +1078,8 @@ impl Builder {
         }
         if !self.errors.is_empty() {
             self.errors.sort_by(|a, b| {
-                let key = |e: &RuleError| e.pos.as_ref().map(|p| (p.file.clone(), p.line, p.column));
+                let key =
+                    |e: &RuleError| e.pos.as_ref().map(|p| (p.file.clone(), p.line, p.column));
                 key(a).cmp(&key(b))
             });
             return Err(RulesError(self.errors));
@@ -996,11 +1105,20 @@ impl Builder {
 fn load_error(file: &str, e: &marked_yaml::LoadError) -> RuleError {
     use marked_yaml::LoadError::*;
     let (marker, message) = match e {
-        TopLevelMustBeMapping(m) => (Some(*m), "a rule file must be a mapping of sections".to_string()),
+        TopLevelMustBeMapping(m) => (
+            Some(*m),
+            "a rule file must be a mapping of sections".to_string(),
+        ),
         TopLevelMustBeSequence(m) => (Some(*m), "expected a list".to_string()),
-        UnexpectedAnchor(m) => (Some(*m), "YAML anchors and aliases are not supported in rule files".to_string()),
+        UnexpectedAnchor(m) => (
+            Some(*m),
+            "YAML anchors and aliases are not supported in rule files".to_string(),
+        ),
         MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_string()),
-        UnexpectedTag(m) => (Some(*m), "YAML tags are not supported in rule files".to_string()),
+        UnexpectedTag(m) => (
+            Some(*m),
+            "YAML tags are not supported in rule files".to_string(),
+        ),
         ScanError(m, s) => (Some(*m), format!("YAML syntax error: {}", s.info())),
         DuplicateKey(inner) => (
             inner.key.span().start().copied(),
@@ -1043,14 +1161,24 @@ mod tests {
     }
 
     fn errors(text: &str) -> Vec<String> {
-        compile(text).expect_err("should be invalid").0.iter().map(ToString::to_string).collect()
+        compile(text)
+            .expect_err("should be invalid")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
     fn shipped_rules_compile() {
         let r = RuleSet::builtin().expect("built-in rules are valid");
         assert!(r.correlate.len() >= 5);
-        let l = labels(&[("alertname", "KubePodCrashLooping"), ("namespace", "shop"), ("severity", "critical"), ("env", "prod")]);
+        let l = labels(&[
+            ("alertname", "KubePodCrashLooping"),
+            ("namespace", "shop"),
+            ("severity", "critical"),
+            ("env", "prod"),
+        ]);
         assert_eq!(r.correlate_rule(&l).name, "kube-workload");
         assert_eq!(r.category(&l), "software");
         let (i, u) = r.prioritize.assess(&l);
@@ -1063,12 +1191,38 @@ mod tests {
             "correlate:\n  - name: a\n    match: ['x=~\"(\"']\n  - name: a\n  - name: b\n    window: soon\n  - name: c\n    grup_by: [x]\nclassify:\n  - match: []\n    category: hardwear\nextra: 1\n",
         );
         assert_eq!(e.len(), 6, "{e:#?}");
-        assert!(e[0].starts_with("r.yaml:3:13: bad matcher") && e[0].contains("invalid regex"), "{}", e[0]);
-        assert!(e[1].starts_with("r.yaml:4:11: duplicate correlate rule name \"a\" (first defined at r.yaml:2:11)"), "{}", e[1]);
-        assert!(e[2].starts_with("r.yaml:6:13: bad duration \"soon\""), "{}", e[2]);
-        assert!(e[3].starts_with("r.yaml:8:5: correlate: grup_by: Unknown field `grup_by`"), "{}", e[3]);
-        assert!(e[4].starts_with("r.yaml:11:15: unknown category \"hardwear\""), "{}", e[4]);
-        assert!(e[5].starts_with("r.yaml:12:1: unknown section `extra`"), "{}", e[5]);
+        assert!(
+            e[0].starts_with("r.yaml:3:13: bad matcher") && e[0].contains("invalid regex"),
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].starts_with(
+                "r.yaml:4:11: duplicate correlate rule name \"a\" (first defined at r.yaml:2:11)"
+            ),
+            "{}",
+            e[1]
+        );
+        assert!(
+            e[2].starts_with("r.yaml:6:13: bad duration \"soon\""),
+            "{}",
+            e[2]
+        );
+        assert!(
+            e[3].starts_with("r.yaml:8:5: correlate: grup_by: Unknown field `grup_by`"),
+            "{}",
+            e[3]
+        );
+        assert!(
+            e[4].starts_with("r.yaml:11:15: unknown category \"hardwear\""),
+            "{}",
+            e[4]
+        );
+        assert!(
+            e[5].starts_with("r.yaml:12:1: unknown section `extra`"),
+            "{}",
+            e[5]
+        );
     }
 
     #[test]
@@ -1082,19 +1236,41 @@ mod tests {
     #[test]
     fn matrix_gaps_and_bad_cells() {
         let e = errors("prioritize:\n  matrix:\n    high: {high: P1, medium: P2, low: P3}\n    medium: {high: P2, medium: P9, low: P4}\n");
-        assert!(e.iter().any(|m| m.contains("a cell must be one of P1")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("missing cells") && m.contains("impact=low urgency=high")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("a cell must be one of P1")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("missing cells") && m.contains("impact=low urgency=high")),
+            "{e:?}"
+        );
         let ok = compile("prioritize:\n  matrix:\n    high: {high: P1, medium: P1, low: P1}\n    medium: {high: P2, medium: P2, low: P2}\n    low: {high: P5, medium: P5, low: P5}\n").expect("full matrix");
-        assert_eq!(ok.prioritize.priority(Level::Low, Level::High), Priority::P5);
+        assert_eq!(
+            ok.prioritize.priority(Level::Low, Level::High),
+            Priority::P5
+        );
     }
 
     #[test]
     fn sla_and_defaults_are_validated() {
         let e = errors("sla:\n  P0: {acknowledge: 1m, resolve: 1h}\n  P1: {acknowledge: 2h, resolve: 1h}\n  P2: {acknowledge: 1m}\nprioritize:\n  default_impact: huge\n");
-        assert!(e.iter().any(|m| m.contains("unknown priority \"P0\"")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("acknowledge target is longer")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("missing field `resolve`")), "{e:?}");
-        assert!(e.iter().any(|m| m.contains("unknown impact \"huge\"")), "{e:?}");
+        assert!(
+            e.iter().any(|m| m.contains("unknown priority \"P0\"")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("acknowledge target is longer")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("missing field `resolve`")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("unknown impact \"huge\"")),
+            "{e:?}"
+        );
         let r = compile("sla:\n  P2: {acknowledge: 1m, resolve: 1h}\n").expect("valid");
         assert_eq!(r.sla[1].acknowledge, Duration::from_secs(60));
         assert_eq!(r.sla[0], DEFAULT_SLA[0]);
@@ -1104,14 +1280,35 @@ mod tests {
     fn duplicates_across_files_name_both_places() {
         let r = RuleSet::from_sources(
             &[
-                ("a.yaml".into(), "correlate:\n  - name: x\nsla:\n  P1: {acknowledge: 1m, resolve: 1h}\n".into()),
-                ("b.yaml".into(), "correlate:\n  - name: x\nsla:\n  P1: {acknowledge: 1m, resolve: 1h}\n".into()),
+                (
+                    "a.yaml".into(),
+                    "correlate:\n  - name: x\nsla:\n  P1: {acknowledge: 1m, resolve: 1h}\n".into(),
+                ),
+                (
+                    "b.yaml".into(),
+                    "correlate:\n  - name: x\nsla:\n  P1: {acknowledge: 1m, resolve: 1h}\n".into(),
+                ),
             ],
             "t",
         );
-        let e: Vec<String> = r.expect_err("dupes").0.iter().map(ToString::to_string).collect();
-        assert!(e.iter().any(|m| m.starts_with("b.yaml:2:11: duplicate correlate rule name \"x\" (first defined at a.yaml:2:11)")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("b.yaml:4:3: sla: P1 is defined twice (first at a.yaml:4:3)")), "{e:?}");
+        let e: Vec<String> = r
+            .expect_err("dupes")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            e.iter().any(|m| m.starts_with(
+                "b.yaml:2:11: duplicate correlate rule name \"x\" (first defined at a.yaml:2:11)"
+            )),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(
+                |m| m.starts_with("b.yaml:4:3: sla: P1 is defined twice (first at a.yaml:4:3)")
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -1120,7 +1317,10 @@ mod tests {
             "classify:\n  - match: ['severity=\"x\"']\n    category: network\n  - match: ['alertname=\"A\"']\n    category: hardware\n  - match: ['alertname=~\"A|B\"']\n    category: security\n",
         )
         .expect("valid");
-        assert_eq!(r.category(&labels(&[("alertname", "A"), ("severity", "x")])), "network");
+        assert_eq!(
+            r.category(&labels(&[("alertname", "A"), ("severity", "x")])),
+            "network"
+        );
         assert_eq!(r.category(&labels(&[("alertname", "A")])), "hardware");
         assert_eq!(r.category(&labels(&[("alertname", "B")])), "security");
         assert_eq!(r.category(&labels(&[("alertname", "C")])), "other");
@@ -1133,15 +1333,28 @@ mod tests {
         let rule = r.correlate_rule(&l);
         assert_eq!(rule.group_key(&l), r#"web{region="eu",service="cart"}"#);
         let gl = rule.group_labels(&l);
-        let title = r.render_title(rule, &TitleContext { labels: &l, annotations: &Labels::new(), group_labels: &gl, rule: &rule.name });
+        let title = r.render_title(
+            rule,
+            &TitleContext {
+                labels: &l,
+                annotations: &Labels::new(),
+                group_labels: &gl,
+                rule: &rule.name,
+            },
+        );
         assert_eq!(title, "cart in eu");
         let e = errors("correlate:\n  - name: t\n    title: \"{{ labels.x \"\n");
-        assert!(e[0].starts_with("r.yaml:3:12: bad title template"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("r.yaml:3:12: bad title template"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
     fn fallback_rule_when_nothing_matches() {
-        let r = compile("correlate:\n  - name: only-x\n    match: ['alertname=\"X\"']\n").expect("valid");
+        let r = compile("correlate:\n  - name: only-x\n    match: ['alertname=\"X\"']\n")
+            .expect("valid");
         let l = labels(&[("alertname", "Y"), ("instance", "i")]);
         let rule = r.correlate_rule(&l);
         assert_eq!(rule.name, "default");

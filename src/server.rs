@@ -36,7 +36,9 @@ impl RulesSource {
     pub fn resolve(explicit: Option<PathBuf>) -> RulesSource {
         match explicit {
             Some(d) => RulesSource::Dir(d),
-            None if std::path::Path::new("./rules").is_dir() => RulesSource::Dir(PathBuf::from("./rules")),
+            None if std::path::Path::new("./rules").is_dir() => {
+                RulesSource::Dir(PathBuf::from("./rules"))
+            }
             None => RulesSource::Builtin,
         }
     }
@@ -113,7 +115,11 @@ pub struct Server {
 
 impl Server {
     /// Opens the store, compiles the rules, restores state, starts the writer.
-    pub async fn start(config: Config, rules: RulesSource, listener: TcpListener) -> Result<Server, ServerError> {
+    pub async fn start(
+        config: Config,
+        rules: RulesSource,
+        listener: TcpListener,
+    ) -> Result<Server, ServerError> {
         config.validate()?;
         let store = Store::open(&config.data_dir)?;
         let ruleset = Arc::new(rules.load()?);
@@ -135,7 +141,13 @@ impl Server {
         let settings = Settings {
             close_after: config.incidents.close_after,
         };
-        let engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.last_key, snap.rolling);
+        let engine = Engine::restore(
+            ruleset,
+            settings.clone(),
+            snap.live,
+            snap.last_key,
+            snap.rolling,
+        );
         let metrics = Arc::new(Metrics::new());
         let (handle, writer) = pipeline::spawn(Writer {
             engine,
@@ -174,7 +186,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains and stops the writer.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let Server {
             listener,
             state,
@@ -195,10 +210,15 @@ impl Server {
             .await?;
         // The router (and with it every Handle) is gone: the writer drains and exits.
         let deadline = config.shutdown_timeout;
-        let joined = tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || writer.join())).await;
+        let joined =
+            tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || writer.join()))
+                .await;
         match joined {
             Ok(_) => tracing::info!("writer stopped; all acknowledged work is committed"),
-            Err(_) => tracing::warn!(?deadline, "writer did not stop before the shutdown deadline"),
+            Err(_) => tracing::warn!(
+                ?deadline,
+                "writer did not stop before the shutdown deadline"
+            ),
         }
         Ok(())
     }

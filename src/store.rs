@@ -27,7 +27,12 @@ const TIMELINE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("timel
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
 
-const STATUSES: [Status; 4] = [Status::Open, Status::Acknowledged, Status::Resolved, Status::Closed];
+const STATUSES: [Status; 4] = [
+    Status::Open,
+    Status::Acknowledged,
+    Status::Resolved,
+    Status::Closed,
+];
 
 /// Storage failures. The daemon treats any of them as "not durable".
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +50,10 @@ pub enum StoreError {
     #[error("database: {0}")]
     Db(String),
     #[error("corrupt record in table {table}: {message}")]
-    Corrupt { table: &'static str, message: String },
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
 }
 
 macro_rules! db_err {
@@ -73,6 +81,9 @@ pub struct Snapshot {
     pub incidents_total: u64,
 }
 
+/// An incident with its alerts and timeline.
+pub type FullIncident = (Incident, Vec<AlertRecord>, Vec<TimelineEntry>);
+
 /// Filters for listing incidents.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
@@ -89,7 +100,10 @@ pub struct Store {
     path: PathBuf,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         table,
         message: e.to_string(),
@@ -208,7 +222,9 @@ impl Store {
             if inc.created_at < horizon {
                 break;
             }
-            if inc.acknowledged_at.is_some_and(|t| t >= start) || inc.resolved_at.is_some_and(|t| t >= start) {
+            if inc.acknowledged_at.is_some_and(|t| t >= start)
+                || inc.resolved_at.is_some_and(|t| t >= start)
+            {
                 snap.rolling.observe(&inc);
             }
         }
@@ -226,10 +242,7 @@ impl Store {
     }
 
     /// An incident with its alerts and timeline.
-    pub fn incident_full(
-        &self,
-        key: IncidentKey,
-    ) -> Result<Option<(Incident, Vec<AlertRecord>, Vec<TimelineEntry>)>, StoreError> {
+    pub fn incident_full(&self, key: IncidentKey) -> Result<Option<FullIncident>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(INCIDENTS)?;
         let Some(v) = t.get(key.0)? else {
@@ -311,12 +324,27 @@ mod tests {
     }
 
     fn alert(name: &str, status: AlertStatus) -> Alert {
-        Alert::new(labels(&[("alertname", name), ("severity", "critical")]), Default::default(), Some(status), None, None, String::new(), Source::Generic, None, now())
-            .expect("labels")
+        Alert::new(
+            labels(&[("alertname", name), ("severity", "critical")]),
+            Default::default(),
+            Some(status),
+            None,
+            None,
+            String::new(),
+            Source::Generic,
+            None,
+            now(),
+        )
+        .expect("labels")
     }
 
     fn engine() -> Engine {
-        Engine::new(Arc::new(RuleSet::builtin().expect("rules")), Settings { close_after: Duration::from_secs(0) })
+        Engine::new(
+            Arc::new(RuleSet::builtin().expect("rules")),
+            Settings {
+                close_after: Duration::from_secs(0),
+            },
+        )
     }
 
     #[test]
@@ -324,12 +352,28 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let mut e = engine();
-        e.ingest(vec![alert("A", AlertStatus::Firing), alert("B", AlertStatus::Firing)], now());
+        e.ingest(
+            vec![
+                alert("A", AlertStatus::Firing),
+                alert("B", AlertStatus::Firing),
+            ],
+            now(),
+        );
         store.commit(&e.take_changes()).expect("commit");
-        let listed = store.list(&ListFilter { limit: 10, ..ListFilter::default() }).expect("list");
+        let listed = store
+            .list(&ListFilter {
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .expect("list");
         assert_eq!(listed.len(), 2);
-        let a = listed.iter().find(|i| i.title.starts_with('A')).expect("A").id;
-        e.apply_op(a, Op::Ack, &OpRequest::default(), now(), |_| None).expect("ack");
+        let a = listed
+            .iter()
+            .find(|i| i.title.starts_with('A'))
+            .expect("A")
+            .id;
+        e.apply_op(a, Op::Ack, &OpRequest::default(), now(), |_| None)
+            .expect("ack");
         store.commit(&e.take_changes()).expect("commit");
         drop(store);
 
@@ -341,10 +385,27 @@ mod tests {
         let (inc, alerts, timeline) = store.incident_full(a).expect("read").expect("exists");
         assert_eq!(inc.status, Status::Acknowledged);
         assert_eq!(alerts.len(), 1);
-        assert_eq!(timeline.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>(), vec!["created", "acknowledged"]);
-        let acked = store.list(&ListFilter { status: Some(Status::Acknowledged), limit: 10, ..ListFilter::default() }).expect("list");
+        assert_eq!(
+            timeline.iter().map(|t| t.kind.as_str()).collect::<Vec<_>>(),
+            vec!["created", "acknowledged"]
+        );
+        let acked = store
+            .list(&ListFilter {
+                status: Some(Status::Acknowledged),
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .expect("list");
         assert_eq!(acked.iter().map(|i| i.id).collect::<Vec<_>>(), vec![a]);
-        assert!(store.list(&ListFilter { status: Some(Status::Open), limit: 10, ..ListFilter::default() }).expect("list").iter().all(|i| i.id != a));
+        assert!(store
+            .list(&ListFilter {
+                status: Some(Status::Open),
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .expect("list")
+            .iter()
+            .all(|i| i.id != a));
     }
 
     #[test]
@@ -360,7 +421,13 @@ mod tests {
         store.commit(&ws).expect("commit");
         let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
         assert!(snap.live.is_empty());
-        let closed = store.list(&ListFilter { status: Some(Status::Closed), limit: 10, ..ListFilter::default() }).expect("list");
+        let closed = store
+            .list(&ListFilter {
+                status: Some(Status::Closed),
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .expect("list");
         assert_eq!(closed.len(), 1);
         // The MTTR sample survives in the snapshot.
         let mut rolling = snap.rolling;
