@@ -1,1 +1,261 @@
-fn main(){}
+//! Micro benchmarks of the pipeline stages: payload parse, fingerprint, rule
+//! matching at 10/100/1,000 rules, the engine's dedup/correlate step, and a
+//! durable store commit. Figures and commands: benches/README.md.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use incidentd::alert::Labels;
+use incidentd::config::Limits;
+use incidentd::engine::{Engine, Settings};
+use incidentd::fingerprint::fingerprint;
+use incidentd::ingest::{self, Format};
+use incidentd::rules::RuleSet;
+use incidentd::store::Store;
+
+fn v2_body(n: usize, offset: usize) -> String {
+    let alerts: Vec<String> = (0..n)
+        .map(|i| {
+            let i = i + offset;
+            format!(
+                r#"{{"labels":{{"alertname":"Alert{}","instance":"host-{}:9100","job":"node","severity":"warning","namespace":"ns-{}"}},"annotations":{{"summary":"something on host-{} is wrong","runbook_url":"https://runbooks/x"}},"startsAt":"2026-11-23T10:00:00Z","endsAt":"2099-11-23T10:04:00Z","generatorURL":"http://prometheus:9090/graph?g0.expr=up"}}"#,
+                i % 50,
+                i,
+                i % 20,
+                i
+            )
+        })
+        .collect();
+    format!("[{}]", alerts.join(","))
+}
+
+fn webhook_body(n: usize) -> String {
+    let alerts: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"status":"firing","labels":{{"alertname":"Alert{}","instance":"host-{i}:9100","severity":"critical"}},"annotations":{{"summary":"s"}},"startsAt":"2026-11-23T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"0"}}"#,
+                i % 50
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"version":"4","groupKey":"{{}}:{{}}","status":"firing","receiver":"r","groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://am","alerts":[{}]}}"#,
+        alerts.join(",")
+    )
+}
+
+fn parse(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut g = c.benchmark_group("parse");
+    let v2 = v2_body(100, 0);
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("v2_100_alerts", |b| {
+        b.iter(|| {
+            ingest::parse(
+                Format::AlertmanagerV2,
+                black_box(v2.as_bytes()),
+                &limits,
+                Utc::now(),
+            )
+            .map(|a| a.len())
+        })
+    });
+    let wh = webhook_body(100);
+    g.bench_function("webhook_v4_100_alerts", |b| {
+        b.iter(|| {
+            ingest::parse(
+                Format::WebhookV4,
+                black_box(wh.as_bytes()),
+                &limits,
+                Utc::now(),
+            )
+            .map(|a| a.len())
+        })
+    });
+    g.finish();
+}
+
+fn fingerprints(c: &mut Criterion) {
+    let labels: Labels = [
+        ("alertname", "NodeFilesystemSpaceFillingUp"),
+        ("instance", "host-17:9100"),
+        ("job", "node"),
+        ("mountpoint", "/var"),
+        ("severity", "warning"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect::<BTreeMap<_, _>>();
+    c.bench_function("fingerprint_5_labels", |b| {
+        b.iter(|| fingerprint(black_box(&labels)))
+    });
+}
+
+/// N correlate rules: 80% `alertname="…"`, 20% `alertname=~"…"`, plus a
+/// catch-all; the same shape at every size, so only N changes.
+fn rule_file(n: usize) -> String {
+    let mut s = String::from("correlate:\n");
+    for i in 0..n {
+        if i % 5 == 4 {
+            s.push_str(&format!(
+                "  - name: re{i}\n    match: ['alertname=~\"Regex{i}(Warning|Critical)?\"', 'severity=~\"warning|critical\"']\n    group_by: [instance]\n"
+            ));
+        } else {
+            s.push_str(&format!(
+                "  - name: r{i}\n    match: ['alertname=\"Exact{i}\"', 'severity!=\"info\"']\n    group_by: [instance]\n"
+            ));
+        }
+    }
+    s.push_str("  - name: catch-all\n    group_by: [alertname]\nclassify:\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  - match: ['alertname=\"Exact{i}\"']\n    category: software\n"
+        ));
+    }
+    s
+}
+
+fn rule_matching(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rules_first_match");
+    for n in [10usize, 100, 1000] {
+        let rules = RuleSet::from_sources(&[("bench.yaml".into(), rule_file(n))], "bench")
+            .expect("valid rules");
+        // A mix of alerts: exact hits, regex hits and misses, spread over the whole rule list.
+        let alerts: Vec<Labels> = (0..64)
+            .map(|k| {
+                let i = (k * 7919) % n;
+                let name = match k % 3 {
+                    0 => format!("Exact{}", i - (i % 5 == 4) as usize),
+                    1 => format!("Regex{}Critical", (i / 5) * 5 + 4),
+                    _ => format!("Unknown{k}"),
+                };
+                [
+                    ("alertname", name.as_str()),
+                    ("instance", "h:9100"),
+                    ("severity", "critical"),
+                ]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+            })
+            .collect();
+        g.throughput(Throughput::Elements(alerts.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &alerts, |b, alerts| {
+            b.iter(|| {
+                let mut found = 0usize;
+                for l in alerts {
+                    found += rules.correlate_rule(l).name.len();
+                    found += rules.category(l).len();
+                }
+                found
+            })
+        });
+    }
+    g.finish();
+}
+
+fn engine_step(c: &mut Criterion) {
+    let rules = Arc::new(RuleSet::builtin().expect("rules"));
+    let limits = Limits::default();
+    let now = Utc::now();
+    // 10,000 distinct alerts in batches of 100; the bench replays them, so
+    // after the first pass every alert is a dedup hit on a live incident.
+    let batches: Vec<_> = (0..100)
+        .map(|b| {
+            ingest::parse(
+                Format::AlertmanagerV2,
+                v2_body(100, b * 100).as_bytes(),
+                &limits,
+                now,
+            )
+            .expect("valid")
+        })
+        .collect();
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("ingest_100_new_alerts", |b| {
+        b.iter_batched(
+            || {
+                Engine::new(
+                    rules.clone(),
+                    Settings {
+                        close_after: Duration::from_secs(3600),
+                    },
+                )
+            },
+            |mut e| {
+                e.ingest(batches[0].clone(), now);
+                e.take_changes().alerts.len()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let mut warm = Engine::new(
+        rules.clone(),
+        Settings {
+            close_after: Duration::from_secs(3600),
+        },
+    );
+    for batch in &batches {
+        warm.ingest(batch.clone(), now);
+    }
+    warm.take_changes();
+    let mut k = 0usize;
+    g.bench_function("ingest_100_repeats_10k_live_alerts", |b| {
+        b.iter(|| {
+            k = (k + 1) % batches.len();
+            warm.ingest(batches[k].clone(), now);
+            warm.take_changes().alerts.len()
+        })
+    });
+    g.finish();
+}
+
+fn store_commit(c: &mut Criterion) {
+    let rules = Arc::new(RuleSet::builtin().expect("rules"));
+    let limits = Limits::default();
+    let now = Utc::now();
+    let mut g = c.benchmark_group("store_commit_durable");
+    g.sample_size(20);
+    for n in [100usize, 1000] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let mut e = Engine::new(
+            rules.clone(),
+            Settings {
+                close_after: Duration::from_secs(3600),
+            },
+        );
+        let mut offset = 0usize;
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                let alerts = ingest::parse(
+                    Format::AlertmanagerV2,
+                    v2_body(n, offset).as_bytes(),
+                    &limits,
+                    now,
+                )
+                .expect("valid");
+                offset += n;
+                e.ingest(alerts, now);
+                store.commit(&e.take_changes()).expect("commit")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse,
+    fingerprints,
+    rule_matching,
+    engine_step,
+    store_commit
+);
+criterion_main!(benches);

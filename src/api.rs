@@ -186,12 +186,14 @@ async fn list_incidents(
     if let Some(v) = q.status.as_deref().filter(|v| !v.is_empty()) {
         match Status::parse(v) {
             Some(st) => f.status = Some(st),
-            None => return error(
-                StatusCode::BAD_REQUEST,
-                format!(
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
                     "status: unknown value {v:?}; expected open, acknowledged, resolved or closed"
                 ),
-            ),
+                )
+            }
         }
     }
     if let Some(v) = q.priority.as_deref().filter(|v| !v.is_empty()) {

@@ -87,6 +87,11 @@ impl Matcher {
         }
     }
 
+    /// The pattern of a positive regex matcher (`=~`); the rule index uses these.
+    pub fn regex_source(&self) -> Option<&str> {
+        (self.op == Op::Re).then_some(self.value.as_str())
+    }
+
     /// An equality matcher on a non-empty value; the rule index uses these.
     pub fn exact_value(&self) -> Option<&str> {
         (self.op == Op::Eq && !self.value.is_empty()).then_some(self.value.as_str())
