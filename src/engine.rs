@@ -187,6 +187,42 @@ pub struct Engine {
     timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
     events: Vec<Event>,
     closed: Vec<IncidentKey>,
+    /// Derived per-incident counts for prioritisation; rebuilt lazily.
+    aggregates: HashMap<IncidentKey, Aggregates>,
+}
+
+/// Counts that make re-prioritisation independent of an incident's size.
+#[derive(Debug, Clone)]
+struct Aggregates {
+    /// Alerts per (impact, urgency).
+    levels: [[u32; 3]; 3],
+    /// Per blast-radius rule: the distinct values of its label.
+    distinct: Vec<std::collections::HashSet<String>>,
+}
+
+impl Aggregates {
+    fn new(blast_rules: usize) -> Aggregates {
+        Aggregates {
+            levels: [[0; 3]; 3],
+            distinct: vec![Default::default(); blast_rules],
+        }
+    }
+
+    fn add(&mut self, rules: &RuleSet, r: &AlertRecord) {
+        self.levels[r.impact as usize][r.urgency as usize] += 1;
+        for (br, values) in rules
+            .prioritize
+            .blast_radius
+            .iter()
+            .zip(self.distinct.iter_mut())
+        {
+            if let Some(v) = r.labels.get(&br.label) {
+                if !values.contains(v) && matcher::all_match(&br.matchers, &r.labels) {
+                    values.insert(v.clone());
+                }
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -204,6 +240,7 @@ impl Engine {
             timeline: Vec::new(),
             events: Vec::new(),
             closed: Vec::new(),
+            aggregates: HashMap::new(),
         }
     }
 
@@ -245,6 +282,7 @@ impl Engine {
     /// Swaps the rules; live incidents keep their group keys.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
+        self.aggregates.clear();
     }
 
     pub fn live(&self, key: IncidentKey) -> Option<&Live> {
@@ -310,6 +348,7 @@ impl Engine {
     }
 
     fn evict(&mut self, key: IncidentKey) {
+        self.aggregates.remove(&key);
         if let Some(l) = self.incidents.remove(&key) {
             if self.groups.get(&l.incident.group_key) == Some(&key) {
                 self.groups.remove(&l.incident.group_key);
@@ -616,6 +655,9 @@ impl Engine {
             None => {
                 let msg = format!("alert {} added ({})", alert_name(&fresh), fresh.priority);
                 l.incident.labels.retain(|k, v| a.labels.get(k) == Some(v));
+                if let Some(agg) = self.aggregates.get_mut(&key) {
+                    agg.add(&self.rules, &fresh);
+                }
                 l.alerts.insert(fp, fresh);
                 ("alert_added", msg)
             }
@@ -647,39 +689,55 @@ impl Engine {
         self.reprioritize(key, now);
     }
 
-    /// Recomputes priority from the alerts and blast-radius rules; raises only.
+    /// The incident's aggregates, computed from its alerts on first use and
+    /// maintained per added alert afterwards.
+    fn aggregates(&mut self, key: IncidentKey) -> Option<&mut Aggregates> {
+        if !self.aggregates.contains_key(&key) {
+            let l = self.incidents.get(&key)?;
+            let mut agg = Aggregates::new(self.rules.prioritize.blast_radius.len());
+            for r in l.alerts.values() {
+                agg.add(&self.rules, r);
+            }
+            self.aggregates.insert(key, agg);
+        }
+        self.aggregates.get_mut(&key)
+    }
+
+    /// Recomputes priority from the alerts and blast-radius rules; raises
+    /// only. O(1) in the number of alerts: works on the aggregates.
     fn reprioritize(&mut self, key: IncidentKey, now: DateTime<Utc>) {
         let rules = self.rules.clone();
-        let Some(l) = self.incidents.get_mut(&key) else {
+        let Some(agg) = self.aggregates(key) else {
             return;
         };
         let mut blast: Option<(Level, String)> = None;
-        for br in &rules.prioritize.blast_radius {
-            let distinct: BTreeSet<&str> = l
-                .alerts
-                .values()
-                .filter(|r| matcher::all_match(&br.matchers, &r.labels))
-                .filter_map(|r| r.labels.get(&br.label).map(String::as_str))
-                .collect();
-            if distinct.len() >= br.at_least && blast.as_ref().is_none_or(|(lv, _)| br.impact < *lv)
-            {
+        for (br, values) in rules.prioritize.blast_radius.iter().zip(&agg.distinct) {
+            if values.len() >= br.at_least && blast.as_ref().is_none_or(|(lv, _)| br.impact < *lv) {
                 blast = Some((
                     br.impact,
-                    format!("{} distinct {} values", distinct.len(), br.label),
+                    format!("{} distinct {} values", values.len(), br.label),
                 ));
             }
         }
         let mut best: Option<(Priority, Level, Level)> = None;
-        for r in l.alerts.values() {
-            let impact = match &blast {
-                Some((b, _)) if *b < r.impact => *b,
-                _ => r.impact,
-            };
-            let p = rules.prioritize.priority(impact, r.urgency);
-            if best.is_none_or(|(bp, _, _)| p < bp) {
-                best = Some((p, impact, r.urgency));
+        for i in Level::ALL {
+            for u in Level::ALL {
+                if agg.levels[i as usize][u as usize] == 0 {
+                    continue;
+                }
+                let impact = match &blast {
+                    Some((b, _)) if *b < i => *b,
+                    _ => i,
+                };
+                let p = rules.prioritize.priority(impact, u);
+                if best.is_none_or(|(bp, bi, _)| p < bp || (p == bp && impact < bi)) {
+                    best = Some((p, impact, u));
+                }
             }
         }
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
         let Some((p, impact, urgency)) = best else {
             return;
         };
