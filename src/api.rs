@@ -25,10 +25,11 @@ use crate::config::Limits;
 use crate::incident::{IncidentKey, Op, OpRequest, Status};
 use crate::ingest::{self, Format};
 use crate::metrics::Metrics;
-use crate::pipeline::{Handle, OpFailure, PipelineError};
+use crate::pipeline::{Handle, OpFailure, PipelineError, SilenceError, SilenceOp};
 use crate::rules::Priority;
 use crate::server::Reloader;
 use crate::store::{ListFilter, Store};
+use crate::suppress::Silence;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -52,6 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/report", get(report))
         .route("/api/v1/incidents/{id}/{action}", post(incident_op))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route(
+            "/api/v1/silences/{id}",
+            get(get_silence).delete(expire_silence),
+        )
+        .route("/api/v1/alerts/suppressed", get(list_suppressed))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
@@ -148,6 +155,7 @@ async fn ingest(s: AppState, format: Format, body: Result<Bytes, BytesRejection>
                 "updated": summary.updated,
                 "deduplicated": summary.deduplicated,
                 "ignored": summary.ignored,
+                "suppressed": summary.suppressed,
             }))
             .into_response()
         }
@@ -246,6 +254,7 @@ async fn get_incident(State(s): State<AppState>, Path(id): Path<String>) -> Resp
     let store = s.store.clone();
     match tokio::task::spawn_blocking(move || store.incident_full(key)).await {
         Ok(Ok(Some((inc, alerts, timeline)))) => {
+            let similar = similar_details(&s.store, &inc.similar).await;
             let mut v = serde_json::to_value(&inc).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 obj.insert(
@@ -256,6 +265,7 @@ async fn get_incident(State(s): State<AppState>, Path(id): Path<String>) -> Resp
                     "timeline".into(),
                     serde_json::to_value(&timeline).unwrap_or_default(),
                 );
+                obj.insert("similar_incidents".into(), similar);
             }
             Json(v).into_response()
         }
@@ -358,5 +368,227 @@ async fn reload(State(s): State<AppState>) -> Response {
             StatusCode::BAD_REQUEST,
             format!("reload failed, previous rules still active:\n{e}"),
         ),
+    }
+}
+
+/// The `similar` incidents with what resolved them (knowledge base at first response).
+async fn similar_details(store: &Store, ids: &[String]) -> serde_json::Value {
+    let store = store.clone();
+    let keys: Vec<IncidentKey> = ids.iter().filter_map(|i| IncidentKey::parse(i)).collect();
+    let found = tokio::task::spawn_blocking(move || {
+        keys.into_iter()
+            .filter_map(|k| store.incident(k).ok().flatten())
+            .map(|i| {
+                json!({
+                    "id": i.id, "title": i.title, "status": i.status, "priority": i.priority,
+                    "created_at": i.created_at, "resolved_at": i.resolved_at,
+                    "workaround": i.workaround, "root_cause": i.root_cause,
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    serde_json::Value::Array(found)
+}
+
+/// A matcher as text (`name="value"`) or as Alertmanager's API object.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MatcherSpec {
+    Text(String),
+    Object {
+        name: String,
+        value: String,
+        #[serde(rename = "isRegex", alias = "is_regex", default)]
+        is_regex: bool,
+        #[serde(rename = "isEqual", alias = "is_equal", default = "yes")]
+        is_equal: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MatcherSpec {
+    fn text(&self) -> String {
+        match self {
+            MatcherSpec::Text(t) => t.clone(),
+            MatcherSpec::Object {
+                name,
+                value,
+                is_regex,
+                is_equal,
+            } => {
+                let op = match (is_regex, is_equal) {
+                    (false, true) => "=",
+                    (false, false) => "!=",
+                    (true, true) => "=~",
+                    (true, false) => "!~",
+                };
+                format!("{name}{op}{value:?}")
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    matchers: Vec<MatcherSpec>,
+    #[serde(default, rename = "startsAt", alias = "starts_at")]
+    starts_at: Option<chrono::DateTime<Utc>>,
+    #[serde(default, rename = "endsAt", alias = "ends_at")]
+    ends_at: Option<chrono::DateTime<Utc>>,
+    /// Alternative to `endsAt`: a humantime duration such as `2h`.
+    #[serde(default)]
+    duration: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default, rename = "createdBy", alias = "created_by")]
+    created_by: Option<String>,
+    /// Alertmanager clients send an id when updating; a new silence is made.
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Option<String>,
+}
+
+fn silence_json(s: &Silence, now: chrono::DateTime<Utc>) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("state".into(), json!(s.state(now)));
+    }
+    v
+}
+
+async fn create_silence(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => return error(rej.status(), rej.body_text()),
+    };
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let req: NewSilence = match serde_path_to_error::deserialize(&mut de) {
+        Ok(r) => r,
+        Err(e) => {
+            let path = e.path().to_string();
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("request body: {path}: {}", e.into_inner()),
+            );
+        }
+    };
+    let now = Utc::now();
+    let starts_at = req.starts_at.unwrap_or(now).max(now);
+    let ends_at = match (req.ends_at, req.duration.as_deref()) {
+        (Some(e), None) => e,
+        (None, Some(d)) => match humantime::parse_duration(d) {
+            Ok(d) => starts_at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("duration: {e}")),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of endsAt or duration",
+            )
+        }
+    };
+    let created_by = match req
+        .created_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(c) => c.to_string(),
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "createdBy: say who creates the silence",
+            )
+        }
+    };
+    let comment = match req
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(c) => c.to_string(),
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "comment: say why (a change ticket, a reason)",
+            )
+        }
+    };
+    let silence = Silence {
+        id: String::new(),
+        matchers: req.matchers.iter().map(MatcherSpec::text).collect(),
+        starts_at,
+        ends_at,
+        comment,
+        created_by,
+        created_at: now,
+        compiled: Vec::new(),
+    };
+    match s.handle.silence(SilenceOp::Create(Box::new(silence))).await {
+        Ok(sil) => (
+            StatusCode::OK,
+            Json(json!({"silenceID": sil.id, "silence": silence_json(&sil, now)})),
+        )
+            .into_response(),
+        Err(SilenceError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(SilenceError::NotFound(id)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        Err(SilenceError::Pipeline(e)) => unavailable(&e),
+    }
+}
+
+async fn expire_silence(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.handle.silence(SilenceOp::Expire(id)).await {
+        Ok(sil) => Json(silence_json(&sil, Utc::now())).into_response(),
+        Err(SilenceError::NotFound(id)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        Err(SilenceError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(SilenceError::Pipeline(e)) => unavailable(&e),
+    }
+}
+
+async fn list_silences(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.silences()).await {
+        Ok(Ok(list)) => {
+            let now = Utc::now();
+            Json(
+                list.iter()
+                    .map(|x| silence_json(x, now))
+                    .collect::<Vec<_>>(),
+            )
+            .into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn get_silence(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.silences()).await {
+        Ok(Ok(list)) => match list.iter().find(|x| x.id == id) {
+            Some(x) => Json(silence_json(x, Utc::now())).into_response(),
+            None => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        },
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn list_suppressed(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.suppressed()).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

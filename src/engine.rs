@@ -27,6 +27,7 @@ use crate::incident::{
 };
 use crate::matcher;
 use crate::rules::{Level, Priority, RuleSet, TitleContext};
+use crate::suppress::{self, InhibitIndex, Reason, Silence, SuppressedAlert};
 
 /// An incident in memory with its alerts.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +63,12 @@ pub enum Event {
     },
     Reopened,
     Closed,
+    /// An alert kept out of incidents (silence, inhibit, maintenance), or a
+    /// state change of a flapping alert that did not resolve or reopen.
+    Suppressed {
+        reason: &'static str,
+    },
+    ProblemCandidate,
 }
 
 /// What one alert did to the state.
@@ -77,6 +84,8 @@ pub enum Outcome {
     Resolved(IncidentKey),
     /// A resolved notification for an alert incidentd never saw firing.
     Ignored,
+    /// Kept out of incidents (or a notification about such an alert).
+    Suppressed(Reason),
 }
 
 /// Everything the store must write for the changes since the last take.
@@ -86,13 +95,38 @@ pub struct WriteSet {
     pub alerts: Vec<(IncidentKey, AlertRecord)>,
     pub timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
     pub events: Vec<Event>,
+    /// Suppressed alerts to write (still suppressed) …
+    pub suppressed: Vec<SuppressedAlert>,
+    /// … and to delete (resolved, or no longer suppressed).
+    pub unsuppressed: Vec<u64>,
+    pub silences: Vec<Silence>,
 }
 
 impl WriteSet {
     pub fn is_empty(&self) -> bool {
-        self.incidents.is_empty() && self.alerts.is_empty() && self.timeline.is_empty()
+        self.incidents.is_empty()
+            && self.alerts.is_empty()
+            && self.timeline.is_empty()
+            && self.suppressed.is_empty()
+            && self.unsuppressed.is_empty()
+            && self.silences.is_empty()
     }
 }
+
+/// A past incident, as similarity and recurrence need it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub key: IncidentKey,
+    pub group_key: String,
+    pub rule: String,
+    pub labels: crate::alert::Labels,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How many recent incidents per rule are kept for label-overlap similarity.
+const RECENT_PER_RULE: usize = 256;
+/// Most `similar` ids on an incident.
+const MAX_SIMILAR: usize = 5;
 
 /// Rolling samples for the MTTA/MTTR gauges, one per incident.
 #[derive(Debug, Default, Clone)]
@@ -189,6 +223,27 @@ pub struct Engine {
     closed: Vec<IncidentKey>,
     /// Derived per-incident counts for prioritisation; rebuilt lazily.
     aggregates: HashMap<IncidentKey, Aggregates>,
+    silences: std::collections::BTreeMap<String, Silence>,
+    suppressed: HashMap<u64, SuppressedAlert>,
+    inhibit: InhibitIndex,
+    /// An inhibiting alert stopped firing: re-check suppressed alerts.
+    sources_changed: bool,
+    dirty_suppressed: BTreeSet<u64>,
+    dirty_silences: BTreeSet<String>,
+    history: HashMap<String, std::collections::VecDeque<(IncidentKey, DateTime<Utc>)>>,
+    recent_by_rule:
+        HashMap<String, std::collections::VecDeque<(IncidentKey, crate::alert::Labels)>>,
+}
+
+/// What [`Engine::restore`] starts from besides live incidents.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub last_key: Option<IncidentKey>,
+    pub rolling: Rolling,
+    pub suppressed: Vec<SuppressedAlert>,
+    pub silences: Vec<Silence>,
+    /// Past incidents, oldest first.
+    pub history: Vec<HistoryEntry>,
 }
 
 /// Counts that make re-prioritisation independent of an incident's size.
@@ -241,6 +296,14 @@ impl Engine {
             events: Vec::new(),
             closed: Vec::new(),
             aggregates: HashMap::new(),
+            silences: Default::default(),
+            suppressed: HashMap::new(),
+            inhibit: InhibitIndex::default(),
+            sources_changed: false,
+            dirty_suppressed: BTreeSet::new(),
+            dirty_silences: BTreeSet::new(),
+            history: HashMap::new(),
+            recent_by_rule: HashMap::new(),
         }
     }
 
@@ -249,12 +312,11 @@ impl Engine {
         rules: Arc<RuleSet>,
         settings: Settings,
         live: Vec<Live>,
-        last_key: Option<IncidentKey>,
-        rolling: Rolling,
+        restored: Restored,
     ) -> Engine {
         let mut e = Engine::new(rules, settings);
-        e.last_key = last_key;
-        e.rolling = rolling;
+        e.last_key = restored.last_key;
+        e.rolling = restored.rolling;
         let mut newest: HashMap<u64, (DateTime<Utc>, IncidentKey)> = HashMap::new();
         for l in live {
             let key = l.incident.id;
@@ -272,7 +334,53 @@ impl Engine {
             e.incidents.insert(key, l);
         }
         e.active = newest.into_iter().map(|(fp, (_, k))| (fp, k)).collect();
+        for s in restored.suppressed {
+            e.suppressed.insert(s.fingerprint, s);
+        }
+        for mut s in restored.silences {
+            match s.compile() {
+                Ok(()) => {
+                    e.silences.insert(s.id.clone(), s);
+                }
+                Err(err) => {
+                    tracing::warn!(silence = %s.id, error = %err, "stored silence no longer compiles; ignored")
+                }
+            }
+        }
+        for h in restored.history {
+            e.remember(h);
+        }
+        e.rebuild_inhibit_index();
         e
+    }
+
+    fn remember(&mut self, h: HistoryEntry) {
+        self.history
+            .entry(h.group_key)
+            .or_default()
+            .push_back((h.key, h.created_at));
+        let recent = self.recent_by_rule.entry(h.rule).or_default();
+        recent.push_back((h.key, h.labels));
+        if recent.len() > RECENT_PER_RULE {
+            recent.pop_front();
+        }
+    }
+
+    /// Every firing alert (in incidents and suppressed) as an inhibit source.
+    fn rebuild_inhibit_index(&mut self) {
+        self.inhibit.clear();
+        let rules = self.rules.clone();
+        for (fp, key) in &self.active {
+            if let Some(rec) = self.incidents.get(key).and_then(|l| l.alerts.get(fp)) {
+                if rec.status == AlertStatus::Firing {
+                    self.inhibit.add(&rules.inhibit, *fp, &rec.labels);
+                }
+            }
+        }
+        for s in self.suppressed.values() {
+            self.inhibit.add(&rules.inhibit, s.fingerprint, &s.labels);
+        }
+        self.sources_changed = true;
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
@@ -283,6 +391,7 @@ impl Engine {
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
         self.aggregates.clear();
+        self.rebuild_inhibit_index();
     }
 
     pub fn live(&self, key: IncidentKey) -> Option<&Live> {
@@ -308,6 +417,47 @@ impl Engine {
         self.rolling.means(now, window)
     }
 
+    /// Adds a silence (compiled here); it mutes alerts that arrive later.
+    pub fn add_silence(&mut self, mut s: Silence, now: DateTime<Utc>) -> Result<Silence, String> {
+        s.compile()?;
+        if s.ends_at <= s.starts_at {
+            return Err("endsAt: must be after startsAt".into());
+        }
+        if s.ends_at <= now {
+            return Err("endsAt: must be in the future".into());
+        }
+        let mut id = format!("SIL-{:x}", now.timestamp_nanos_opt().unwrap_or_default());
+        while self.silences.contains_key(&id) {
+            id.push('x');
+        }
+        s.id = id.clone();
+        s.created_at = now;
+        self.dirty_silences.insert(id.clone());
+        self.silences.insert(id, s.clone());
+        Ok(s)
+    }
+
+    /// Ends a silence now; alerts it muted are processed as new on the next tick.
+    pub fn expire_silence(&mut self, id: &str, now: DateTime<Utc>) -> Option<Silence> {
+        let s = self.silences.get_mut(id)?;
+        if s.ends_at > now {
+            s.ends_at = now;
+            if s.starts_at > now {
+                s.starts_at = now;
+            }
+            self.dirty_silences.insert(id.to_string());
+        }
+        Some(s.clone())
+    }
+
+    pub fn silences(&self) -> impl Iterator<Item = &Silence> {
+        self.silences.values()
+    }
+
+    pub fn suppressed_alerts(&self) -> impl Iterator<Item = &SuppressedAlert> {
+        self.suppressed.values()
+    }
+
     /// Takes everything changed since the last call; closed incidents leave memory.
     pub fn take_changes(&mut self) -> WriteSet {
         let mut ws = WriteSet {
@@ -315,6 +465,7 @@ impl Engine {
             alerts: Vec::with_capacity(self.dirty_alerts.len()),
             timeline: std::mem::take(&mut self.timeline),
             events: std::mem::take(&mut self.events),
+            ..WriteSet::default()
         };
         for (key, fp) in std::mem::take(&mut self.dirty_alerts) {
             if let Some(rec) = self.incidents.get(&key).and_then(|l| l.alerts.get(&fp)) {
@@ -324,6 +475,17 @@ impl Engine {
         for key in std::mem::take(&mut self.dirty_incidents) {
             if let Some(l) = self.incidents.get(&key) {
                 ws.incidents.push(l.incident.clone());
+            }
+        }
+        for fp in std::mem::take(&mut self.dirty_suppressed) {
+            match self.suppressed.get(&fp) {
+                Some(s) => ws.suppressed.push(s.clone()),
+                None => ws.unsuppressed.push(fp),
+            }
+        }
+        for id in std::mem::take(&mut self.dirty_silences) {
+            if let Some(s) = self.silences.get(&id) {
+                ws.silences.push(s.clone());
             }
         }
         for key in std::mem::take(&mut self.closed) {
@@ -340,6 +502,8 @@ impl Engine {
 
     /// Drops pending changes (after a failed commit the caller reloads).
     pub fn discard_changes(&mut self) {
+        self.dirty_suppressed.clear();
+        self.dirty_silences.clear();
         self.dirty_incidents.clear();
         self.dirty_alerts.clear();
         self.timeline.clear();
@@ -356,6 +520,9 @@ impl Engine {
             for fp in l.alerts.keys() {
                 if self.active.get(fp) == Some(&key) {
                     self.active.remove(fp);
+                    if self.inhibit.remove(*fp) {
+                        self.sources_changed = true;
+                    }
                 }
             }
         }
@@ -381,15 +548,24 @@ impl Engine {
 
     /// Runs a batch of alerts through dedup and correlation.
     pub fn ingest(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) -> Vec<Outcome> {
-        alerts
+        let out = alerts
             .into_iter()
             .map(|a| self.ingest_one(a, now))
-            .collect()
+            .collect();
+        if self.sources_changed {
+            self.recheck_suppressed(now);
+        }
+        out
     }
 
     /// One alert: dedup against its current occurrence, else correlate.
     pub fn ingest_one(&mut self, a: Alert, now: DateTime<Utc>) -> Outcome {
         let fp = a.fingerprint;
+        if self.suppressed.contains_key(&fp) {
+            if let Some(o) = self.suppressed_notification(&a, now) {
+                return o;
+            }
+        }
         if let Some(key) = self.active.get(&fp).copied() {
             let Some(rec) = self.incidents.get(&key).and_then(|l| l.alerts.get(&fp)) else {
                 // Index and state disagree: trust the state and start over.
@@ -412,7 +588,9 @@ impl Engine {
                     let rule = self.rules.correlate_rule(&a.labels);
                     let gk = rule.group_key(&a.labels);
                     let window = rule.window;
-                    if self.joinable(key, &gk, window, now) {
+                    if self.joinable(key, &gk, window, now)
+                        && self.suppression(fp, &a.labels, now).is_none()
+                    {
                         self.add_alert(key, a, now);
                         return Outcome::Joined(key);
                     }
@@ -422,6 +600,15 @@ impl Engine {
         }
         if a.status == AlertStatus::Resolved {
             return Outcome::Ignored;
+        }
+        self.route_new(a, now)
+    }
+
+    /// A firing alert that belongs to no incident: suppress it, or correlate
+    /// it into an incident of its group, or open a new one.
+    fn route_new(&mut self, a: Alert, now: DateTime<Utc>) -> Outcome {
+        if let Some(s) = self.suppression(a.fingerprint, &a.labels, now) {
+            return self.suppress(a, s, now);
         }
         let rule = self.rules.correlate_rule(&a.labels).clone();
         let gk = rule.group_key(&a.labels);
@@ -433,6 +620,144 @@ impl Engine {
         }
         let key = self.create(a, &rule, gk, now);
         Outcome::Created(key)
+    }
+
+    fn suppression(
+        &self,
+        fp: u64,
+        labels: &crate::alert::Labels,
+        now: DateTime<Utc>,
+    ) -> Option<suppress::Suppression> {
+        suppress::check(
+            &self.rules.maintenance,
+            &self.silences,
+            &self.rules.inhibit,
+            &self.inhibit,
+            fp,
+            labels,
+            now,
+        )
+    }
+
+    fn suppress(&mut self, a: Alert, s: suppress::Suppression, now: DateTime<Utc>) -> Outcome {
+        let reason = s.reason;
+        self.inhibit
+            .add(&self.rules.inhibit, a.fingerprint, &a.labels);
+        self.events.push(Event::Suppressed {
+            reason: reason.as_str(),
+        });
+        self.dirty_suppressed.insert(a.fingerprint);
+        self.suppressed.insert(
+            a.fingerprint,
+            SuppressedAlert {
+                fingerprint: a.fingerprint,
+                labels: a.labels,
+                annotations: a.annotations,
+                status: AlertStatus::Firing,
+                starts_at: a.starts_at.unwrap_or(now),
+                ends_at: a.ends_at,
+                generator_url: a.generator_url,
+                source: a.source,
+                first_seen_at: now,
+                last_seen_at: now,
+                repeat_count: 0,
+                suppression: s,
+            },
+        );
+        Outcome::Suppressed(reason)
+    }
+
+    /// A notification about a suppressed alert. `None` means it is no longer
+    /// suppressed and must be processed as new.
+    fn suppressed_notification(&mut self, a: &Alert, now: DateTime<Utc>) -> Option<Outcome> {
+        let fp = a.fingerprint;
+        if a.status == AlertStatus::Resolved {
+            let s = self.suppressed.remove(&fp)?;
+            self.dirty_suppressed.insert(fp);
+            if self.inhibit.remove(fp) {
+                self.sources_changed = true;
+            }
+            return Some(Outcome::Suppressed(s.suppression.reason));
+        }
+        match self.suppression(fp, &a.labels, now) {
+            Some(s) => {
+                let rec = self.suppressed.get_mut(&fp)?;
+                rec.repeat_count += 1;
+                rec.last_seen_at = now;
+                rec.annotations.clone_from(&a.annotations);
+                rec.ends_at = a.ends_at;
+                let reason = s.reason;
+                rec.suppression = s;
+                self.dirty_suppressed.insert(fp);
+                self.events.push(Event::Deduplicated);
+                Some(Outcome::Suppressed(reason))
+            }
+            None => {
+                self.suppressed.remove(&fp);
+                self.dirty_suppressed.insert(fp);
+                self.inhibit.remove(fp);
+                None
+            }
+        }
+    }
+
+    /// Suppressed alerts whose silence, window or inhibiting alert is gone
+    /// are processed as new firing alerts.
+    fn recheck_suppressed(&mut self, now: DateTime<Utc>) {
+        self.sources_changed = false;
+        let fps: Vec<u64> = self.suppressed.keys().copied().collect();
+        for fp in fps {
+            let Some(s) = self.suppressed.get(&fp) else {
+                continue;
+            };
+            if s.ends_at.is_some_and(|e| e <= now) {
+                // Expired without a refresh: it stopped firing.
+                self.suppressed.remove(&fp);
+                self.dirty_suppressed.insert(fp);
+                if self.inhibit.remove(fp) {
+                    self.sources_changed = true;
+                }
+                continue;
+            }
+            if self.suppression(fp, &s.labels, now).is_some() {
+                continue;
+            }
+            let Some(s) = self.suppressed.remove(&fp) else {
+                continue;
+            };
+            self.dirty_suppressed.insert(fp);
+            self.inhibit.remove(fp);
+            let alert = Alert {
+                fingerprint: fp,
+                labels: s.labels,
+                annotations: s.annotations,
+                status: AlertStatus::Firing,
+                starts_at: Some(s.starts_at),
+                ends_at: s.ends_at,
+                generator_url: s.generator_url,
+                source: s.source,
+                origin: None,
+            };
+            let outcome = self.route_new(alert, now);
+            if let Outcome::Created(k) | Outcome::Joined(k) = outcome {
+                self.note(
+                    k,
+                    now,
+                    "unsuppressed",
+                    SYSTEM,
+                    format!(
+                        "alert [{}] no longer {} ({}); processed as new",
+                        crate::fingerprint::to_hex(fp),
+                        past_tense(s.suppression.reason),
+                        s.suppression.by
+                    ),
+                );
+            }
+        }
+        if self.sources_changed {
+            // Un-suppressing may have removed further sources; settle next time.
+            self.sources_changed = false;
+        }
     }
 
     fn joinable(&self, key: IncidentKey, gk: &str, window: Duration, now: DateTime<Utc>) -> bool {
@@ -471,6 +796,7 @@ impl Engine {
         now: DateTime<Utc>,
         how: &str,
     ) {
+        let flap = self.rules.flapping;
         let Some(l) = self.incidents.get_mut(&key) else {
             return;
         };
@@ -483,11 +809,17 @@ impl Engine {
         rec.status = AlertStatus::Resolved;
         rec.ends_at = Some(end);
         rec.last_seen_at = now;
+        let became_flapping = record_change(rec, now, &flap);
+        let flapping = rec.flapping;
         let name = alert_name(rec);
         l.incident.firing_count = l.incident.firing_count.saturating_sub(1);
         l.incident.last_activity_at = now;
         let all_quiet = l.incident.firing_count == 0;
+        let any_flapping = l.alerts.values().any(|r| r.flapping);
         self.dirty_alerts.insert((key, fp));
+        if self.active.get(&fp) == Some(&key) && self.inhibit.remove(fp) {
+            self.sources_changed = true;
+        }
         self.note(
             key,
             now,
@@ -495,25 +827,61 @@ impl Engine {
             SYSTEM,
             format!("alert {name} {how}"),
         );
-        if all_quiet {
-            let Some(l) = self.incidents.get_mut(&key) else {
-                return;
-            };
-            if l.incident.status.is_active() {
-                l.incident.status = Status::Resolved;
-                l.incident.resolved_at = Some(now);
-                l.incident.resolved_by = Some(SYSTEM.to_string());
-                let ev = Event::Resolved {
-                    priority: l.incident.priority,
-                    category: l.incident.category.clone(),
-                    seconds: secs(now - l.incident.created_at),
-                };
-                self.rolling.observe(&l.incident);
-                self.events.push(ev);
-                self.check_resolve_breach(key, now);
-                self.note(key, now, "resolved", SYSTEM, "all alerts resolved".into());
-            }
+        if became_flapping {
+            self.note_flapping(key, &name, now);
         }
+        if !all_quiet {
+            return;
+        }
+        if flap.keep_open && any_flapping {
+            if flapping {
+                self.events.push(Event::Suppressed { reason: "flapping" });
+            }
+            return;
+        }
+        self.auto_resolve(key, now, "all alerts resolved");
+    }
+
+    fn note_flapping(&mut self, key: IncidentKey, name: &str, now: DateTime<Utc>) {
+        let f = self.rules.flapping;
+        let what = if f.keep_open {
+            "the incident stays open until it settles"
+        } else {
+            "the incident follows it anyway (flapping.keep_open: false)"
+        };
+        self.note(
+            key,
+            now,
+            "flapping",
+            SYSTEM,
+            format!(
+                "alert {name} is flapping: more than {} state changes within {}; {what}",
+                f.max_changes,
+                humantime::format_duration(f.window)
+            ),
+        );
+    }
+
+    /// Resolves an active incident on the daemon's own authority.
+    fn auto_resolve(&mut self, key: IncidentKey, now: DateTime<Utc>, why: &str) {
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
+        if !l.incident.status.is_active() {
+            return;
+        }
+        l.incident.status = Status::Resolved;
+        l.incident.resolved_at = Some(now);
+        l.incident.resolved_by = Some(SYSTEM.to_string());
+        let ev = Event::Resolved {
+            priority: l.incident.priority,
+            category: l.incident.category.clone(),
+            seconds: secs(now - l.incident.created_at),
+        };
+        self.rolling.observe(&l.incident);
+        self.events.push(ev);
+        self.check_resolve_breach(key, now);
+        self.note(key, now, "resolved", SYSTEM, why.to_string());
     }
 
     fn record_for(&self, a: &Alert, now: DateTime<Utc>) -> AlertRecord {
@@ -535,6 +903,8 @@ impl Engine {
             urgency,
             priority: self.rules.prioritize.priority(impact, urgency),
             category: self.rules.category(&a.labels).to_string(),
+            changes: Vec::new(),
+            flapping: false,
         }
     }
 
@@ -600,6 +970,7 @@ impl Engine {
                 resolve_breached: false,
             },
             similar: Vec::new(),
+            problem_candidate: false,
             reopen_count: 0,
             occurred_at: rec.starts_at.min(now),
             timeline_len: 0,
@@ -616,21 +987,86 @@ impl Engine {
         );
         let priority = rec.priority;
         let category = rec.category.clone();
+        let mut incident = incident;
+        incident.similar = self
+            .similar_to(&gk, &rule.name, &a.labels)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        // Recurrence of this group key within the problem window.
+        let problems = self.rules.problems;
+        let from = now - chrono_dur(problems.within);
+        let hist = self.history.entry(gk.clone()).or_default();
+        while hist.front().is_some_and(|(_, t)| *t < from) {
+            hist.pop_front();
+        }
+        let recurrences = hist.len() + 1;
+        incident.problem_candidate = recurrences >= problems.recurrence;
+        let problem = incident.problem_candidate;
+        self.inhibit
+            .add(&self.rules.inhibit, a.fingerprint, &a.labels);
         let mut alerts = BTreeMap::new();
         alerts.insert(a.fingerprint, rec);
         self.incidents.insert(key, Live { incident, alerts });
         self.active.insert(a.fingerprint, key);
-        self.groups.insert(gk, key);
+        self.groups.insert(gk.clone(), key);
         self.dirty_alerts.insert((key, a.fingerprint));
         self.events.push(Event::Created { priority, category });
         self.note(key, now, "created", SYSTEM, msg);
+        if problem {
+            self.events.push(Event::ProblemCandidate);
+            self.note(
+                key,
+                now,
+                "problem_candidate",
+                SYSTEM,
+                format!(
+                    "problem candidate: {recurrences} incidents of group {gk} within {}; hand the recurring cause to problem management",
+                    humantime::format_duration(problems.within)
+                ),
+            );
+        }
+        self.remember(HistoryEntry {
+            key,
+            group_key: gk,
+            rule: rule.name.clone(),
+            labels: a.labels,
+            created_at: now,
+        });
         // Blast-radius rules may already apply (at_least: 1).
         self.reprioritize(key, now);
         key
     }
 
+    /// Past incidents like a new one: same group key first (newest first),
+    /// then the same rule with the most labels in common (Jaccard ≥ 0.5).
+    fn similar_to(&self, gk: &str, rule: &str, labels: &crate::alert::Labels) -> Vec<IncidentKey> {
+        let mut out: Vec<IncidentKey> = self
+            .history
+            .get(gk)
+            .map(|h| h.iter().rev().map(|(k, _)| *k).take(MAX_SIMILAR).collect())
+            .unwrap_or_default();
+        if out.len() < MAX_SIMILAR {
+            if let Some(recent) = self.recent_by_rule.get(rule) {
+                let mut scored: Vec<(f64, IncidentKey)> = recent
+                    .iter()
+                    .filter(|(k, _)| !out.contains(k))
+                    .map(|(k, l)| (jaccard(l, labels), *k))
+                    .filter(|(s, _)| *s >= 0.5)
+                    .collect();
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+                let room = MAX_SIMILAR - out.len();
+                out.extend(scored.into_iter().take(room).map(|(_, k)| k));
+            }
+        }
+        out
+    }
+
     fn add_alert(&mut self, key: IncidentKey, a: Alert, now: DateTime<Utc>) {
         let fresh = self.record_for(&a, now);
+        let mut became_flapping = false;
+        self.inhibit
+            .add(&self.rules.inhibit, a.fingerprint, &a.labels);
         let Some(l) = self.incidents.get_mut(&key) else {
             return;
         };
@@ -638,6 +1074,9 @@ impl Engine {
         let (kind, msg) = match l.alerts.get_mut(&fp) {
             Some(rec) => {
                 rec.status = AlertStatus::Firing;
+                if record_change(rec, now, &self.rules.flapping) {
+                    became_flapping = true;
+                }
                 rec.occurrences += 1;
                 rec.starts_at = a.starts_at.unwrap_or(now);
                 rec.ends_at = a.ends_at;
@@ -669,9 +1108,22 @@ impl Engine {
             l.incident.occurred_at = l.incident.occurred_at.min(rec.starts_at);
         }
         let reopen = l.incident.status == Status::Resolved;
+        let flapping = l.alerts.get(&fp).is_some_and(|r| r.flapping);
         self.active.insert(fp, key);
         self.dirty_alerts.insert((key, fp));
         self.note(key, now, kind, SYSTEM, msg);
+        if became_flapping {
+            let name = self
+                .incidents
+                .get(&key)
+                .and_then(|l| l.alerts.get(&fp))
+                .map(alert_name)
+                .unwrap_or_default();
+            self.note_flapping(key, &name, now);
+        }
+        if flapping && !reopen {
+            self.events.push(Event::Suppressed { reason: "flapping" });
+        }
         if reopen {
             if let Some(l) = self.incidents.get_mut(&key) {
                 l.incident.reopen(now);
@@ -776,16 +1228,36 @@ impl Engine {
     /// Time-driven transitions: alert expiry (`endsAt` passed), SLA breaches,
     /// auto-close of quiet resolved incidents.
     pub fn tick(&mut self, now: DateTime<Utc>) {
+        // Silences and maintenance windows that ended, inhibitors that stopped.
+        self.recheck_suppressed(now);
         let close_after = chrono_dur(self.settings.close_after);
+        let flap = self.rules.flapping;
         let mut expired = Vec::new();
         let mut ack_breach = Vec::new();
         let mut res_breach = Vec::new();
         let mut close = Vec::new();
-        for (key, l) in &self.incidents {
-            for (fp, r) in &l.alerts {
+        let mut settled = Vec::new();
+        for (key, l) in self.incidents.iter_mut() {
+            let mut any_flapping = false;
+            for (fp, r) in l.alerts.iter_mut() {
                 if r.status == AlertStatus::Firing && r.ends_at.is_some_and(|e| e <= now) {
                     expired.push((*key, *fp, r.ends_at.unwrap_or(now)));
                 }
+                if r.flapping {
+                    if settle(r, now, &flap) {
+                        settled.push((*key, *fp, alert_name(r)));
+                    } else {
+                        any_flapping = true;
+                    }
+                }
+            }
+            if !any_flapping
+                && l.incident.status.is_active()
+                && l.incident.firing_count == 0
+                && settled.iter().any(|(k, _, _)| k == key)
+            {
+                // Held open only by flapping; it has settled now.
+                settled.push((*key, 0, String::new()));
             }
             let i = &l.incident;
             if i.status == Status::Open && !i.sla.acknowledge_breached && now > i.sla.acknowledge_by
@@ -800,6 +1272,20 @@ impl Engine {
                 && i.resolved_at.is_some_and(|r| now - r >= close_after)
             {
                 close.push(*key);
+            }
+        }
+        for (key, fp, name) in settled {
+            if name.is_empty() {
+                self.auto_resolve(key, now, "alerts stopped flapping; all alerts resolved");
+            } else {
+                self.dirty_alerts.insert((key, fp));
+                self.note(
+                    key,
+                    now,
+                    "flapping_stopped",
+                    SYSTEM,
+                    format!("alert {name} stopped flapping"),
+                );
             }
         }
         for (key, fp, end) in expired {
@@ -964,6 +1450,47 @@ impl Engine {
             .get(&key)
             .map(|l| l.incident.clone())
             .ok_or_else(|| OpError::NotFound(key.to_string()))
+    }
+}
+
+/// Shared label pairs over all label pairs.
+fn jaccard(a: &crate::alert::Labels, b: &crate::alert::Labels) -> f64 {
+    let common = a.iter().filter(|(k, v)| b.get(*k) == Some(*v)).count();
+    let union = a.len() + b.len() - common;
+    if union == 0 {
+        0.0
+    } else {
+        common as f64 / union as f64
+    }
+}
+
+/// Records a state change; true if the alert just started flapping.
+fn record_change(rec: &mut AlertRecord, now: DateTime<Utc>, f: &crate::rules::Flapping) -> bool {
+    let from = now - chrono_dur(f.window);
+    rec.changes.retain(|t| *t >= from);
+    rec.changes.push(now);
+    while rec.changes.len() > f.max_changes + 1 {
+        rec.changes.remove(0);
+    }
+    let was = rec.flapping;
+    rec.flapping = rec.changes.len() > f.max_changes;
+    !was && rec.flapping
+}
+
+/// Forgets changes older than the window; true if the alert stopped flapping.
+fn settle(rec: &mut AlertRecord, now: DateTime<Utc>, f: &crate::rules::Flapping) -> bool {
+    let from = now - chrono_dur(f.window);
+    rec.changes.retain(|t| *t >= from);
+    let was = rec.flapping;
+    rec.flapping = rec.changes.len() > f.max_changes;
+    was && !rec.flapping
+}
+
+fn past_tense(r: Reason) -> &'static str {
+    match r {
+        Reason::Silence => "silenced",
+        Reason::Inhibit => "inhibited",
+        Reason::Maintenance => "in maintenance",
     }
 }
 
@@ -1541,8 +2068,10 @@ sla:
                 close_after: Duration::from_secs(60),
             },
             live,
-            Some(k2),
-            Rolling::default(),
+            Restored {
+                last_key: Some(k2),
+                ..Restored::default()
+            },
         );
         // Restored state keeps correlating and deduplicating.
         assert_eq!(r.ingest_one(firing(A), t(10)), Outcome::Deduplicated(k1));

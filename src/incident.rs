@@ -159,6 +159,9 @@ pub struct Incident {
     pub escalation_level: u32,
     pub sla: Sla,
     pub similar: Vec<String>,
+    /// The group key recurred often enough to hand to problem management.
+    #[serde(default)]
+    pub problem_candidate: bool,
     pub reopen_count: u32,
     /// Earliest `startsAt` among the alerts: when the problem began.
     pub occurred_at: DateTime<Utc>,
@@ -188,10 +191,15 @@ pub struct AlertRecord {
     pub urgency: Level,
     pub priority: Priority,
     pub category: String,
+    /// Recent state changes (for flap detection), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<DateTime<Utc>>,
+    #[serde(default)]
+    pub flapping: bool,
 }
 
 /// Fingerprints as Alertmanager prints them (`%016x`).
-mod fp_hex {
+pub(crate) mod fp_hex {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(fp: &u64, s: S) -> Result<S::Ok, S::Error> {

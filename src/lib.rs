@@ -18,6 +18,8 @@
 //! - [`rules`] / [`matcher`] — rule files compiled once: matchers with
 //!   anchored regexes, first-match lists indexed by `alertname`, the matrix,
 //!   SLA targets, title templates.
+//! - [`suppress`] — silences, maintenance windows and inhibition: firing
+//!   alerts kept out of incidents, with the reason.
 //! - [`incident`] — incidents, alerts, timeline entries, lifecycle rules.
 //! - [`store`] — redb tables; one write transaction per batch; restore at start.
 //! - [`metrics`] — Prometheus metrics, counted after commit.
@@ -38,3 +40,4 @@ pub mod report;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod suppress;

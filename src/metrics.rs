@@ -33,6 +33,7 @@ pub struct Metrics {
     pub ingest_batch_duration: HistogramVec,
     pub store_commit_duration: Histogram,
     pub store_commit_failures: IntCounter,
+    pub problem_candidates: IntCounter,
 }
 
 const RESPONSE_BUCKETS: &[f64] = &[
@@ -153,6 +154,10 @@ impl Metrics {
                 "incidentd_store_commit_failures_total",
                 "Write transactions that failed; their requests were answered 503."
             )),
+            problem_candidates: reg!(IntCounter::new(
+                "incidentd_problem_candidates_total",
+                "Incidents flagged as problem candidates (their group key recurred often)."
+            )),
             registry,
         };
         // Known label values start at zero so dashboards see them before the first event.
@@ -204,6 +209,10 @@ impl Metrics {
                     .priority_changes
                     .with_label_values(&[to.as_str()])
                     .inc(),
+                Event::Suppressed { reason } => {
+                    self.alerts_suppressed.with_label_values(&[reason]).inc()
+                }
+                Event::ProblemCandidate => self.problem_candidates.inc(),
                 Event::Reopened | Event::Closed => {}
             }
         }

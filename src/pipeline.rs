@@ -24,6 +24,7 @@ use crate::incident::{Incident, IncidentKey, Op, OpRequest};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::store::Store;
+use crate::suppress::Silence;
 
 /// Why an ingest or lifecycle request was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +54,7 @@ pub struct IngestSummary {
     pub updated: Vec<IncidentKey>,
     pub deduplicated: usize,
     pub ignored: usize,
+    pub suppressed: usize,
 }
 
 impl IngestSummary {
@@ -71,6 +73,7 @@ impl IngestSummary {
                 }
                 Outcome::Deduplicated(_) => s.deduplicated += 1,
                 Outcome::Ignored => s.ignored += 1,
+                Outcome::Suppressed(_) => s.suppressed += 1,
             }
         }
         s
@@ -94,7 +97,28 @@ pub enum Command {
         rules: Arc<RuleSet>,
         reply: oneshot::Sender<()>,
     },
+    Silence {
+        op: SilenceOp,
+        reply: oneshot::Sender<Result<Silence, SilenceError>>,
+    },
     Tick,
+}
+
+/// Silence changes; they go through the writer like everything else.
+pub enum SilenceOp {
+    Create(Box<Silence>),
+    Expire(String),
+}
+
+/// Why a silence change failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no silence {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
 }
 
 impl Command {
@@ -172,6 +196,16 @@ impl Handle {
         rx.await.map_err(|_| PipelineError::ShuttingDown)?
     }
 
+    /// Creates or expires a silence and waits until that is durable.
+    pub async fn silence(&self, op: SilenceOp) -> Result<Silence, SilenceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Silence { op, reply })
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
     /// Swaps the rules between two batches.
     pub async fn set_rules(&self, rules: Arc<RuleSet>) -> Result<(), PipelineError> {
         let (reply, rx) = oneshot::channel();
@@ -225,6 +259,10 @@ enum Reply {
         Box<Result<Incident, OpError>>,
     ),
     Rules(oneshot::Sender<()>),
+    Silence(
+        oneshot::Sender<Result<Silence, SilenceError>>,
+        Result<Silence, SilenceError>,
+    ),
 }
 
 impl Writer {
@@ -287,6 +325,19 @@ impl Writer {
                     self.engine.set_rules(rules);
                     replies.push(Reply::Rules(reply));
                 }
+                Command::Silence { op, reply } => {
+                    let r = match op {
+                        SilenceOp::Create(s) => self
+                            .engine
+                            .add_silence(*s, now)
+                            .map_err(SilenceError::Invalid),
+                        SilenceOp::Expire(id) => self
+                            .engine
+                            .expire_silence(&id, now)
+                            .ok_or(SilenceError::NotFound(id)),
+                    };
+                    replies.push(Reply::Silence(reply, r));
+                }
                 Command::Tick => {
                     if !ticked {
                         self.engine.tick(now);
@@ -331,6 +382,9 @@ impl Writer {
                         Reply::Rules(tx) => {
                             let _ = tx.send(());
                         }
+                        Reply::Silence(tx, r) => {
+                            let _ = tx.send(r);
+                        }
                     }
                 }
             }
@@ -352,6 +406,12 @@ impl Writer {
                         Reply::Rules(tx) => {
                             let _ = tx.send(());
                         }
+                        Reply::Silence(tx, r) => {
+                            let _ = tx.send(match r {
+                                Ok(_) => Err(SilenceError::Pipeline(err.clone())),
+                                Err(e) => Err(e),
+                            });
+                        }
                     }
                 }
                 self.reload_state();
@@ -367,8 +427,7 @@ impl Writer {
                     self.engine.rules().clone(),
                     self.engine_settings.clone(),
                     snap.live,
-                    snap.last_key,
-                    snap.rolling,
+                    snap.restored,
                 );
             }
             Err(e) => tracing::error!(error = %e, "cannot reload state from the store"),

@@ -22,9 +22,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::Labels;
 use crate::matcher::{self, Matcher};
+use crate::suppress::{InhibitRule, MaintenanceWindow, Schedule, WeeklySlot};
 
 /// The rules shipped in `rules/default.yaml`, used when no rule directory exists.
 pub const BUILTIN: &str = include_str!("../rules/default.yaml");
+
+/// The sections a rule file may have.
+pub const SECTIONS: [&str; 8] = [
+    "correlate",
+    "classify",
+    "prioritize",
+    "sla",
+    "inhibit",
+    "maintenance",
+    "flapping",
+    "problems",
+];
 
 /// Incident categories (seed 003's list plus `other`).
 pub const CATEGORIES: [&str; 7] = [
@@ -432,8 +445,49 @@ pub const DEFAULT_SLA: [SlaTarget; 5] = [
     },
 ];
 
+/// Flap detection: an alert that changes state more than `max_changes`
+/// times within `window` is flapping; with `keep_open` its incident stays
+/// open instead of resolving and reopening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flapping {
+    pub max_changes: usize,
+    pub window: Duration,
+    pub keep_open: bool,
+}
+
+impl Default for Flapping {
+    fn default() -> Self {
+        Flapping {
+            max_changes: 4,
+            window: Duration::from_secs(3600),
+            keep_open: true,
+        }
+    }
+}
+
+/// Problem candidates: a group key with `recurrence` incidents within
+/// `within` is flagged for problem management.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Problems {
+    pub recurrence: usize,
+    pub within: Duration,
+}
+
+impl Default for Problems {
+    fn default() -> Self {
+        Problems {
+            recurrence: 3,
+            within: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
 /// Everything the engine needs from the rule files, compiled.
 pub struct RuleSet {
+    pub inhibit: Vec<InhibitRule>,
+    pub maintenance: Vec<MaintenanceWindow>,
+    pub flapping: Flapping,
+    pub problems: Problems,
     pub correlate: FirstMatch<CorrelateRule>,
     pub fallback: CorrelateRule,
     pub classify: FirstMatch<String>,
@@ -634,9 +688,104 @@ struct RawSla {
     resolve: Spanned<String>,
 }
 
+#[derive(Clone, Copy)]
+enum Section {
+    Inhibit,
+    Maintenance,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInhibit {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    source: Vec<Spanned<String>>,
+    #[serde(default)]
+    target: Vec<Spanned<String>>,
+    #[serde(default)]
+    equal: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    start: Option<Spanned<String>>,
+    #[serde(default)]
+    end: Option<Spanned<String>>,
+    #[serde(default)]
+    weekly: Vec<RawSlot>,
+    #[serde(default)]
+    time_zone: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlot {
+    #[serde(default)]
+    days: Vec<Spanned<String>>,
+    start: Spanned<String>,
+    end: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlapping {
+    #[serde(default)]
+    max_changes: Option<Spanned<usize>>,
+    #[serde(default)]
+    window: Option<Spanned<String>>,
+    #[serde(default)]
+    keep_open: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProblems {
+    #[serde(default)]
+    recurrence: Option<Spanned<usize>>,
+    #[serde(default)]
+    within: Option<Spanned<String>>,
+}
+
+fn parse_days(s: &str) -> Option<Vec<chrono::Weekday>> {
+    use chrono::Weekday::*;
+    let one = |d: &str| -> Option<chrono::Weekday> {
+        Some(match d {
+            "mon" | "monday" => Mon,
+            "tue" | "tuesday" => Tue,
+            "wed" | "wednesday" => Wed,
+            "thu" | "thursday" => Thu,
+            "fri" | "friday" => Fri,
+            "sat" | "saturday" => Sat,
+            "sun" | "sunday" => Sun,
+            _ => return None,
+        })
+    };
+    let s = s.trim().to_ascii_lowercase();
+    match s.as_str() {
+        "daily" | "everyday" => Some(vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun]),
+        "weekdays" => Some(vec![Mon, Tue, Wed, Thu, Fri]),
+        "weekend" | "weekends" => Some(vec![Sat, Sun]),
+        _ => one(&s).map(|d| vec![d]),
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     errors: Vec<RuleError>,
+    inhibit: Vec<InhibitRule>,
+    inhibit_names: HashMap<String, Pos>,
+    maintenance: Vec<MaintenanceWindow>,
+    maintenance_names: HashMap<String, Pos>,
+    flapping: Flapping,
+    flapping_at: Option<Pos>,
+    problems: Problems,
+    problems_at: Option<Pos>,
     correlate: FirstMatch<CorrelateRule>,
     correlate_names: HashMap<String, Pos>,
     classify: FirstMatch<String>,
@@ -696,9 +845,16 @@ impl Builder {
                 "classify" => self.classify_section(value),
                 "prioritize" => self.prioritize_section(value),
                 "sla" => self.sla_section(value),
+                "inhibit" => self.inhibit_section(value),
+                "maintenance" => self.maintenance_section(value),
+                "flapping" => self.flapping_section(key, value),
+                "problems" => self.problems_section(key, value),
                 other => self.err(
                     key.span(),
-                    format!("unknown section `{other}`; expected one of correlate, classify, prioritize, sla"),
+                    format!(
+                        "unknown section `{other}`; expected one of {}",
+                        SECTIONS.join(", ")
+                    ),
                 ),
             }
         }
@@ -1100,6 +1256,251 @@ impl Builder {
         }
     }
 
+    fn unique_name(
+        &mut self,
+        which: &str,
+        name: &Spanned<String>,
+        seen: Section,
+    ) -> Option<String> {
+        let n = name.as_str().trim().to_string();
+        if n.is_empty() {
+            self.err(name.span(), format!("{which}: name must not be empty"));
+            return None;
+        }
+        let here = self.pos_of(name.span());
+        let map = match seen {
+            Section::Inhibit => &mut self.inhibit_names,
+            Section::Maintenance => &mut self.maintenance_names,
+        };
+        if let Some(prev) = map.get(&n) {
+            let msg = format!("duplicate {which} name {n:?} (first defined at {prev})");
+            self.err(name.span(), msg);
+            return None;
+        }
+        if let Some(p) = here {
+            map.insert(n.clone(), p);
+        }
+        Some(n)
+    }
+
+    fn inhibit_section(&mut self, node: &Node) {
+        for (raw, span) in self.items::<RawInhibit>(node, "inhibit") {
+            let name = match &raw.name {
+                Some(n) => self.unique_name("inhibit rule", n, Section::Inhibit),
+                None => Some(format!("inhibit-{}", self.inhibit.len() + 1)),
+            };
+            if raw.source.is_empty() || raw.target.is_empty() {
+                self.err(
+                    &span,
+                    "inhibit: a rule needs both `source` and `target` matchers",
+                );
+                continue;
+            }
+            let source = self.matchers(&raw.source);
+            let target = self.matchers(&raw.target);
+            if let (Some(name), Some(source), Some(target)) = (name, source, target) {
+                self.inhibit.push(InhibitRule {
+                    name,
+                    source,
+                    target,
+                    equal: raw.equal.iter().map(|e| e.as_str().to_string()).collect(),
+                });
+            }
+        }
+    }
+
+    fn maintenance_section(&mut self, node: &Node) {
+        for (raw, span) in self.items::<RawMaintenance>(node, "maintenance") {
+            let name = self.unique_name("maintenance window", &raw.name, Section::Maintenance);
+            if raw.matchers.is_empty() {
+                self.err(&span, "maintenance: a window needs `match` (use a matcher such as env=\"staging\"; an empty list would mute everything)");
+                continue;
+            }
+            let matchers = self.matchers(&raw.matchers);
+            let schedule = match (&raw.start, &raw.end, raw.weekly.is_empty()) {
+                (Some(s), Some(e), true) => {
+                    if raw.time_zone.is_some() {
+                        self.err(&span, "maintenance: `time_zone` applies to `weekly` windows; one-off `start`/`end` are RFC 3339 with their own offset");
+                    }
+                    let start = self.timestamp(s);
+                    let end = self.timestamp(e);
+                    match (start, end) {
+                        (Some(start), Some(end)) if end > start => {
+                            Some(Schedule::Once { start, end })
+                        }
+                        (Some(_), Some(_)) => {
+                            self.err(e.span(), "maintenance: `end` must be after `start`");
+                            None
+                        }
+                        _ => None,
+                    }
+                }
+                (None, None, false) => {
+                    let tz = match &raw.time_zone {
+                        None => Some(chrono_tz::Tz::UTC),
+                        Some(t) => match t.as_str().parse::<chrono_tz::Tz>() {
+                            Ok(tz) => Some(tz),
+                            Err(_) => {
+                                self.err(t.span(), format!("unknown time zone {:?} (use an IANA name such as Europe/Berlin or UTC)", t.as_str()));
+                                None
+                            }
+                        },
+                    };
+                    let mut slots = Vec::new();
+                    let mut ok = true;
+                    for slot in &raw.weekly {
+                        match self.slot(slot) {
+                            Some(s) => slots.push(s),
+                            None => ok = false,
+                        }
+                    }
+                    match (tz, ok) {
+                        (Some(tz), true) => Some(Schedule::Weekly { tz, slots }),
+                        _ => None,
+                    }
+                }
+                _ => {
+                    self.err(&span, "maintenance: give either `start` and `end` (one-off) or `weekly` (recurring), not both or neither");
+                    None
+                }
+            };
+            if let (Some(name), Some(matchers), Some(schedule)) = (name, matchers, schedule) {
+                self.maintenance.push(MaintenanceWindow {
+                    name,
+                    matchers,
+                    schedule,
+                });
+            }
+        }
+    }
+
+    fn timestamp(&mut self, raw: &Spanned<String>) -> Option<chrono::DateTime<chrono::Utc>> {
+        match chrono::DateTime::parse_from_rfc3339(raw.as_str()) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(e) => {
+                self.err(
+                    raw.span(),
+                    format!(
+                        "bad timestamp {:?}: {e} (RFC 3339, e.g. 2026-12-01T02:00:00+01:00)",
+                        raw.as_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn slot(&mut self, raw: &RawSlot) -> Option<WeeklySlot> {
+        let mut days = Vec::new();
+        let mut ok = true;
+        for d in &raw.days {
+            match parse_days(d.as_str()) {
+                Some(ds) => days.extend(ds),
+                None => {
+                    self.err(d.span(), format!("unknown day {:?}; use mon..sun, monday..sunday, weekdays, weekend or daily", d.as_str()));
+                    ok = false;
+                }
+            }
+        }
+        if raw.days.is_empty() {
+            days.extend(parse_days("daily").unwrap_or_default());
+        }
+        let mut time =
+            |t: &Spanned<String>| match chrono::NaiveTime::parse_from_str(t.as_str(), "%H:%M") {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    self.err(
+                        t.span(),
+                        format!("bad time {:?}; expected HH:MM (24h)", t.as_str()),
+                    );
+                    None
+                }
+            };
+        let start = time(&raw.start);
+        let end = time(&raw.end);
+        match (start, end, ok) {
+            (Some(start), Some(end), true) => Some(WeeklySlot { days, start, end }),
+            _ => None,
+        }
+    }
+
+    fn flapping_section(&mut self, key: &marked_yaml::types::MarkedScalarNode, node: &Node) {
+        if let Some(p) = self.flapping_at.clone() {
+            self.err(
+                key.span(),
+                format!("`flapping` is set twice (first at {p})"),
+            );
+            return;
+        }
+        self.flapping_at = self.pos_of(key.span());
+        let raw: RawFlapping = match marked_yaml::from_node(node) {
+            Ok(r) => r,
+            Err(e) => {
+                let span = e
+                    .start_mark()
+                    .map(marked_yaml::Span::new_start)
+                    .unwrap_or(*node.span());
+                self.err(
+                    &span,
+                    clean_serde_message(&format!("flapping: {}", e.into_inner())),
+                );
+                return;
+            }
+        };
+        if let Some(n) = &raw.max_changes {
+            if **n < 2 {
+                self.err(n.span(), "flapping: max_changes must be at least 2");
+            } else {
+                self.flapping.max_changes = **n;
+            }
+        }
+        if let Some(w) = &raw.window {
+            if let Some(d) = self.duration(w) {
+                self.flapping.window = d;
+            }
+        }
+        if let Some(k) = raw.keep_open {
+            self.flapping.keep_open = k;
+        }
+    }
+
+    fn problems_section(&mut self, key: &marked_yaml::types::MarkedScalarNode, node: &Node) {
+        if let Some(p) = self.problems_at.clone() {
+            self.err(
+                key.span(),
+                format!("`problems` is set twice (first at {p})"),
+            );
+            return;
+        }
+        self.problems_at = self.pos_of(key.span());
+        let raw: RawProblems = match marked_yaml::from_node(node) {
+            Ok(r) => r,
+            Err(e) => {
+                let span = e
+                    .start_mark()
+                    .map(marked_yaml::Span::new_start)
+                    .unwrap_or(*node.span());
+                self.err(
+                    &span,
+                    clean_serde_message(&format!("problems: {}", e.into_inner())),
+                );
+                return;
+            }
+        };
+        if let Some(n) = &raw.recurrence {
+            if **n < 2 {
+                self.err(n.span(), "problems: recurrence must be at least 2");
+            } else {
+                self.problems.recurrence = **n;
+            }
+        }
+        if let Some(w) = &raw.within {
+            if let Some(d) = self.duration(w) {
+                self.problems.within = d;
+            }
+        }
+    }
+
     fn finish(mut self, origin: &str) -> Result<RuleSet, RulesError> {
         let mut env = minijinja::Environment::new();
         for (name, source, pos) in std::mem::take(&mut self.templates) {
@@ -1129,6 +1530,10 @@ impl Builder {
             }
         }
         Ok(RuleSet {
+            inhibit: self.inhibit,
+            maintenance: self.maintenance,
+            flapping: self.flapping,
+            problems: self.problems,
             correlate: self.correlate,
             fallback: CorrelateRule::fallback(),
             classify: self.classify,

@@ -141,13 +141,7 @@ impl Server {
         let settings = Settings {
             close_after: config.incidents.close_after,
         };
-        let engine = Engine::restore(
-            ruleset,
-            settings.clone(),
-            snap.live,
-            snap.last_key,
-            snap.rolling,
-        );
+        let engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
         let metrics = Arc::new(Metrics::new());
         let (handle, writer) = pipeline::spawn(Writer {
             engine,

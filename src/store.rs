@@ -18,14 +18,22 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::engine::{Live, Rolling, WriteSet};
+use crate::engine::{HistoryEntry, Live, Restored, WriteSet};
 use crate::incident::{AlertRecord, Incident, IncidentKey, Status, TimelineEntry};
+use crate::suppress::{Silence, SuppressedAlert};
 
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents");
 const ALERTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alerts");
 const TIMELINE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("timeline");
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
+const SUPPRESSED: TableDefinition<u64, &[u8]> = TableDefinition::new("suppressed_alerts");
+const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
+
+/// How far back past incidents are loaded for similarity and recurrence.
+const HISTORY_DAYS: i64 = 30;
+/// Most past incidents loaded for similarity and recurrence.
+const HISTORY_MAX: usize = 100_000;
 
 const STATUSES: [Status; 4] = [
     Status::Open,
@@ -76,8 +84,7 @@ db_err!(
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub live: Vec<Live>,
-    pub last_key: Option<IncidentKey>,
-    pub rolling: Rolling,
+    pub restored: Restored,
     pub incidents_total: u64,
 }
 
@@ -139,6 +146,8 @@ impl Store {
         tx.open_table(TIMELINE)?;
         tx.open_table(OPEN)?;
         tx.open_table(BY_STATUS)?;
+        tx.open_table(SUPPRESSED)?;
+        tx.open_table(SILENCES)?;
         tx.commit()?;
         Ok(store)
     }
@@ -177,6 +186,17 @@ impl Store {
             for (key, seq, entry) in &ws.timeline {
                 timeline.insert((key.0, *seq), encode(entry).as_slice())?;
             }
+            let mut suppressed = tx.open_table(SUPPRESSED)?;
+            for s in &ws.suppressed {
+                suppressed.insert(s.fingerprint, encode(s).as_slice())?;
+            }
+            for fp in &ws.unsuppressed {
+                suppressed.remove(*fp)?;
+            }
+            let mut silences = tx.open_table(SILENCES)?;
+            for s in &ws.silences {
+                silences.insert(s.id.as_str(), encode(s).as_slice())?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -190,10 +210,22 @@ impl Store {
         let alerts = tx.open_table(ALERTS)?;
         let open = tx.open_table(OPEN)?;
         let mut snap = Snapshot {
-            last_key: incidents.last()?.map(|(k, _)| IncidentKey(k.value())),
             incidents_total: incidents.len()?,
             ..Snapshot::default()
         };
+        snap.restored.last_key = incidents.last()?.map(|(k, _)| IncidentKey(k.value()));
+        for row in tx.open_table(SUPPRESSED)?.iter()? {
+            snap.restored
+                .suppressed
+                .push(decode("suppressed_alerts", row?.1.value())?);
+        }
+        let forget_before = now - chrono::Duration::days(7);
+        for row in tx.open_table(SILENCES)?.iter()? {
+            let s: Silence = decode("silences", row?.1.value())?;
+            if s.ends_at >= forget_before {
+                snap.restored.silences.push(s);
+            }
+        }
         for row in open.iter()? {
             let (k, _) = row?;
             let key = k.value();
@@ -216,18 +248,29 @@ impl Store {
         // Incidents created before the window can still have been acknowledged
         // or resolved inside it; scan newest first and stop well before.
         let horizon = start - chrono::Duration::days(90);
+        let history_from = now - chrono::Duration::days(HISTORY_DAYS);
         for row in incidents.iter()?.rev() {
             let (_, v) = row?;
             let inc: Incident = decode("incidents", v.value())?;
-            if inc.created_at < horizon {
+            if inc.created_at < horizon && inc.created_at < history_from {
                 break;
             }
             if inc.acknowledged_at.is_some_and(|t| t >= start)
                 || inc.resolved_at.is_some_and(|t| t >= start)
             {
-                snap.rolling.observe(&inc);
+                snap.restored.rolling.observe(&inc);
+            }
+            if inc.created_at >= history_from && snap.restored.history.len() < HISTORY_MAX {
+                snap.restored.history.push(HistoryEntry {
+                    key: inc.id,
+                    group_key: inc.group_key,
+                    rule: inc.rule,
+                    labels: inc.labels,
+                    created_at: inc.created_at,
+                });
             }
         }
+        snap.restored.history.reverse();
         Ok(snap)
     }
 
@@ -268,6 +311,26 @@ impl Store {
             incident,
             alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
         }))
+    }
+
+    /// Every stored silence (active, pending and expired).
+    pub fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(SILENCES)?.iter()? {
+            out.push(decode("silences", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Alerts currently kept out of incidents.
+    pub fn suppressed(&self) -> Result<Vec<SuppressedAlert>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(SUPPRESSED)?.iter()? {
+            out.push(decode("suppressed_alerts", row?.1.value())?);
+        }
+        Ok(out)
     }
 
     /// Incidents newest first, filtered.
@@ -381,7 +444,7 @@ mod tests {
         let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
         assert_eq!(snap.live.len(), 2);
         assert_eq!(snap.incidents_total, 2);
-        assert!(snap.last_key.is_some());
+        assert!(snap.restored.last_key.is_some());
         let (inc, alerts, timeline) = store.incident_full(a).expect("read").expect("exists");
         assert_eq!(inc.status, Status::Acknowledged);
         assert_eq!(alerts.len(), 1);
@@ -430,7 +493,7 @@ mod tests {
             .expect("list");
         assert_eq!(closed.len(), 1);
         // The MTTR sample survives in the snapshot.
-        let mut rolling = snap.rolling;
+        let mut rolling = snap.restored.rolling;
         let means = rolling.means(now(), Duration::from_secs(3600));
         assert!(means[1].iter().any(Option::is_some));
     }
