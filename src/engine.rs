@@ -2100,3 +2100,327 @@ sla:
         assert_eq!(m[1][Priority::P3.idx()], None);
     }
 }
+
+#[cfg(test)]
+mod suppression_tests {
+    use super::*;
+    use crate::rules::labels;
+
+    const RULES: &str = r#"
+correlate:
+  - name: by-instance
+    group_by: [alertname, instance]
+    window: 1h
+inhibit:
+  - name: down-mutes-warnings
+    source: ['alertname="NodeDown"']
+    target: ['severity="warning"']
+    equal: [instance]
+maintenance:
+  - name: db-upgrade
+    match: ['service="db"']
+    start: 2026-11-23T10:00:00Z
+    end: 2026-11-23T11:00:00Z
+flapping:
+  max_changes: 3
+  window: 30m
+problems:
+  recurrence: 3
+  within: 1d
+"#;
+
+    fn engine() -> Engine {
+        let rules = RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], "t").expect("valid");
+        Engine::new(
+            Arc::new(rules),
+            Settings {
+                close_after: Duration::from_secs(60),
+            },
+        )
+    }
+
+    fn t(min: i64) -> DateTime<Utc> {
+        "2026-11-23T09:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid")
+            + chrono::Duration::minutes(min)
+    }
+
+    fn alert(pairs: &[(&str, &str)], status: AlertStatus) -> Alert {
+        Alert::new(
+            labels(pairs),
+            Default::default(),
+            Some(status),
+            None,
+            None,
+            String::new(),
+            Source::Generic,
+            None,
+            t(0),
+        )
+        .expect("labels")
+    }
+
+    const DOWN: &[(&str, &str)] = &[
+        ("alertname", "NodeDown"),
+        ("instance", "a"),
+        ("severity", "critical"),
+    ];
+    const DISK: &[(&str, &str)] = &[
+        ("alertname", "DiskSlow"),
+        ("instance", "a"),
+        ("severity", "warning"),
+    ];
+    const DISK_B: &[(&str, &str)] = &[
+        ("alertname", "DiskSlow"),
+        ("instance", "b"),
+        ("severity", "warning"),
+    ];
+
+    #[test]
+    fn inhibited_alert_is_stored_then_processed_as_new_when_the_source_resolves() {
+        let mut e = engine();
+        assert!(matches!(
+            e.ingest_one(alert(DOWN, AlertStatus::Firing), t(0)),
+            Outcome::Created(_)
+        ));
+        assert_eq!(
+            e.ingest(vec![alert(DISK, AlertStatus::Firing)], t(1)),
+            vec![Outcome::Suppressed(Reason::Inhibit)]
+        );
+        // Another instance is not inhibited.
+        assert!(matches!(
+            e.ingest_one(alert(DISK_B, AlertStatus::Firing), t(1)),
+            Outcome::Created(_)
+        ));
+        let s: Vec<_> = e.suppressed_alerts().collect();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].suppression.by, "down-mutes-warnings");
+        assert_eq!(
+            s[0].suppression.inhibited_by.as_deref(),
+            Some(crate::fingerprint::to_hex(alert(DOWN, AlertStatus::Firing).fingerprint).as_str())
+        );
+        let ws = e.take_changes();
+        assert_eq!(ws.suppressed.len(), 1);
+        assert!(ws.events.contains(&Event::Suppressed { reason: "inhibit" }));
+        // Repeats stay suppressed.
+        assert_eq!(
+            e.ingest_one(alert(DISK, AlertStatus::Firing), t(2)),
+            Outcome::Suppressed(Reason::Inhibit)
+        );
+        // The source resolves: the still-firing target becomes an incident.
+        let out = e.ingest(vec![alert(DOWN, AlertStatus::Resolved)], t(3));
+        assert!(matches!(out[0], Outcome::Resolved(_)));
+        assert_eq!(e.suppressed_alerts().count(), 0);
+        let ws = e.take_changes();
+        assert_eq!(ws.unsuppressed.len(), 1);
+        let disk = ws.incidents.iter().find(|i| {
+            i.rule == "by-instance"
+                && i.labels.get("alertname").map(String::as_str) == Some("DiskSlow")
+                && i.labels.get("instance").map(String::as_str) == Some("a")
+        });
+        assert!(
+            disk.is_some(),
+            "target processed as new: {:?}",
+            ws.incidents
+        );
+        assert!(
+            ws.timeline
+                .iter()
+                .any(|(_, _, t)| t.kind == "unsuppressed"
+                    && t.message.contains("no longer inhibited"))
+        );
+    }
+
+    #[test]
+    fn suppressed_alert_that_resolves_leaves_quietly() {
+        let mut e = engine();
+        e.ingest_one(alert(DOWN, AlertStatus::Firing), t(0));
+        e.ingest_one(alert(DISK, AlertStatus::Firing), t(1));
+        e.take_changes();
+        assert_eq!(
+            e.ingest_one(alert(DISK, AlertStatus::Resolved), t(2)),
+            Outcome::Suppressed(Reason::Inhibit)
+        );
+        e.ingest(vec![alert(DOWN, AlertStatus::Resolved)], t(3));
+        let ws = e.take_changes();
+        assert_eq!(ws.unsuppressed.len(), 1);
+        assert_eq!(
+            ws.incidents
+                .iter()
+                .filter(|i| i.labels.get("alertname").map(String::as_str) == Some("DiskSlow"))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn maintenance_window_suppresses_only_while_open() {
+        let mut e = engine();
+        let db = [("alertname", "DbSlow"), ("service", "db")];
+        // Before the window: an incident.
+        assert!(matches!(
+            e.ingest_one(alert(&db, AlertStatus::Firing), t(30)),
+            Outcome::Created(_)
+        ));
+        let db2 = [("alertname", "DbLag"), ("service", "db")];
+        assert_eq!(
+            e.ingest_one(alert(&db2, AlertStatus::Firing), t(61)),
+            Outcome::Suppressed(Reason::Maintenance)
+        );
+        assert_eq!(
+            e.suppressed_alerts()
+                .next()
+                .map(|s| s.suppression.by.as_str()),
+            Some("db-upgrade")
+        );
+        e.tick(t(119));
+        assert_eq!(e.suppressed_alerts().count(), 1);
+        // The window ends at 11:00: the tick processes the alert as new.
+        e.take_changes();
+        e.tick(t(121));
+        assert_eq!(e.suppressed_alerts().count(), 0);
+        let ws = e.take_changes();
+        assert!(ws
+            .events
+            .iter()
+            .any(|ev| matches!(ev, Event::Created { .. })));
+    }
+
+    #[test]
+    fn silences_mute_new_alerts_until_expired() {
+        let mut e = engine();
+        let s = Silence {
+            id: String::new(),
+            matchers: vec![r#"instance="c""#.into()],
+            starts_at: t(0),
+            ends_at: t(120),
+            comment: "reboot".into(),
+            created_by: "alice".into(),
+            created_at: t(0),
+            compiled: vec![],
+        };
+        let s = e.add_silence(s, t(0)).expect("valid");
+        assert!(s.id.starts_with("SIL-"));
+        let c = [("alertname", "X"), ("instance", "c")];
+        assert_eq!(
+            e.ingest_one(alert(&c, AlertStatus::Firing), t(1)),
+            Outcome::Suppressed(Reason::Silence)
+        );
+        assert_eq!(e.take_changes().silences.len(), 1);
+        let expired = e.expire_silence(&s.id, t(5)).expect("exists");
+        assert_eq!(expired.ends_at, t(5));
+        e.tick(t(6));
+        let ws = e.take_changes();
+        assert!(
+            ws.events
+                .iter()
+                .any(|ev| matches!(ev, Event::Created { .. })),
+            "{:?}",
+            ws.events
+        );
+        assert!(e.expire_silence("nope", t(6)).is_none());
+        let bad = Silence {
+            matchers: vec![r#"x=~".*""#.into()],
+            ..s
+        };
+        assert!(e
+            .add_silence(bad, t(7))
+            .unwrap_err()
+            .contains("would mute every alert"));
+    }
+
+    #[test]
+    fn flapping_alert_keeps_its_incident_open() {
+        let mut e = engine();
+        let a = [("alertname", "Flappy"), ("instance", "f")];
+        let Outcome::Created(k) = e.ingest_one(alert(&a, AlertStatus::Firing), t(0)) else {
+            panic!()
+        };
+        // Changes: resolve(1), fire(2), resolve(3), fire(4) → flapping after the 4th change.
+        e.ingest_one(alert(&a, AlertStatus::Resolved), t(1));
+        assert_eq!(e.live(k).expect("live").incident.status, Status::Resolved);
+        e.ingest_one(alert(&a, AlertStatus::Firing), t(2));
+        e.ingest_one(alert(&a, AlertStatus::Resolved), t(3));
+        e.ingest_one(alert(&a, AlertStatus::Firing), t(4));
+        assert!(e.live(k).expect("live").alerts.values().all(|r| r.flapping));
+        e.take_changes();
+        // Now a resolve keeps the incident open instead of resolving it.
+        e.ingest_one(alert(&a, AlertStatus::Resolved), t(5));
+        let i = e.live(k).expect("live").incident.clone();
+        assert_eq!((i.status, i.firing_count), (Status::Open, 0));
+        let ws = e.take_changes();
+        assert!(ws
+            .events
+            .contains(&Event::Suppressed { reason: "flapping" }));
+        // Further cycles neither reopen nor resolve.
+        e.ingest_one(alert(&a, AlertStatus::Firing), t(6));
+        e.ingest_one(alert(&a, AlertStatus::Resolved), t(7));
+        let i = e.live(k).expect("live").incident.clone();
+        assert_eq!((i.status, i.reopen_count), (Status::Open, 2));
+        e.take_changes();
+        // Quiet for the window: it settles and the incident resolves.
+        e.tick(t(7 + 31));
+        let i = e.live(k).expect("live").incident.clone();
+        assert_eq!(i.status, Status::Resolved);
+        let ws = e.take_changes();
+        let kinds: Vec<_> = ws
+            .timeline
+            .iter()
+            .map(|(_, _, t)| t.kind.as_str())
+            .collect();
+        assert_eq!(kinds, vec!["flapping_stopped", "resolved"]);
+        assert_eq!(
+            i.reopen_count, 2,
+            "reopened before flapping was detected, never after"
+        );
+    }
+
+    #[test]
+    fn recurring_group_becomes_a_problem_candidate_with_similar_incidents() {
+        let mut e = engine();
+        let a = [("alertname", "OOM"), ("instance", "p"), ("team", "x")];
+        let mut keys = Vec::new();
+        for round in 0..3 {
+            let base = round * 120;
+            let Outcome::Created(k) = e.ingest_one(alert(&a, AlertStatus::Firing), t(base)) else {
+                panic!("round {round}")
+            };
+            e.ingest_one(alert(&a, AlertStatus::Resolved), t(base + 1));
+            e.tick(t(base + 3));
+            keys.push(k);
+        }
+        let ws = e.take_changes();
+        let third = ws
+            .incidents
+            .iter()
+            .find(|i| i.id == keys[2])
+            .expect("third");
+        assert!(third.problem_candidate);
+        assert_eq!(
+            third.similar,
+            vec![keys[1].to_string(), keys[0].to_string()]
+        );
+        assert!(
+            !ws.incidents
+                .iter()
+                .find(|i| i.id == keys[1])
+                .expect("second")
+                .problem_candidate
+        );
+        assert_eq!(
+            ws.events
+                .iter()
+                .filter(|e| **e == Event::ProblemCandidate)
+                .count(),
+            1
+        );
+        // Label overlap: the same rule, another instance, most labels shared.
+        let other = [("alertname", "OOM"), ("instance", "q"), ("team", "x")];
+        let Outcome::Created(k) = e.ingest_one(alert(&other, AlertStatus::Firing), t(400)) else {
+            panic!()
+        };
+        let sim = &e.live(k).expect("live").incident.similar;
+        assert!(sim.contains(&keys[2].to_string()), "{sim:?}");
+    }
+}

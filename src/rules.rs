@@ -1795,6 +1795,34 @@ mod tests {
     }
 
     #[test]
+    fn suppression_sections_are_validated() {
+        let e = errors(concat!(
+            "inhibit:\n",
+            "  - name: i\n    source: ['a=\"1\"']\n",
+            "maintenance:\n",
+            "  - name: m1\n    match: ['env=\"x\"']\n    weekly:\n      - days: [funday]\n        start: \"25:00\"\n        end: \"02:00\"\n    time_zone: Mars/Olympus\n",
+            "  - name: m2\n    match: ['env=\"x\"']\n    start: 2026-01-01T00:00:00Z\n    end: 2025-01-01T00:00:00Z\n",
+            "  - name: m3\n    start: 2026-01-01T00:00:00Z\n    end: 2026-01-02T00:00:00Z\n",
+            "  - name: m1\n    match: ['env=\"y\"']\n    start: 2026-01-01T00:00:00Z\n    end: 2026-01-02T00:00:00Z\n    weekly:\n      - start: \"01:00\"\n        end: \"02:00\"\n",
+            "flapping:\n  max_changes: 1\n  window: often\n",
+            "problems:\n  recurrence: 1\n",
+        ));
+        let has = |s: &str| assert!(e.iter().any(|m| m.contains(s)), "missing {s:?} in {e:#?}");
+        has("r.yaml:2:9: inhibit: a rule needs both `source` and `target`");
+        has("unknown day \"funday\"");
+        has("bad time \"25:00\"");
+        has("unknown time zone \"Mars/Olympus\"");
+        has("maintenance: `end` must be after `start`");
+        has("maintenance: a window needs `match`");
+        has("duplicate maintenance window name \"m1\"");
+        has("flapping: max_changes must be at least 2");
+        has("bad duration \"often\"");
+        has("problems: recurrence must be at least 2");
+        let ok = compile("maintenance:\n  - name: w\n    match: ['env=\"staging\"']\n    weekly:\n      - days: [weekend]\n        start: \"22:00\"\n        end: \"06:00\"\n    time_zone: Asia/Tokyo\n").expect("valid");
+        assert_eq!(ok.maintenance.len(), 1);
+    }
+
+    #[test]
     fn fallback_rule_when_nothing_matches() {
         let r = compile("correlate:\n  - name: only-x\n    match: ['alertname=\"X\"']\n")
             .expect("valid");

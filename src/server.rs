@@ -95,13 +95,15 @@ impl Reloader {
 
 pub fn summarize(r: &RuleSet) -> String {
     format!(
-        "{}: {} correlate, {} classify, {} urgency, {} impact, {} blast-radius rules",
+        "{}: {} correlate, {} classify, {} urgency, {} impact, {} blast-radius, {} inhibit rules, {} maintenance windows",
         r.origin,
         r.correlate.len(),
         r.classify.len(),
         r.prioritize.urgency.len(),
         r.prioritize.impact.len(),
-        r.prioritize.blast_radius.len()
+        r.prioritize.blast_radius.len(),
+        r.inhibit.len(),
+        r.maintenance.len()
     )
 }
 

@@ -778,3 +778,215 @@ async fn invalid_rules_prevent_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inhibition_with_the_shipped_rules_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path(), shipped_rules(), |_| {}).await;
+    let down = v2_alert(
+        "InstanceDown",
+        &[("instance", "db-1:9100"), ("severity", "critical")],
+    );
+    let disk = v2_alert(
+        "NodeFilesystemAlmostOutOfSpace",
+        &[
+            ("instance", "db-1:9100"),
+            ("severity", "warning"),
+            ("mountpoint", "/"),
+        ],
+    );
+    d.post_json("/api/v2/alerts", json!([down.clone()])).await;
+    let (s, body) = d.post_json("/api/v2/alerts", json!([disk])).await;
+    assert_eq!((s, body["suppressed"].as_u64()), (200, Some(1)), "{body}");
+    assert_eq!(
+        d.incidents().await.len(),
+        1,
+        "the warning opened no incident"
+    );
+    let suppressed = d.get_json("/api/v1/alerts/suppressed").await;
+    let s0 = &suppressed[0];
+    assert_eq!(s0["labels"]["alertname"], "NodeFilesystemAlmostOutOfSpace");
+    assert_eq!(s0["suppression"]["reason"], "inhibit");
+    assert_eq!(s0["suppression"]["by"], "node-down-mutes-its-warnings");
+    assert_eq!(
+        s0["suppression"]["inhibited_by"].as_str().map(str::len),
+        Some(16)
+    );
+    let (_, metrics) = d.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"incidentd_alerts_suppressed_total{reason="inhibit"} 1"#),
+        "{metrics}"
+    );
+
+    // The node comes back while the disk warning still fires: it becomes an incident.
+    let mut resolved = down;
+    resolved["startsAt"] = json!("2020-01-01T00:00:00Z");
+    resolved["endsAt"] = json!("2020-01-01T00:01:00Z");
+    d.post_json("/api/v2/alerts", json!([resolved])).await;
+    let list = d.incidents().await;
+    assert_eq!(list.len(), 2, "{list:#?}");
+    assert_eq!(list[0]["rule"], "node-resources");
+    assert_eq!(
+        d.get_json("/api/v1/alerts/suppressed")
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_api_mutes_survives_restart_and_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path(), shipped_rules(), |_| {}).await;
+    // Alertmanager-style matcher objects.
+    let (s, body) = d
+        .post_json(
+            "/api/v1/silences",
+            json!({"matchers": [{"name": "service", "value": "billing", "isRegex": false}], "duration": "2h",
+                   "comment": "CHG-1234 database migration", "createdBy": "alice"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let id = body["silenceID"].as_str().expect("id").to_string();
+    assert_eq!(body["silence"]["state"], "active");
+    let (_, body) = d
+        .post_json(
+            "/api/v1/alerts",
+            json!({"labels": {"alertname": "BillingDown", "service": "billing"}}),
+        )
+        .await;
+    assert_eq!(body["suppressed"], 1, "{body}");
+    assert!(d.incidents().await.is_empty());
+    let sup = d.get_json("/api/v1/alerts/suppressed").await;
+    assert_eq!(
+        (
+            sup[0]["suppression"]["reason"].as_str(),
+            sup[0]["suppression"]["by"].as_str()
+        ),
+        (Some("silence"), Some(id.as_str()))
+    );
+
+    // Bad silences are refused with the reason.
+    for (bad, msg) in [
+        (
+            json!({"matchers": ["service=~\".*\""], "duration": "1h", "comment": "c", "createdBy": "a"}),
+            "would mute every alert",
+        ),
+        (
+            json!({"matchers": ["service=\"x\""], "comment": "c", "createdBy": "a"}),
+            "endsAt or duration",
+        ),
+        (
+            json!({"matchers": ["service=\"x\""], "duration": "1h", "createdBy": "a"}),
+            "comment",
+        ),
+        (
+            json!({"matchers": ["service=~\"(\""], "duration": "1h", "comment": "c", "createdBy": "a"}),
+            "invalid regex",
+        ),
+        (
+            json!({"matchers": ["a=\"b\""], "duration": "1h", "comment": "c", "createdBy": "a", "colour": "red"}),
+            "unknown field `colour`",
+        ),
+    ] {
+        let (s, body) = d.post_json("/api/v1/silences", bad).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains(msg)),
+            "{msg}: {body}"
+        );
+    }
+
+    d.stop().await;
+    let d = Daemon::start(dir.path(), shipped_rules(), |_| {}).await;
+    let silences = d.get_json("/api/v1/silences").await;
+    assert_eq!(silences.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        d.get_json(&format!("/api/v1/silences/{id}")).await["created_by"],
+        "alice"
+    );
+    // Still muting after the restart.
+    let (_, body) = d
+        .post_json(
+            "/api/v1/alerts",
+            json!({"labels": {"alertname": "BillingSlow", "service": "billing"}}),
+        )
+        .await;
+    assert_eq!(body["suppressed"], 1, "{body}");
+
+    // Expire it: the muted, still-firing alerts become incidents.
+    let r = d
+        .http
+        .delete(format!("{}/api/v1/silences/{id}", d.base))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 200);
+    eventually("silenced alerts processed as new", || async {
+        d.incidents().await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        d.get_json(&format!("/api/v1/silences/{id}")).await["state"],
+        "expired"
+    );
+    let r = d
+        .http
+        .delete(format!("{}/api/v1/silences/SIL-nope", d.base))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 404);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_incidents_show_similar_ones_with_their_resolution() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(dir.path(), shipped_rules(), |c| {
+        c.incidents.close_after = Duration::from_millis(1)
+    })
+    .await;
+    let alert = json!({"labels": {"alertname": "CacheEvictions", "service": "cache"}});
+    let mut resolved = alert.clone();
+    resolved["status"] = json!("resolved");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let (_, body) = d.post_json("/api/v1/alerts", alert.clone()).await;
+        let id = body["created"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("round {round}: {body}"))
+            .to_string();
+        if round == 0 {
+            d.post_json(&format!("/api/v1/incidents/{id}/resolve"), json!({"by": "bob", "workaround": "flushed the cache", "root_cause": "TTL too long"})).await;
+        }
+        d.post_json("/api/v1/alerts", resolved.clone()).await;
+        eventually("closed", || async {
+            d.get_json(&format!("/api/v1/incidents/{id}")).await["status"] == "closed"
+        })
+        .await;
+        ids.push(id);
+    }
+    let third = d.get_json(&format!("/api/v1/incidents/{}", ids[2])).await;
+    assert_eq!(third["problem_candidate"], true);
+    assert_eq!(third["similar"], json!([ids[1], ids[0]]));
+    let first = third["similar_incidents"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .find(|s| s["id"] == ids[0].as_str())
+        .cloned()
+        .expect("first");
+    assert_eq!(
+        (first["workaround"].as_str(), first["root_cause"].as_str()),
+        (Some("flushed the cache"), Some("TTL too long"))
+    );
+    let (_, metrics) = d.get("/metrics").await;
+    assert!(
+        metrics.contains("incidentd_problem_candidates_total 1"),
+        "{metrics}"
+    );
+    d.stop().await;
+}
