@@ -45,14 +45,20 @@ pub enum Source {
     Generic,
     /// Replayed from a recording (`incidentd replay`, `rules test`).
     Replay,
+    /// `POST /v2/enqueue` (PagerDuty Events API v2).
+    PagerDuty,
+    /// A Kafka topic.
+    Kafka,
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [
+    pub const ALL: [Source; 6] = [
         Source::AlertmanagerApi,
         Source::AlertmanagerWebhook,
         Source::Generic,
         Source::Replay,
+        Source::PagerDuty,
+        Source::Kafka,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +67,8 @@ impl Source {
             Source::AlertmanagerWebhook => "alertmanager_webhook",
             Source::Generic => "generic",
             Source::Replay => "replay",
+            Source::PagerDuty => "pagerduty",
+            Source::Kafka => "kafka",
         }
     }
 }
