@@ -28,6 +28,11 @@ pub struct Config {
     pub incidents: IncidentSettings,
     /// Queueing and batching between HTTP and the store.
     pub pipeline: PipelineSettings,
+    /// Action execution (webhook and exec actions from the rule files).
+    pub actions: ActionSettings,
+    /// Base URL people and tools reach incidentd at, for links in action
+    /// payloads. Unset: `http://<listen>`.
+    pub external_url: Option<String>,
     /// How long shutdown waits for in-flight work before giving up.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
@@ -42,7 +47,32 @@ impl Default for Config {
             limits: Limits::default(),
             incidents: IncidentSettings::default(),
             pipeline: PipelineSettings::default(),
+            actions: ActionSettings::default(),
+            external_url: None,
             shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How actions run. They never run on the ingest path.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionSettings {
+    /// Action attempts running at the same time.
+    pub workers: usize,
+    /// Jobs waiting for a worker; beyond this a job stays pending in the
+    /// store and runs after the next restart.
+    pub queue_capacity: usize,
+    /// `false` refuses every `exec` action (recorded as disabled).
+    pub allow_exec: bool,
+}
+
+impl Default for ActionSettings {
+    fn default() -> Self {
+        ActionSettings {
+            workers: 8,
+            queue_capacity: 10_000,
+            allow_exec: true,
         }
     }
 }

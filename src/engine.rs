@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
 
+use crate::actions::{ActionDef, AttemptResult, Job, JobState, LevelWhen, Trigger};
 use crate::alert::{Alert, AlertStatus, Source};
 use crate::incident::{
     AlertRecord, Incident, IncidentKey, Op, OpRequest, Sla, Status, TimelineEntry, TransitionError,
@@ -69,6 +70,10 @@ pub enum Event {
         reason: &'static str,
     },
     ProblemCandidate,
+    Escalated {
+        policy: String,
+        level: u32,
+    },
 }
 
 /// What one alert did to the state.
@@ -100,6 +105,10 @@ pub struct WriteSet {
     /// … and to delete (resolved, or no longer suppressed).
     pub unsuppressed: Vec<u64>,
     pub silences: Vec<Silence>,
+    /// Action jobs to store (new or changed) …
+    pub jobs: Vec<Job>,
+    /// … and the new pending ones to hand to the executor after the commit.
+    pub dispatch: Vec<Job>,
 }
 
 impl WriteSet {
@@ -110,6 +119,7 @@ impl WriteSet {
             && self.suppressed.is_empty()
             && self.unsuppressed.is_empty()
             && self.silences.is_empty()
+            && self.jobs.is_empty()
     }
 }
 
@@ -233,6 +243,14 @@ pub struct Engine {
     history: HashMap<String, std::collections::VecDeque<(IncidentKey, DateTime<Utc>)>>,
     recent_by_rule:
         HashMap<String, std::collections::VecDeque<(IncidentKey, crate::alert::Labels)>>,
+    /// Action jobs of live incidents, and every pending job.
+    jobs: HashMap<String, Job>,
+    dirty_jobs: BTreeSet<String>,
+    new_jobs: Vec<String>,
+    /// Runs per (action, group key) for rate limits.
+    rate: HashMap<(String, String), std::collections::VecDeque<DateTime<Utc>>>,
+    /// Base URL for links in action payloads.
+    external_url: String,
 }
 
 /// What [`Engine::restore`] starts from besides live incidents.
@@ -244,6 +262,8 @@ pub struct Restored {
     pub silences: Vec<Silence>,
     /// Past incidents, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Stored action jobs (of live incidents, and every pending one).
+    pub jobs: Vec<Job>,
 }
 
 /// Counts that make re-prioritisation independent of an incident's size.
@@ -304,6 +324,11 @@ impl Engine {
             dirty_silences: BTreeSet::new(),
             history: HashMap::new(),
             recent_by_rule: HashMap::new(),
+            jobs: HashMap::new(),
+            dirty_jobs: BTreeSet::new(),
+            new_jobs: Vec::new(),
+            rate: HashMap::new(),
+            external_url: "http://127.0.0.1:9095".into(),
         }
     }
 
@@ -350,6 +375,9 @@ impl Engine {
         for h in restored.history {
             e.remember(h);
         }
+        for j in restored.jobs {
+            e.jobs.insert(j.key.clone(), j);
+        }
         e.rebuild_inhibit_index();
         e
     }
@@ -381,6 +409,23 @@ impl Engine {
             self.inhibit.add(&rules.inhibit, s.fingerprint, &s.labels);
         }
         self.sources_changed = true;
+    }
+
+    /// Base URL used for links in action payloads (`config.external_url`).
+    pub fn set_external_url(&mut self, url: &str) {
+        self.external_url = url.trim_end_matches('/').to_string();
+    }
+
+    /// Pending jobs, to resume after a restart.
+    pub fn pending_jobs(&self) -> Vec<Job> {
+        let mut v: Vec<Job> = self
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Pending)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        v
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
@@ -488,6 +533,16 @@ impl Engine {
                 ws.silences.push(s.clone());
             }
         }
+        for k in std::mem::take(&mut self.dirty_jobs) {
+            if let Some(j) = self.jobs.get(&k) {
+                ws.jobs.push(j.clone());
+            }
+        }
+        for k in std::mem::take(&mut self.new_jobs) {
+            if let Some(j) = self.jobs.get(&k).filter(|j| j.state == JobState::Pending) {
+                ws.dispatch.push(j.clone());
+            }
+        }
         for key in std::mem::take(&mut self.closed) {
             if self
                 .incidents
@@ -502,6 +557,8 @@ impl Engine {
 
     /// Drops pending changes (after a failed commit the caller reloads).
     pub fn discard_changes(&mut self) {
+        self.dirty_jobs.clear();
+        self.new_jobs.clear();
         self.dirty_suppressed.clear();
         self.dirty_silences.clear();
         self.dirty_incidents.clear();
@@ -513,6 +570,8 @@ impl Engine {
 
     fn evict(&mut self, key: IncidentKey) {
         self.aggregates.remove(&key);
+        self.jobs
+            .retain(|_, j| j.incident != key || j.state == JobState::Pending);
         if let Some(l) = self.incidents.remove(&key) {
             if self.groups.get(&l.incident.group_key) == Some(&key) {
                 self.groups.remove(&l.incident.group_key);
@@ -882,6 +941,8 @@ impl Engine {
         self.events.push(ev);
         self.check_resolve_breach(key, now);
         self.note(key, now, "resolved", SYSTEM, why.to_string());
+        let n = self.reopen_count(key);
+        self.fire(key, Trigger::Resolved, &n, now);
     }
 
     fn record_for(&self, a: &Alert, now: DateTime<Utc>) -> AlertRecord {
@@ -1013,6 +1074,7 @@ impl Engine {
         self.dirty_alerts.insert((key, a.fingerprint));
         self.events.push(Event::Created { priority, category });
         self.note(key, now, "created", SYSTEM, msg);
+        self.fire(key, Trigger::Opened, "0", now);
         if problem {
             self.events.push(Event::ProblemCandidate);
             self.note(
@@ -1124,6 +1186,14 @@ impl Engine {
         if flapping && !reopen {
             self.events.push(Event::Suppressed { reason: "flapping" });
         }
+        if kind == "alert_added" {
+            self.fire(
+                key,
+                Trigger::AlertAdded,
+                &crate::fingerprint::to_hex(fp),
+                now,
+            );
+        }
         if reopen {
             if let Some(l) = self.incidents.get_mut(&key) {
                 l.incident.reopen(now);
@@ -1137,8 +1207,17 @@ impl Engine {
                 SYSTEM,
                 "an alert fired again within the correlation window".into(),
             );
+            let n = self.reopen_count(key);
+            self.fire(key, Trigger::Reopened, &n, now);
         }
         self.reprioritize(key, now);
+    }
+
+    fn reopen_count(&self, key: IncidentKey) -> String {
+        self.incidents
+            .get(&key)
+            .map(|l| l.incident.reopen_count.to_string())
+            .unwrap_or_default()
     }
 
     /// The incident's aggregates, computed from its alerts on first use and
@@ -1223,6 +1302,254 @@ impl Engine {
                 urgency.as_str()
             ),
         );
+        self.fire(key, Trigger::PriorityChanged, p.as_str(), now);
+    }
+
+    /// Creates jobs for the actions that listen to `trigger` and match the
+    /// incident. `occurrence` tells repeated triggers apart (an alert's
+    /// fingerprint, a level, a reopen count) so each runs once.
+    fn fire(&mut self, key: IncidentKey, trigger: Trigger, occurrence: &str, now: DateTime<Utc>) {
+        let rules = self.rules.clone();
+        let Some(l) = self.incidents.get(&key) else {
+            return;
+        };
+        let matching: Vec<&ActionDef> = rules
+            .actions
+            .iter()
+            .filter(|a| a.on.contains(&trigger) && action_applies(a, &l.incident))
+            .collect();
+        for a in matching {
+            self.enqueue(key, a, trigger, occurrence, now);
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        key: IncidentKey,
+        a: &ActionDef,
+        trigger: Trigger,
+        occurrence: &str,
+        now: DateTime<Utc>,
+    ) {
+        let job_key = format!("{key}/{}/{}/{occurrence}", a.name, trigger.as_str());
+        if self.jobs.contains_key(&job_key) {
+            return;
+        }
+        let Some(l) = self.incidents.get(&key) else {
+            return;
+        };
+        let mut state = JobState::Pending;
+        if let Some((max, per)) = a.rate_limit {
+            let q = self
+                .rate
+                .entry((a.name.clone(), l.incident.group_key.clone()))
+                .or_default();
+            let from = now - chrono_dur(per);
+            while q.front().is_some_and(|t| *t < from) {
+                q.pop_front();
+            }
+            if q.len() >= max as usize {
+                state = JobState::RateLimited;
+            } else {
+                q.push_back(now);
+            }
+        }
+        let payload = self.payload(l, trigger);
+        let job = Job {
+            key: job_key.clone(),
+            incident: key,
+            action: a.name.clone(),
+            trigger,
+            created_at: now,
+            state,
+            attempts: 0,
+            last_result: None,
+            payload,
+        };
+        self.jobs.insert(job_key.clone(), job);
+        self.dirty_jobs.insert(job_key.clone());
+        if state == JobState::Pending {
+            self.new_jobs.push(job_key);
+        } else if let Some((max, per)) = a.rate_limit {
+            self.note(
+                key,
+                now,
+                "action",
+                SYSTEM,
+                format!(
+                    "action {} not run for {}: rate limit of {max} per {} for this group reached",
+                    a.name,
+                    trigger.as_str(),
+                    humantime::format_duration(per)
+                ),
+            );
+        }
+    }
+
+    /// The incident event actions see (templates, exec env and stdin).
+    fn payload(&self, l: &Live, trigger: Trigger) -> serde_json::Value {
+        let alerts: Vec<serde_json::Value> = l
+            .alerts
+            .values()
+            .take(50)
+            .map(|r| {
+                serde_json::json!({
+                    "fingerprint": crate::fingerprint::to_hex(r.fingerprint),
+                    "labels": r.labels, "annotations": r.annotations, "status": r.status,
+                    "starts_at": r.starts_at, "generator_url": r.generator_url,
+                })
+            })
+            .collect();
+        let id = l.incident.id.to_string();
+        serde_json::json!({
+            "trigger": trigger.as_str(),
+            "incident": l.incident,
+            "alerts": alerts,
+            "links": {
+                "incident": format!("{}/api/v1/incidents/{id}", self.external_url),
+                "report": format!("{}/api/v1/incidents/{id}/report", self.external_url),
+            },
+        })
+    }
+
+    /// Records one attempt's result on the job and the incident timeline.
+    /// `load` brings back a closed incident so its timeline can be written.
+    pub fn record_action_result(
+        &mut self,
+        r: AttemptResult,
+        now: DateTime<Utc>,
+        load: impl FnOnce(IncidentKey) -> Option<Live>,
+    ) {
+        let rules = self.rules.clone();
+        let Some(job) = self.jobs.get_mut(&r.job_key) else {
+            tracing::warn!(job = %r.job_key, "result for an unknown action job");
+            return;
+        };
+        job.attempts = r.attempt;
+        job.last_result = Some(r.message.clone());
+        job.state = match (r.outcome, r.retry_in) {
+            (crate::actions::Outcome::Success, _) => JobState::Succeeded,
+            (_, Some(_)) => JobState::Pending,
+            (_, None) => {
+                if r.message.contains("actions.allow_exec: false") {
+                    JobState::Disabled
+                } else {
+                    JobState::Failed
+                }
+            }
+        };
+        let (key, name, trigger) = (job.incident, job.action.clone(), job.trigger);
+        self.dirty_jobs.insert(r.job_key.clone());
+        let def = rules.actions.iter().find(|a| a.name == name);
+        let max = def.map(|d| d.retries + 1).unwrap_or(r.attempt);
+        let kind = def.map(ActionDef::kind_name).unwrap_or("action");
+        let mut msg = format!(
+            "action {name} ({kind}) for {} attempt {}/{max}: {}: {}",
+            trigger.as_str(),
+            r.attempt,
+            r.outcome.as_str(),
+            r.message
+        );
+        if let Some(d) = r.retry_in {
+            msg.push_str(&format!(
+                "; retrying in {}",
+                humantime::format_duration(Duration::from_millis(d.as_millis() as u64))
+            ));
+        }
+        let loaded = !self.incidents.contains_key(&key);
+        if loaded {
+            match load(key) {
+                Some(l) => {
+                    self.incidents.insert(key, l);
+                }
+                None => return,
+            }
+        }
+        self.note(key, now, "action", SYSTEM, msg);
+        if loaded
+            && self
+                .incidents
+                .get(&key)
+                .is_some_and(|l| l.incident.status == Status::Closed)
+        {
+            self.closed.push(key);
+        }
+    }
+
+    /// Escalation steps that are due: levels after `after` unacknowledged,
+    /// or once `resolve_progress` of the resolve target has passed.
+    fn escalate(&mut self, now: DateTime<Utc>) {
+        let rules = self.rules.clone();
+        if rules.escalations.is_empty() {
+            return;
+        }
+        let mut steps = Vec::new();
+        for (key, l) in &self.incidents {
+            let i = &l.incident;
+            if !i.status.is_active() {
+                continue;
+            }
+            let Some(policy) = rules.escalations.iter().find(|p| {
+                (p.priorities.is_empty() || p.priorities.contains(&i.priority))
+                    && matcher::all_match(&p.matchers, &i.labels)
+            }) else {
+                continue;
+            };
+            let resolve_target = rules.sla[i.priority.idx()].resolve;
+            for (idx, level) in policy.levels.iter().enumerate() {
+                let n = idx as u32 + 1;
+                if n <= i.escalation_level {
+                    continue;
+                }
+                let due = match level.when {
+                    LevelWhen::Unacknowledged(after) => {
+                        i.status == Status::Open && now - i.created_at >= chrono_dur(after)
+                    }
+                    LevelWhen::ResolveProgress(f) => {
+                        now - i.created_at >= chrono_dur(resolve_target.mul_f64(f))
+                    }
+                };
+                if due {
+                    let why = match level.when {
+                        LevelWhen::Unacknowledged(after) => {
+                            format!("unacknowledged for {}", humantime::format_duration(after))
+                        }
+                        LevelWhen::ResolveProgress(f) => format!(
+                            "{:.0}% of the {} resolve target has passed",
+                            f * 100.0,
+                            humantime::format_duration(resolve_target)
+                        ),
+                    };
+                    steps.push((*key, policy.name.clone(), n, level.clone(), why));
+                }
+            }
+        }
+        for (key, policy, n, level, why) in steps {
+            let Some(l) = self.incidents.get_mut(&key) else {
+                continue;
+            };
+            if n <= l.incident.escalation_level {
+                continue;
+            }
+            l.incident.escalation_level = n;
+            let mut msg = format!("escalated to level {n} (policy {policy}): {why}");
+            if let Some(a) = &level.assignee {
+                l.incident.assignee = Some(a.clone());
+                msg.push_str(&format!("; assigned to {a}"));
+            }
+            self.events.push(Event::Escalated {
+                policy: policy.clone(),
+                level: n,
+            });
+            self.note(key, now, "escalated", SYSTEM, msg);
+            let occurrence = format!("level{n}");
+            self.fire(key, Trigger::Escalated, &occurrence, now);
+            for name in &level.actions {
+                if let Some(a) = rules.actions.iter().find(|a| &a.name == name) {
+                    self.enqueue(key, a, Trigger::Escalated, &occurrence, now);
+                }
+            }
+        }
     }
 
     /// Time-driven transitions: alert expiry (`endsAt` passed), SLA breaches,
@@ -1303,6 +1630,7 @@ impl Engine {
         for key in res_breach {
             self.breach(key, now, "resolve");
         }
+        self.escalate(now);
         for key in close {
             if let Some(l) = self.incidents.get_mut(&key) {
                 if l.incident.status != Status::Resolved {
@@ -1320,6 +1648,8 @@ impl Engine {
                     SYSTEM,
                     format!("closed after {after} without a new alert"),
                 );
+                let n = self.reopen_count(key);
+                self.fire(key, Trigger::Closed, &n, now);
             }
         }
     }
@@ -1350,6 +1680,7 @@ impl Engine {
                 deadline.to_rfc3339()
             ),
         );
+        self.fire(key, Trigger::SlaBreached, kind, now);
     }
 
     fn check_resolve_breach(&mut self, key: IncidentKey, now: DateTime<Utc>) {
@@ -1417,6 +1748,8 @@ impl Engine {
                 {
                     self.breach(key, now, "acknowledge");
                 }
+                let n = self.reopen_count(key);
+                self.fire(key, Trigger::Acknowledged, &n, now);
             }
             Op::Resolve => {
                 self.events.push(Event::Resolved {
@@ -1425,10 +1758,14 @@ impl Engine {
                     seconds: secs(now - created),
                 });
                 self.check_resolve_breach(key, now);
+                let n = self.reopen_count(key);
+                self.fire(key, Trigger::Resolved, &n, now);
             }
             Op::Close => {
                 self.events.push(Event::Closed);
                 self.closed.push(key);
+                let n = self.reopen_count(key);
+                self.fire(key, Trigger::Closed, &n, now);
             }
             Op::Reopen => {
                 self.events.push(Event::Reopened);
@@ -1437,6 +1774,8 @@ impl Engine {
                         .entry(l.incident.group_key.clone())
                         .or_insert(key);
                 }
+                let n = self.reopen_count(key);
+                self.fire(key, Trigger::Reopened, &n, now);
             }
             Op::Assign | Op::Note => {
                 if loaded {
@@ -1451,6 +1790,12 @@ impl Engine {
             .map(|l| l.incident.clone())
             .ok_or_else(|| OpError::NotFound(key.to_string()))
     }
+}
+
+fn action_applies(a: &ActionDef, i: &Incident) -> bool {
+    (a.priorities.is_empty() || a.priorities.contains(&i.priority))
+        && (a.categories.is_empty() || a.categories.contains(&i.category))
+        && matcher::all_match(&a.matchers, &i.labels)
 }
 
 /// Shared label pairs over all label pairs.
@@ -2422,5 +2767,277 @@ problems:
         };
         let sim = &e.live(k).expect("live").incident.similar;
         assert!(sim.contains(&keys[2].to_string()), "{sim:?}");
+    }
+}
+
+#[cfg(test)]
+mod action_tests {
+    use super::*;
+    use crate::actions::{Outcome as AttemptOutcome, Trigger};
+    use crate::rules::labels;
+
+    const RULES: &str = r#"
+correlate:
+  - name: svc
+    group_by: [service]
+prioritize:
+  urgency:
+    - match: ['severity="critical"']
+      urgency: high
+  impact:
+    - match: ['env="prod"']
+      impact: high
+sla:
+  P1: {acknowledge: 10m, resolve: 100m}
+actions:
+  - name: chat
+    on: [opened, escalated, resolved]
+    priority: [P1]
+    webhook: {url: "http://127.0.0.1:1/hook", preset: slack}
+  - name: runbook
+    on: [alert_added]
+    match: ['service="web"']
+    exec: {command: /bin/true}
+    rate_limit: {max: 2, per: 1h}
+  - name: page-manager
+    webhook: {url: "http://127.0.0.1:1/page"}
+escalations:
+  - name: p1
+    priority: [P1]
+    levels:
+      - after: 5m
+        assignee: secondary
+      - after: 15m
+        actions: [page-manager]
+      - resolve_progress: "80%"
+        assignee: management
+"#;
+
+    fn engine() -> Engine {
+        let rules = RuleSet::from_sources(&[("t.yaml".into(), RULES.into())], "t").expect("valid");
+        Engine::new(
+            Arc::new(rules),
+            Settings {
+                close_after: Duration::from_secs(3600),
+            },
+        )
+    }
+
+    fn t(min: i64) -> DateTime<Utc> {
+        "2026-11-23T09:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid")
+            + chrono::Duration::minutes(min)
+    }
+
+    fn alert(pairs: &[(&str, &str)]) -> Alert {
+        Alert::new(
+            labels(pairs),
+            Default::default(),
+            Some(AlertStatus::Firing),
+            None,
+            None,
+            String::new(),
+            Source::Generic,
+            None,
+            t(0),
+        )
+        .expect("labels")
+    }
+
+    const P1: &[(&str, &str)] = &[
+        ("alertname", "Down"),
+        ("service", "web"),
+        ("severity", "critical"),
+        ("env", "prod"),
+    ];
+
+    fn job_names(ws: &WriteSet) -> Vec<String> {
+        ws.dispatch
+            .iter()
+            .map(|j| format!("{}:{}", j.action, j.trigger.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn triggers_create_jobs_for_matching_actions_once() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(alert(P1), t(0)) else {
+            panic!()
+        };
+        let ws = e.take_changes();
+        assert_eq!(job_names(&ws), vec!["chat:opened"]);
+        let job = &ws.dispatch[0];
+        assert_eq!(job.key, format!("{k}/chat/opened/0"));
+        assert_eq!(job.payload["incident"]["priority"], "P1");
+        assert!(job.payload["links"]["incident"]
+            .as_str()
+            .is_some_and(|l| l.ends_with(&format!("/api/v1/incidents/{k}"))));
+        // A P4 incident runs no chat action.
+        let low = [("alertname", "Low"), ("service", "batch")];
+        e.ingest_one(alert(&low), t(1));
+        assert!(e.take_changes().dispatch.is_empty());
+        // alert_added with rate limit 2 per hour per group.
+        for (i, inst) in ["a", "b", "c"].iter().enumerate() {
+            let mut l = P1.to_vec();
+            l.push(("instance", inst));
+            e.ingest_one(alert(&l), t(2 + i as i64));
+        }
+        let ws = e.take_changes();
+        assert_eq!(
+            job_names(&ws),
+            vec!["runbook:alert_added", "runbook:alert_added"]
+        );
+        assert!(ws.jobs.iter().any(|j| j.state == JobState::RateLimited));
+        assert!(ws
+            .timeline
+            .iter()
+            .any(|(_, _, t)| t.message.contains("rate limit of 2 per 1h")));
+    }
+
+    #[test]
+    fn attempts_land_on_the_timeline_and_settle_the_job() {
+        let mut e = engine();
+        e.ingest_one(alert(P1), t(0));
+        let ws = e.take_changes();
+        let key = ws.dispatch[0].key.clone();
+        e.record_action_result(
+            AttemptResult {
+                job_key: key.clone(),
+                attempt: 1,
+                outcome: AttemptOutcome::Failure,
+                message: "HTTP 500".into(),
+                retry_in: Some(Duration::from_secs(1)),
+            },
+            t(1),
+            |_| None,
+        );
+        e.record_action_result(
+            AttemptResult {
+                job_key: key.clone(),
+                attempt: 2,
+                outcome: AttemptOutcome::Success,
+                message: "HTTP 200".into(),
+                retry_in: None,
+            },
+            t(2),
+            |_| None,
+        );
+        let ws = e.take_changes();
+        let msgs: Vec<&str> = ws
+            .timeline
+            .iter()
+            .map(|(_, _, t)| t.message.as_str())
+            .collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "action chat (webhook) for opened attempt 1/4: failure: HTTP 500; retrying in 1s",
+                "action chat (webhook) for opened attempt 2/4: success: HTTP 200",
+            ]
+        );
+        assert_eq!(
+            ws.jobs.last().map(|j| (j.state, j.attempts)),
+            Some((JobState::Succeeded, 2))
+        );
+        assert!(e.pending_jobs().is_empty());
+    }
+
+    #[test]
+    fn unacknowledged_p1_escalates_through_levels_and_ack_stops_it() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(alert(P1), t(0)) else {
+            panic!()
+        };
+        e.take_changes();
+        e.tick(t(4));
+        assert_eq!(e.live(k).expect("live").incident.escalation_level, 0);
+        e.tick(t(5));
+        let i = e.live(k).expect("live").incident.clone();
+        assert_eq!(
+            (i.escalation_level, i.assignee.as_deref()),
+            (1, Some("secondary"))
+        );
+        let ws = e.take_changes();
+        assert_eq!(job_names(&ws), vec!["chat:escalated"]);
+        assert!(ws.events.contains(&Event::Escalated {
+            policy: "p1".into(),
+            level: 1
+        }));
+        e.tick(t(15));
+        let ws = e.take_changes();
+        assert_eq!(e.live(k).expect("live").incident.escalation_level, 2);
+        assert_eq!(
+            job_names(&ws),
+            vec!["chat:escalated", "page-manager:escalated"]
+        );
+        // Acknowledged: no more acknowledgement-based levels, but the SLA-based one still comes.
+        e.apply_op(k, Op::Ack, &OpRequest::default(), t(20), |_| None)
+            .expect("ack");
+        e.take_changes();
+        e.tick(t(79));
+        assert_eq!(e.live(k).expect("live").incident.escalation_level, 2);
+        e.tick(t(80));
+        let i = e.live(k).expect("live").incident.clone();
+        assert_eq!(
+            (i.escalation_level, i.assignee.as_deref()),
+            (3, Some("management"))
+        );
+        let ws = e.take_changes();
+        assert!(ws.timeline.iter().any(|(_, _, t)| t
+            .message
+            .contains("80% of the 1h 40m resolve target has passed")));
+    }
+
+    #[test]
+    fn acknowledged_before_the_first_level_never_escalates() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(alert(P1), t(0)) else {
+            panic!()
+        };
+        e.apply_op(k, Op::Ack, &OpRequest::default(), t(1), |_| None)
+            .expect("ack");
+        e.tick(t(30));
+        assert_eq!(e.live(k).expect("live").incident.escalation_level, 0);
+        // Resolution stops everything, including SLA-based levels.
+        e.apply_op(k, Op::Resolve, &OpRequest::default(), t(31), |_| None)
+            .expect("resolve");
+        e.tick(t(95));
+        assert_eq!(e.live(k).expect("live").incident.escalation_level, 0);
+        let ws = e.take_changes();
+        assert!(job_names(&ws).contains(&"chat:resolved".to_string()));
+    }
+
+    #[test]
+    fn restart_mid_policy_resumes_at_the_right_level_without_rerunning_jobs() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(alert(P1), t(0)) else {
+            panic!()
+        };
+        e.tick(t(6));
+        let ws = e.take_changes();
+        // "Restart": rebuild from what the store would hold.
+        let live: Vec<Live> = e.live_incidents().cloned().collect();
+        let mut r = Engine::restore(
+            e.rules().clone(),
+            Settings {
+                close_after: Duration::from_secs(3600),
+            },
+            live,
+            Restored {
+                jobs: ws.jobs.clone(),
+                ..Restored::default()
+            },
+        );
+        assert_eq!(r.pending_jobs().len(), 2, "opened and level-1 jobs resume");
+        r.tick(t(7));
+        assert!(r.take_changes().dispatch.is_empty(), "no level runs twice");
+        r.tick(t(16));
+        assert_eq!(r.live(k).expect("live").incident.escalation_level, 2);
+        assert_eq!(
+            job_names(&r.take_changes()),
+            vec!["chat:escalated", "page-manager:escalated"]
+        );
+        let _ = Trigger::Opened;
     }
 }

@@ -20,12 +20,15 @@
 //!   SLA targets, title templates.
 //! - [`suppress`] — silences, maintenance windows and inhibition: firing
 //!   alerts kept out of incidents, with the reason.
+//! - [`actions`] — automated first response: webhook and exec actions run
+//!   by a bounded executor with retries; escalation policies.
 //! - [`incident`] — incidents, alerts, timeline entries, lifecycle rules.
 //! - [`store`] — redb tables; one write transaction per batch; restore at start.
 //! - [`metrics`] — Prometheus metrics, counted after commit.
 //! - [`report`] — the Markdown incident report.
 //! - [`server`] / [`config`] — startup, shutdown, configuration.
 
+pub mod actions;
 pub mod alert;
 pub mod api;
 pub mod config;

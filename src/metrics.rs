@@ -34,6 +34,9 @@ pub struct Metrics {
     pub store_commit_duration: Histogram,
     pub store_commit_failures: IntCounter,
     pub problem_candidates: IntCounter,
+    pub actions_total: IntCounterVec,
+    pub action_duration: HistogramVec,
+    pub escalations: IntCounterVec,
 }
 
 const RESPONSE_BUCKETS: &[f64] = &[
@@ -154,6 +157,22 @@ impl Metrics {
                 "incidentd_store_commit_failures_total",
                 "Write transactions that failed; their requests were answered 503."
             )),
+            actions_total: reg!(counter_vec(
+                "incidentd_actions_total",
+                "Action attempts, by action and outcome (success, failure, timeout).",
+                &["action", "outcome"]
+            )),
+            action_duration: reg!(hist(
+                "incidentd_action_duration_seconds",
+                "Duration of one action attempt.",
+                LATENCY_BUCKETS,
+                &["action"]
+            )),
+            escalations: reg!(counter_vec(
+                "incidentd_escalations_total",
+                "Escalation steps taken, by policy and level.",
+                &["policy", "level"]
+            )),
             problem_candidates: reg!(IntCounter::new(
                 "incidentd_problem_candidates_total",
                 "Incidents flagged as problem candidates (their group key recurred often)."
@@ -213,6 +232,10 @@ impl Metrics {
                     self.alerts_suppressed.with_label_values(&[reason]).inc()
                 }
                 Event::ProblemCandidate => self.problem_candidates.inc(),
+                Event::Escalated { policy, level } => self
+                    .escalations
+                    .with_label_values(&[policy.as_str(), &level.to_string()])
+                    .inc(),
                 Event::Reopened | Event::Closed => {}
             }
         }

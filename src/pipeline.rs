@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::actions::{AttemptResult, Dispatcher, Job};
 use crate::alert::{Alert, Source};
 use crate::config::PipelineSettings;
 use crate::engine::{Engine, OpError, Outcome, Settings};
@@ -101,6 +102,7 @@ pub enum Command {
         op: SilenceOp,
         reply: oneshot::Sender<Result<Silence, SilenceError>>,
     },
+    ActionResult(AttemptResult),
     Tick,
 }
 
@@ -206,6 +208,14 @@ impl Handle {
         rx.await.map_err(|_| PipelineError::ShuttingDown)?
     }
 
+    /// Reports an action attempt; it lands on the timeline with the next commit.
+    pub async fn action_result(&self, r: AttemptResult) -> Result<(), PipelineError> {
+        self.tx
+            .send(Command::ActionResult(r))
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)
+    }
+
     /// Swaps the rules between two batches.
     pub async fn set_rules(&self, rules: Arc<RuleSet>) -> Result<(), PipelineError> {
         let (reply, rx) = oneshot::channel();
@@ -220,6 +230,10 @@ impl Handle {
 /// Everything the writer owns.
 pub struct Writer {
     pub engine: Engine,
+    /// Where new action jobs go after their commit; `None` runs no actions.
+    pub dispatcher: Option<Dispatcher>,
+    /// Rule swaps are published here for the action executor.
+    pub rules_tx: Option<tokio::sync::watch::Sender<Arc<RuleSet>>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub settings: PipelineSettings,
@@ -268,6 +282,12 @@ enum Reply {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         self.refresh_gauges();
+        // Jobs that were pending when the daemon stopped run again now.
+        let pending = self.engine.pending_jobs();
+        if !pending.is_empty() {
+            tracing::info!(jobs = pending.len(), "resuming pending actions");
+        }
+        self.dispatch(pending);
         while let Some(first) = rx.blocking_recv() {
             let mut weight = first.weight();
             let mut batch = vec![first];
@@ -322,6 +342,9 @@ impl Writer {
                     replies.push(Reply::Op(reply, Box::new(r)));
                 }
                 Command::Rules { rules, reply } => {
+                    if let Some(tx) = &self.rules_tx {
+                        tx.send_replace(rules.clone());
+                    }
                     self.engine.set_rules(rules);
                     replies.push(Reply::Rules(reply));
                 }
@@ -337,6 +360,11 @@ impl Writer {
                             .ok_or(SilenceError::NotFound(id)),
                     };
                     replies.push(Reply::Silence(reply, r));
+                }
+                Command::ActionResult(r) => {
+                    let store = &self.store;
+                    self.engine
+                        .record_action_result(r, now, |k| store.load_live(k).ok().flatten());
                 }
                 Command::Tick => {
                     if !ticked {
@@ -360,6 +388,7 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.metrics.record(&ws.events);
+                self.dispatch(ws.dispatch);
                 let changed_state = ws
                     .events
                     .iter()
@@ -415,6 +444,17 @@ impl Writer {
                     }
                 }
                 self.reload_state();
+            }
+        }
+    }
+
+    /// Hands committed pending jobs to the executor.
+    pub fn dispatch(&self, jobs: Vec<Job>) {
+        let Some(d) = &self.dispatcher else { return };
+        for job in jobs {
+            let key = job.key.clone();
+            if !d.dispatch(job) {
+                tracing::warn!(job = %key, "action queue full; the job stays pending and runs after a restart");
             }
         }
     }

@@ -20,6 +20,10 @@ use std::time::Duration;
 use marked_yaml::{Node, Spanned};
 use serde::{Deserialize, Serialize};
 
+use crate::actions::{
+    ActionDef, ActionKind, EscalationLevel, EscalationPolicy, ExecDef, LevelWhen, Preset, Trigger,
+    WebhookDef,
+};
 use crate::alert::Labels;
 use crate::matcher::{self, Matcher};
 use crate::suppress::{InhibitRule, MaintenanceWindow, Schedule, WeeklySlot};
@@ -28,7 +32,7 @@ use crate::suppress::{InhibitRule, MaintenanceWindow, Schedule, WeeklySlot};
 pub const BUILTIN: &str = include_str!("../rules/default.yaml");
 
 /// The sections a rule file may have.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 10] = [
     "correlate",
     "classify",
     "prioritize",
@@ -37,6 +41,8 @@ pub const SECTIONS: [&str; 8] = [
     "maintenance",
     "flapping",
     "problems",
+    "actions",
+    "escalations",
 ];
 
 /// Incident categories (seed 003's list plus `other`).
@@ -484,6 +490,8 @@ impl Default for Problems {
 
 /// Everything the engine needs from the rule files, compiled.
 pub struct RuleSet {
+    pub actions: Vec<ActionDef>,
+    pub escalations: Vec<EscalationPolicy>,
     pub inhibit: Vec<InhibitRule>,
     pub maintenance: Vec<MaintenanceWindow>,
     pub flapping: Flapping,
@@ -558,6 +566,15 @@ impl RuleSet {
             .first(labels)
             .map(String::as_str)
             .unwrap_or("other")
+    }
+
+    /// Renders a compiled template (action bodies) with any serializable context.
+    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, String> {
+        let t = self
+            .templates
+            .get_template(name)
+            .map_err(|e| e.to_string())?;
+        t.render(ctx).map_err(|e| e.to_string())
     }
 
     /// Renders a rule's title template; falls back to a plain title.
@@ -692,6 +709,98 @@ struct RawSla {
 enum Section {
     Inhibit,
     Maintenance,
+    Action,
+    Escalation,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    name: Spanned<String>,
+    #[serde(default)]
+    on: Vec<Spanned<String>>,
+    #[serde(default, rename = "match")]
+    matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    priority: Vec<Spanned<String>>,
+    #[serde(default)]
+    category: Vec<Spanned<String>>,
+    #[serde(default)]
+    webhook: Option<RawWebhook>,
+    #[serde(default)]
+    exec: Option<RawExec>,
+    #[serde(default)]
+    retries: Option<u32>,
+    #[serde(default)]
+    backoff: Option<Spanned<String>>,
+    #[serde(default)]
+    rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    #[serde(default)]
+    url: Option<Spanned<String>>,
+    #[serde(default)]
+    url_env: Option<Spanned<String>>,
+    #[serde(default)]
+    method: Option<Spanned<String>>,
+    #[serde(default)]
+    preset: Option<Spanned<String>>,
+    #[serde(default)]
+    body: Option<Spanned<String>>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    secret_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExec {
+    command: Spanned<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    max_output: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    max: u32,
+    per: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    priority: Vec<Spanned<String>>,
+    levels: Vec<RawLevel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevel {
+    /// Since creation, while unacknowledged.
+    #[serde(default)]
+    after: Option<Spanned<String>>,
+    /// Share of the resolve target that has passed, e.g. "80%".
+    #[serde(default)]
+    resolve_progress: Option<Spanned<String>>,
+    #[serde(default)]
+    actions: Vec<Spanned<String>>,
+    #[serde(default)]
+    assignee: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -778,6 +887,14 @@ fn parse_days(s: &str) -> Option<Vec<chrono::Weekday>> {
 #[derive(Default)]
 struct Builder {
     errors: Vec<RuleError>,
+    actions: Vec<ActionDef>,
+    action_names: HashMap<String, Pos>,
+    escalations: Vec<EscalationPolicy>,
+    escalation_names: HashMap<String, Pos>,
+    /// Action names escalation levels refer to, checked when all files are read.
+    action_refs: Vec<(String, Pos)>,
+    /// Actions without `on`: only escalation levels can run them.
+    triggerless: Vec<(String, Pos)>,
     inhibit: Vec<InhibitRule>,
     inhibit_names: HashMap<String, Pos>,
     maintenance: Vec<MaintenanceWindow>,
@@ -849,6 +966,8 @@ impl Builder {
                 "maintenance" => self.maintenance_section(value),
                 "flapping" => self.flapping_section(key, value),
                 "problems" => self.problems_section(key, value),
+                "actions" => self.actions_section(value),
+                "escalations" => self.escalations_section(value),
                 other => self.err(
                     key.span(),
                     format!(
@@ -1271,6 +1390,8 @@ impl Builder {
         let map = match seen {
             Section::Inhibit => &mut self.inhibit_names,
             Section::Maintenance => &mut self.maintenance_names,
+            Section::Action => &mut self.action_names,
+            Section::Escalation => &mut self.escalation_names,
         };
         if let Some(prev) = map.get(&n) {
             let msg = format!("duplicate {which} name {n:?} (first defined at {prev})");
@@ -1501,7 +1622,291 @@ impl Builder {
         }
     }
 
+    fn priorities(&mut self, raw: &[Spanned<String>]) -> Vec<Priority> {
+        let mut out = Vec::new();
+        for p in raw {
+            match Priority::parse(p.as_str()) {
+                Some(p) => out.push(p),
+                None => self.err(
+                    p.span(),
+                    format!("unknown priority {:?}; expected P1..P5", p.as_str()),
+                ),
+            }
+        }
+        out
+    }
+
+    fn actions_section(&mut self, node: &Node) {
+        for (raw, span) in self.items::<RawAction>(node, "actions") {
+            let name = self.unique_name("action", &raw.name, Section::Action);
+            let mut on = Vec::new();
+            for t in &raw.on {
+                match Trigger::parse(t.as_str()) {
+                    Some(tr) => on.push(tr),
+                    None => self.err(
+                        t.span(),
+                        format!(
+                            "unknown trigger {:?}; expected one of {}",
+                            t.as_str(),
+                            Trigger::ALL.map(Trigger::as_str).join(", ")
+                        ),
+                    ),
+                }
+            }
+            let matchers = self.matchers(&raw.matchers);
+            let priorities = self.priorities(&raw.priority);
+            let mut categories = Vec::new();
+            for c in &raw.category {
+                if CATEGORIES.contains(&c.as_str()) {
+                    categories.push(c.as_str().to_string());
+                } else {
+                    self.err(
+                        c.span(),
+                        format!(
+                            "unknown category {:?}; expected one of {}",
+                            c.as_str(),
+                            CATEGORIES.join(", ")
+                        ),
+                    );
+                }
+            }
+            let backoff = match &raw.backoff {
+                Some(b) => self.duration(b),
+                None => Some(Duration::from_secs(1)),
+            };
+            let rate_limit = match &raw.rate_limit {
+                Some(rl) if rl.max == 0 => {
+                    self.err(rl.per.span(), "rate_limit.max must be at least 1");
+                    None
+                }
+                Some(rl) => self
+                    .duration(&rl.per)
+                    .map(|d| Some((rl.max, d)))
+                    .unwrap_or(None),
+                None => None,
+            };
+            let kind = match (&raw.webhook, &raw.exec) {
+                (Some(w), None) => self
+                    .webhook(w, name.as_deref().unwrap_or("?"), &span)
+                    .map(ActionKind::Webhook),
+                (None, Some(e)) => self.exec(e).map(ActionKind::Exec),
+                _ => {
+                    self.err(&span, "actions: give exactly one of `webhook` or `exec`");
+                    None
+                }
+            };
+            if raw.on.is_empty() {
+                if let Some(p) = self.pos_of(&span) {
+                    self.triggerless.push((name.clone().unwrap_or_default(), p));
+                }
+            }
+            if let (Some(name), Some(matchers), Some(kind), Some(backoff)) =
+                (name, matchers, kind, backoff)
+            {
+                self.actions.push(ActionDef {
+                    name,
+                    on,
+                    matchers,
+                    priorities,
+                    categories,
+                    kind,
+                    retries: raw.retries.unwrap_or(3),
+                    backoff,
+                    rate_limit,
+                });
+            }
+        }
+    }
+
+    fn webhook(
+        &mut self,
+        w: &RawWebhook,
+        action: &str,
+        span: &marked_yaml::Span,
+    ) -> Option<WebhookDef> {
+        let mut ok = true;
+        match (&w.url, &w.url_env) {
+            (Some(u), None) => {
+                if !(u.as_str().starts_with("http://") || u.as_str().starts_with("https://")) {
+                    self.err(
+                        u.span(),
+                        format!(
+                            "webhook url {:?} must start with http:// or https://",
+                            u.as_str()
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            (None, Some(_)) => {}
+            _ => {
+                self.err(span, "webhook: give exactly one of `url` or `url_env` (the environment variable holding the URL)");
+                ok = false;
+            }
+        }
+        let method = match w.method.as_ref().map(|m| m.as_str().to_ascii_uppercase()) {
+            None => reqwest::Method::POST,
+            Some(m) if m == "POST" => reqwest::Method::POST,
+            Some(m) if m == "PUT" => reqwest::Method::PUT,
+            Some(m) => {
+                if let Some(raw) = &w.method {
+                    self.err(
+                        raw.span(),
+                        format!("webhook method {m:?}: expected POST or PUT"),
+                    );
+                }
+                ok = false;
+                reqwest::Method::POST
+            }
+        };
+        let preset = match w.preset.as_ref().map(|p| p.as_str()) {
+            None | Some("json") => Preset::Json,
+            Some("slack") => Preset::Slack,
+            Some(other) => {
+                if let Some(raw) = &w.preset {
+                    self.err(
+                        raw.span(),
+                        format!("webhook preset {other:?}: expected json or slack"),
+                    );
+                }
+                ok = false;
+                Preset::Json
+            }
+        };
+        let body_template = w.body.as_ref().map(|b| {
+            let tname = format!("action/{action}");
+            let pos = self.pos_of(b.span()).unwrap_or(Pos {
+                file: Arc::from("?"),
+                line: 0,
+                column: 0,
+            });
+            self.templates
+                .push((tname.clone(), b.as_str().to_string(), pos));
+            tname
+        });
+        let timeout = match &w.timeout {
+            Some(t) => self.duration(t),
+            None => Some(Duration::from_secs(10)),
+        };
+        let timeout = timeout?;
+        ok.then(|| WebhookDef {
+            url: w.url.as_ref().map(|u| u.as_str().to_string()),
+            url_env: w.url_env.as_ref().map(|u| u.as_str().to_string()),
+            method,
+            preset,
+            body_template,
+            headers: w
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            secret_headers: w
+                .secret_headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            timeout,
+        })
+    }
+
+    fn exec(&mut self, e: &RawExec) -> Option<ExecDef> {
+        let command = e.command.as_str();
+        if command.is_empty()
+            || command.contains(char::is_whitespace) && !std::path::Path::new(command).exists()
+        {
+            self.err(e.command.span(), format!("exec command {command:?} is one program path; put its arguments in `args` (no shell is used)"));
+            return None;
+        }
+        let timeout = match &e.timeout {
+            Some(t) => self.duration(t)?,
+            None => Duration::from_secs(30),
+        };
+        Some(ExecDef {
+            command: PathBuf::from(command),
+            args: e.args.clone(),
+            timeout,
+            max_output: e.max_output.unwrap_or(16 * 1024),
+        })
+    }
+
+    fn escalations_section(&mut self, node: &Node) {
+        for (raw, span) in self.items::<RawEscalation>(node, "escalations") {
+            let name = self.unique_name("escalation policy", &raw.name, Section::Escalation);
+            let matchers = self.matchers(&raw.matchers);
+            let priorities = self.priorities(&raw.priority);
+            if raw.levels.is_empty() {
+                self.err(&span, "escalations: a policy needs at least one level");
+                continue;
+            }
+            let mut levels = Vec::new();
+            let mut ok = true;
+            for l in &raw.levels {
+                let when = match (&l.after, &l.resolve_progress) {
+                    (Some(a), None) => self.duration(a).map(LevelWhen::Unacknowledged),
+                    (None, Some(p)) => {
+                        let text = p.as_str().trim();
+                        let parsed = text
+                            .strip_suffix('%')
+                            .and_then(|n| n.trim().parse::<f64>().ok());
+                        match parsed {
+                            Some(v) if v > 0.0 && v <= 100.0 => {
+                                Some(LevelWhen::ResolveProgress(v / 100.0))
+                            }
+                            _ => {
+                                self.err(p.span(), format!("resolve_progress {text:?}: expected a percentage such as \"80%\""));
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        self.err(&span, "escalations: each level needs exactly one of `after` (unacknowledged for) or `resolve_progress` (e.g. \"80%\")");
+                        None
+                    }
+                };
+                for a in &l.actions {
+                    if let Some(pos) = self.pos_of(a.span()) {
+                        self.action_refs.push((a.as_str().to_string(), pos));
+                    }
+                }
+                match when {
+                    Some(when) => levels.push(EscalationLevel {
+                        when,
+                        actions: l.actions.iter().map(|a| a.as_str().to_string()).collect(),
+                        assignee: l.assignee.clone(),
+                    }),
+                    None => ok = false,
+                }
+            }
+            if let (Some(name), Some(matchers), true) = (name, matchers, ok) {
+                self.escalations.push(EscalationPolicy {
+                    name,
+                    matchers,
+                    priorities,
+                    levels,
+                });
+            }
+        }
+    }
+
     fn finish(mut self, origin: &str) -> Result<RuleSet, RulesError> {
+        for (name, pos) in std::mem::take(&mut self.triggerless) {
+            if !self.action_refs.iter().any(|(n, _)| *n == name) {
+                self.errors.push(RuleError {
+                    pos: Some(pos),
+                    message: format!("action {name:?} has no `on` triggers and no escalation level names it, so it would never run"),
+                });
+            }
+        }
+        for (name, pos) in std::mem::take(&mut self.action_refs) {
+            if !self.action_names.contains_key(&name) {
+                self.errors.push(RuleError {
+                    pos: Some(pos),
+                    message: format!(
+                        "escalation level names action {name:?}, which no `actions` entry defines"
+                    ),
+                });
+            }
+        }
         let mut env = minijinja::Environment::new();
         for (name, source, pos) in std::mem::take(&mut self.templates) {
             if let Err(e) = env.add_template_owned(name, source) {
@@ -1530,6 +1935,8 @@ impl Builder {
             }
         }
         Ok(RuleSet {
+            actions: self.actions,
+            escalations: self.escalations,
             inhibit: self.inhibit,
             maintenance: self.maintenance,
             flapping: self.flapping,

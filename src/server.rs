@@ -145,7 +145,22 @@ impl Server {
         };
         let engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
         let metrics = Arc::new(Metrics::new());
+        let mut engine = engine;
+        let external = config.external_url.clone().unwrap_or_else(|| {
+            format!(
+                "http://{}",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )
+        });
+        engine.set_external_url(&external);
+        let (rules_tx, rules_rx) = tokio::sync::watch::channel(engine.rules().clone());
+        let (dispatcher, jobs_rx) = crate::actions::channel(config.actions.queue_capacity);
         let (handle, writer) = pipeline::spawn(Writer {
+            dispatcher: Some(dispatcher),
+            rules_tx: Some(rules_tx),
             engine,
             store: store.clone(),
             metrics: metrics.clone(),
@@ -153,6 +168,17 @@ impl Server {
             engine_settings: settings,
             metrics_window: config.incidents.metrics_window,
         })?;
+        crate::actions::spawn_executor(
+            crate::actions::ExecutorSettings {
+                workers: config.actions.workers,
+                queue_capacity: config.actions.queue_capacity,
+                allow_exec: config.actions.allow_exec,
+            },
+            jobs_rx,
+            rules_rx,
+            handle.downgrade(),
+            metrics.clone(),
+        );
         let state = AppState {
             reloader: Reloader {
                 source: rules,

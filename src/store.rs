@@ -29,6 +29,7 @@ const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
 const SUPPRESSED: TableDefinition<u64, &[u8]> = TableDefinition::new("suppressed_alerts");
 const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
+const ACTION_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("action_jobs");
 
 /// How far back past incidents are loaded for similarity and recurrence.
 const HISTORY_DAYS: i64 = 30;
@@ -148,6 +149,7 @@ impl Store {
         tx.open_table(BY_STATUS)?;
         tx.open_table(SUPPRESSED)?;
         tx.open_table(SILENCES)?;
+        tx.open_table(ACTION_JOBS)?;
         tx.commit()?;
         Ok(store)
     }
@@ -196,6 +198,10 @@ impl Store {
             let mut silences = tx.open_table(SILENCES)?;
             for s in &ws.silences {
                 silences.insert(s.id.as_str(), encode(s).as_slice())?;
+            }
+            let mut jobs = tx.open_table(ACTION_JOBS)?;
+            for j in &ws.jobs {
+                jobs.insert(j.key.as_str(), encode(j).as_slice())?;
             }
         }
         tx.commit()?;
@@ -271,6 +277,14 @@ impl Store {
             }
         }
         snap.restored.history.reverse();
+        let live: std::collections::HashSet<IncidentKey> =
+            snap.live.iter().map(|l| l.incident.id).collect();
+        for row in tx.open_table(ACTION_JOBS)?.iter()? {
+            let job: crate::actions::Job = decode("action_jobs", row?.1.value())?;
+            if live.contains(&job.incident) || job.state == crate::actions::JobState::Pending {
+                snap.restored.jobs.push(job);
+            }
+        }
         Ok(snap)
     }
 
