@@ -27,6 +27,8 @@
 //! - [`metrics`] — Prometheus metrics, counted after commit.
 //! - [`report`] — the Markdown incident report.
 //! - [`server`] / [`config`] — startup, shutdown, configuration.
+//! - [`ruletest`] — `rules test`: rule unit tests on a virtual clock.
+//! - [`replay`] — `replay`: a recorded alert stream through fresh rules.
 
 pub mod actions;
 pub mod alert;
@@ -39,8 +41,10 @@ pub mod ingest;
 pub mod matcher;
 pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod rules;
+pub mod ruletest;
 pub mod server;
 pub mod store;
 pub mod suppress;

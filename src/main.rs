@@ -1,5 +1,7 @@
 //! The `incidentd` binary: parses the command line and hands over to the
-//! library. `serve` runs the daemon; `rules check` validates rule files.
+//! library. `serve` runs the daemon; `rules check` validates rule files;
+//! `rules test` runs rule unit tests; `replay` backtests rules against a
+//! recorded alert stream.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +33,31 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Push a recorded alert stream (JSON lines) through the rules in memory
+    /// and print the incidents it would have made. Never touches a data dir.
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// JSON lines: webhook v4 payloads, v2 alert arrays or generic alerts,
+    /// optionally wrapped as {"at": "<RFC 3339>", "payload": ...}.
+    file: PathBuf,
+    /// Rule directory (default: ./rules, else the built-in rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Text)]
+    format: ReplayFormat,
+    /// Virtual tick interval (timers run every tick, up to one tick after the last line).
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    tick: std::time::Duration,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReplayFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -55,6 +82,13 @@ enum RulesCommand {
     Check {
         /// Rule directory (default: ./rules, else the built-in rules).
         dir: Option<PathBuf>,
+    },
+    /// Run rule unit tests (YAML test files, see rules/README.md). Exit 0 all
+    /// passed, 1 a test failed or the rules do not compile, 2 a broken test file.
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -92,7 +126,53 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Rules {
+            command: RulesCommand::Test { files },
+        } => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            match incidentd::ruletest::run_paths(&files, &mut out, &mut err) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("incidentd: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Replay(args) => replay(args),
     }
+}
+
+fn replay(args: ReplayArgs) -> ExitCode {
+    let rules = match RulesSource::resolve(args.rules).load() {
+        Ok(r) => std::sync::Arc::new(r),
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("FAILED: the rules do not compile ({} error(s))", e.0.len());
+            return ExitCode::from(1);
+        }
+    };
+    let opts = incidentd::replay::Options {
+        tick: args.tick,
+        ..Default::default()
+    };
+    let report = match incidentd::replay::replay_file(&args.file, rules, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("incidentd: cannot read {}: {e}", args.file.display());
+            return ExitCode::from(1);
+        }
+    };
+    match args.format {
+        ReplayFormat::Text => print!("{}", incidentd::replay::render_text(&report)),
+        ReplayFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("incidentd: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 fn init_logging() {
