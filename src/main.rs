@@ -132,6 +132,7 @@ fn main() -> ExitCode {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             match incidentd::ruletest::run_paths(&files, &mut out, &mut err) {
                 Ok(code) => ExitCode::from(code),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
                 Err(e) => {
                     eprintln!("incidentd: {e}");
                     ExitCode::from(2)
@@ -162,17 +163,25 @@ fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match args.format {
-        ReplayFormat::Text => print!("{}", incidentd::replay::render_text(&report)),
+    let text = match args.format {
+        ReplayFormat::Text => incidentd::replay::render_text(&report),
         ReplayFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => s + "\n",
             Err(e) => {
                 eprintln!("incidentd: {e}");
                 return ExitCode::from(1);
             }
         },
+    };
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("incidentd: {e}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
     }
-    ExitCode::SUCCESS
 }
 
 fn init_logging() {

@@ -1,0 +1,341 @@
+//! CLI tests: the real `incidentd` binary running `rules test`, `rules
+//! check` and `replay` as an SRE (or CI) would, in a temporary working
+//! directory, checking exit codes, output and that nothing is written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary in `cwd`.
+fn run(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("INCIDENTD_RULES")
+        .output()
+        .expect("binary runs");
+    (
+        status.code().expect("exited, not killed"),
+        String::from_utf8(stdout).expect("utf-8 stdout"),
+        String::from_utf8(stderr).expect("utf-8 stderr"),
+    )
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Entries of a directory, sorted (to show nothing was written).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn shipped_rule_tests_pass() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = repo().join("rules/tests/default_test.yaml");
+    let (code, out, err) = run(tmp.path(), &["rules", "test", path_str(&file)]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+    assert!(entries(tmp.path()).is_empty(), "nothing written");
+}
+
+#[test]
+fn failing_test_prints_expected_and_got() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = repo().join("rules/default.yaml");
+    let file = tmp.path().join("failing_test.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"rule_files: ["{}"]
+tests:
+  - name: passes
+    input:
+      - {{at: 0m, labels: {{alertname: InstanceDown, instance: "web-1:9100", severity: critical}}}}
+    expect:
+      - at: 1m
+        incidents: [{{rule: node-down, priority: P3}}]
+  - name: node down is wrongly expected as P1
+    input:
+      - {{at: 0m, labels: {{alertname: InstanceDown, instance: "web-1:9100", severity: critical}}}}
+    expect:
+      - at: 2m
+        incidents:
+          - {{rule: node-down, category: hardware, priority: P1}}
+"#,
+            path_str(&rules)
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = run(tmp.path(), &["rules", "test", "failing_test.yaml"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("FAILED: failing_test.yaml: node down is wrongly expected as P1"),
+        "{out}"
+    );
+    assert!(!out.contains("FAILED: failing_test.yaml: passes"), "{out}");
+    assert!(out.contains("at 2m (2026-01-05T00:02:00+00:00):"), "{out}");
+    assert!(
+        out.contains("expected incidents:\n      rule=node-down category=hardware priority=P1"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "got incidents:\n      INC-20260105-0001 node-down node-down{instance=\"web-1:9100\"} hardware P3 open alerts=1"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("priority: expected P1, got P3"), "{out}");
+    assert!(out.contains("1 of 2 test(s) failed"), "{out}");
+}
+
+#[test]
+fn broken_test_file_exits_2_with_position() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = repo().join("rules/default.yaml");
+    std::fs::write(
+        tmp.path().join("broken_test.yaml"),
+        format!(
+            "rule_files: [\"{}\"]\ntests:\n  - name: bad time\n    input:\n      - at: soon\n        labels: {{alertname: X}}\n    expect: [{{at: 0}}]\n",
+            path_str(&rules)
+        ),
+    )
+    .expect("write");
+    std::fs::write(tmp.path().join("syntax_test.yaml"), "tests: [\n").expect("write");
+    let (code, out, err) = run(
+        tmp.path(),
+        &["rules", "test", "broken_test.yaml", "syntax_test.yaml"],
+    );
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("broken_test.yaml:5:13: at: bad duration \"soon\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("syntax_test.yaml:2:1: YAML syntax error"),
+        "{err}"
+    );
+    assert!(out.contains("2 broken test file(s)"), "{out}");
+}
+
+#[test]
+fn rule_test_with_rules_that_do_not_compile_fails() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(tmp.path().join("rules")).expect("mkdir");
+    std::fs::write(
+        tmp.path().join("rules/bad.yaml"),
+        "correlate:\n  - name: x\n    window: forever\n",
+    )
+    .expect("write");
+    std::fs::write(
+        tmp.path().join("t.yaml"),
+        "rule_dir: rules\ntests:\n  - name: t\n    expect: [{at: 0}]\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(tmp.path(), &["rules", "test", "t.yaml"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("bad.yaml:3:13:"), "{err}");
+    assert!(out.contains("the rules under test do not compile"), "{out}");
+}
+
+#[test]
+fn rules_check_names_file_line_and_column() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("rules");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "correlate:\n  - name: a\n    match: ['alertname=~\"(\"']\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(tmp.path(), &["rules", "check", "rules"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("rules/broken.yaml:3:13: bad matcher"), "{err}");
+}
+
+#[test]
+fn replay_of_the_recorded_outage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = repo().join("tests/data/recorded_alerts.jsonl");
+    let rules = repo().join("rules");
+    let (code, out, err) = run(
+        tmp.path(),
+        &[
+            "replay",
+            path_str(&data),
+            "--rules",
+            path_str(&rules),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "stderr:\n{err}");
+    let r: Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(r["lines"]["read"], 262);
+    assert_eq!(r["lines"]["skipped"], 0);
+    let s = &r["summary"];
+    // Expected from rules/default.yaml (see the comments in this test):
+    // P1 KubeAPIErrorBudgetBurn (impact high by name, critical);
+    // P2 InstanceDown web-3 (prod, critical), HTTPCheckFailed (prod,
+    //    critical), NodeFilesystemAlmostOutOfSpace (prod, critical);
+    // P3 NodeFilesystemSpaceFillingUp, NodeMemoryHighUtilization,
+    //    crashloops in shop (2 pods, one incident) and payments,
+    //    KubeDeploymentReplicasMismatch (all prod, warning), TargetDown
+    //    (P4, raised to P3 by 3 distinct instances); P5 Watchdog.
+    assert_eq!(s["incidents"], 11);
+    assert_eq!(
+        s["by_priority"],
+        serde_json::json!({"P1": 1, "P2": 3, "P3": 6, "P4": 0, "P5": 1})
+    );
+    assert_eq!(
+        s["by_category"],
+        serde_json::json!({"account": 0, "hardware": 4, "network": 0, "other": 1,
+                           "performance": 1, "security": 0, "software": 5})
+    );
+    assert_eq!(
+        s["by_status"],
+        serde_json::json!({"acknowledged": 0, "closed": 0, "open": 1, "resolved": 10})
+    );
+    let a = &r["alerts"];
+    assert_eq!(a["alerts_received"], 846);
+    assert_eq!(a["incidents_created"], 11);
+    // BlackboxProbeFailed on web-3 while InstanceDown fires for it.
+    assert_eq!(
+        a["suppressed"],
+        serde_json::json!({"flapping": 0, "inhibit": 1, "maintenance": 0, "silence": 0})
+    );
+    // Prometheus resends the probe's resolve for 15 minutes; the first one
+    // ends the suppression, the other 15 are for an alert never in an incident.
+    assert_eq!(a["ignored"], 15);
+    // web-3 came back and died again within the 2h window; TargetDown's
+    // priority rose with the third instance.
+    assert_eq!(a["reopened"], 1);
+    assert_eq!(a["priority_raised"], 1);
+    let by_group = |g: &str| -> Value {
+        r["incidents"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|i| i["group_key"] == g)
+            .cloned()
+            .unwrap_or_else(|| panic!("no incident {g}"))
+    };
+    let crash = by_group("kube-workload{alertname=\"KubePodCrashLooping\",namespace=\"shop\"}");
+    assert_eq!(
+        (
+            &crash["priority"],
+            &crash["category"],
+            &crash["alert_count"]
+        ),
+        (
+            &Value::from("P3"),
+            &Value::from("software"),
+            &Value::from(2)
+        )
+    );
+    let targets = by_group("target-down{job=\"api\",namespace=\"shop\"}");
+    assert_eq!(targets["alert_count"], 3);
+    assert_eq!(targets["priority"], "P3");
+    assert_eq!(
+        by_group("node-down{instance=\"web-3:9100\"}")["priority"],
+        "P2"
+    );
+    assert_eq!(
+        by_group("per-alertname{alertname=\"Watchdog\"}")["status"],
+        "open"
+    );
+    assert!(
+        entries(tmp.path()).is_empty(),
+        "replay wrote into its working directory: {:?}",
+        entries(tmp.path())
+    );
+
+    // The text form says the same for people.
+    let (code, text, err) = run(
+        tmp.path(),
+        &["replay", path_str(&data), "--rules", path_str(&rules)],
+    );
+    assert_eq!(code, 0, "stderr:\n{err}");
+    assert!(text.contains("incidents created: 11"), "{text}");
+    assert!(
+        text.contains("by priority: P1 1, P2 3, P3 6, P4 0, P5 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("INC-20260310-0011 P1 performance resolved     rule=kube-control-plane"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ticked every 1m up to 2026-03-10T11:01:00+00:00"),
+        "{text}"
+    );
+    assert!(!tmp.path().join("data").exists(), "no data dir");
+}
+
+#[test]
+fn replay_reports_bad_lines_and_uses_local_rules() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // ./rules exists: replay uses it, like serve.
+    std::fs::create_dir(tmp.path().join("rules")).expect("mkdir");
+    std::fs::write(
+        tmp.path().join("rules/r.yaml"),
+        "correlate:\n  - name: everything\n    group_by: [team]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        tmp.path().join("stream.jsonl"),
+        concat!(
+            r#"{"at":"2026-02-01T10:00:00Z","payload":[{"labels":{"alertname":"A","team":"x"}},{"labels":{"alertname":"B","team":"x"}}]}"#,
+            "\n",
+            "{\"at\": \"2026-02-01T10:01:00Z\", \"payload\": [\n",
+            "\n",
+            r#"{"at":"2026-02-01T10:02:00Z","payload":[{"labels":{}}]}"#,
+            "\n",
+            r#"{"labels":{"alertname":"C","team":"y"},"startsAt":"2026-02-01T10:03:00Z"}"#,
+            "\n",
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = run(tmp.path(), &["replay", "stream.jsonl"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("rules: ./rules"), "{out}");
+    assert!(
+        out.contains("lines: 4 read, 2 replayed, 2 skipped"),
+        "{out}"
+    );
+    assert!(out.contains("  line 2: invalid JSON"), "{out}");
+    assert!(
+        out.contains("  line 4: alert array: [0].labels: an alert needs at least one label"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rule=everything group=everything{team=\"x\"} alerts=2"),
+        "{out}"
+    );
+    assert!(out.contains("incidents created: 2"), "{out}");
+    assert_eq!(
+        entries(tmp.path()),
+        vec!["rules".to_string(), "stream.jsonl".to_string()],
+        "nothing written"
+    );
+
+    let (code, _, err) = run(tmp.path(), &["replay", "missing.jsonl"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read missing.jsonl"), "{err}");
+}
