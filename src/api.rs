@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/alerts", post(ingest_v2))
         .route("/api/v1/webhook/alertmanager", post(ingest_webhook))
         .route("/api/v1/alerts", post(ingest_generic))
+        .route("/v2/enqueue", post(ingest_pagerduty))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/report", get(report))
@@ -106,6 +107,14 @@ async fn ingest_generic(
     ingest(s, Format::Generic, body).await
 }
 
+/// PagerDuty Events API v2: 202 with the event's `dedup_key` once durable.
+async fn ingest_pagerduty(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    ingest(s, Format::PagerDutyV2, body).await
+}
+
 async fn ingest(s: AppState, format: Format, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let source = format.source();
@@ -132,14 +141,31 @@ async fn ingest(s: AppState, format: Format, body: Result<Bytes, BytesRejection>
             return error(rej.status(), rej.body_text());
         }
     };
-    let alerts = match ingest::parse(format, &body, &s.limits, Utc::now()) {
-        Ok(a) => a,
+    let parsed = if format == Format::PagerDutyV2 {
+        ingest::pagerduty_event(&body, &s.limits, Utc::now()).map(|e| (Some(e.dedup_key), e.alerts))
+    } else {
+        ingest::parse(format, &body, &s.limits, Utc::now()).map(|a| (None, a))
+    };
+    let (dedup_key, alerts) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             reject("invalid");
             return error(StatusCode::BAD_REQUEST, e);
         }
     };
+    let pagerduty_accepted = |dedup_key: String| {
+        (
+            StatusCode::ACCEPTED,
+            Json(
+                json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}),
+            ),
+        )
+            .into_response()
+    };
     if alerts.is_empty() {
+        if let Some(k) = dedup_key {
+            return pagerduty_accepted(k);
+        }
         return Json(json!({"status": "success", "accepted": 0})).into_response();
     }
     match s.handle.ingest(source, alerts).await {
@@ -148,6 +174,9 @@ async fn ingest(s: AppState, format: Format, body: Result<Bytes, BytesRejection>
                 .ingest_batch_duration
                 .with_label_values(&[source.as_str()])
                 .observe(started.elapsed().as_secs_f64());
+            if let Some(k) = dedup_key {
+                return pagerduty_accepted(k);
+            }
             Json(json!({
                 "status": "success",
                 "accepted": summary.accepted,

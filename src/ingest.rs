@@ -1,7 +1,8 @@
 //! Payload parsing and validation for every HTTP alert format.
 //!
 //! Input: a raw request body and the format it claims to be (Alertmanager v2
-//! postable alerts, Alertmanager webhook v4, generic JSON). Output: normalized
+//! postable alerts, Alertmanager webhook v4, generic JSON, PagerDuty Events
+//! API v2 — see [`pagerduty_event`] for its mapping). Output: normalized
 //! [`Alert`]s, or one [`IngestError`] that names the problem and where it is
 //! (byte offset for UTF-8, JSON path such as `[3].labels.severity` for the
 //! rest). A request is all-or-nothing: one bad alert rejects the whole
@@ -41,6 +42,8 @@ pub enum Format {
     AlertmanagerV2,
     WebhookV4,
     Generic,
+    /// PagerDuty Events API v2: one event object per body.
+    PagerDutyV2,
 }
 
 impl Format {
@@ -49,6 +52,7 @@ impl Format {
             Format::AlertmanagerV2 => Source::AlertmanagerApi,
             Format::WebhookV4 => Source::AlertmanagerWebhook,
             Format::Generic => Source::Generic,
+            Format::PagerDutyV2 => Source::PagerDuty,
         }
     }
 
@@ -57,6 +61,7 @@ impl Format {
             Format::AlertmanagerV2 => "a JSON array of alerts",
             Format::WebhookV4 => "an Alertmanager webhook payload (version 4)",
             Format::Generic => "an alert object or an array of alerts",
+            Format::PagerDutyV2 => "a PagerDuty Events API v2 event object",
         }
     }
 }
@@ -107,6 +112,7 @@ pub fn parse(
             let prefix = if trimmed.starts_with('[') { "" } else { "$" };
             normalize_all(raw, prefix, source, limits, now)
         }
+        Format::PagerDutyV2 => pagerduty_event(body, limits, now).map(|e| e.alerts),
     }
 }
 
@@ -324,6 +330,276 @@ fn check_map(
 /// Longest accepted label or annotation name.
 const MAX_NAME_BYTES: usize = 1024;
 
+/// What a PagerDuty v2 event asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagerDutyAction {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+/// A parsed PagerDuty Events API v2 event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagerDutyEvent {
+    /// The event's `dedup_key`, or for a trigger without one the key derived
+    /// from its labels (answered to the sender, as PagerDuty does).
+    pub dedup_key: String,
+    pub action: PagerDutyAction,
+    /// One alert for trigger and resolve; none for acknowledge.
+    pub alerts: Vec<Alert>,
+}
+
+/// PagerDuty's own limits on these fields.
+const PD_MAX_DEDUP_KEY: usize = 255;
+const PD_MAX_SUMMARY: usize = 1024;
+
+#[derive(Deserialize)]
+struct RawPagerDuty {
+    routing_key: String,
+    event_action: String,
+    #[serde(default)]
+    dedup_key: Option<String>,
+    #[serde(default)]
+    payload: Option<RawPagerDutyPayload>,
+    #[serde(default)]
+    client_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPagerDutyPayload {
+    summary: String,
+    source: String,
+    severity: String,
+    #[serde(default, deserialize_with = "pd_timestamp")]
+    timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    component: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    custom_details: Option<serde_json::Value>,
+}
+
+/// ISO 8601 as PagerDuty documents it: RFC 3339, or with a `+0000` offset.
+fn pd_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| serde::de::Error::custom(format!("invalid timestamp {s:?}: {e}"))),
+    }
+}
+
+/// Parses one PagerDuty Events API v2 event (`POST /v2/enqueue`).
+///
+/// Mapping: a `trigger` becomes a firing alert with the labels `alertname`
+/// (`payload.summary`, or `payload.class` when the summary is empty),
+/// `severity`, `source`, and when given `component`, `group`, `class`, plus
+/// `dedup_key`; `payload.summary` is also the `summary` annotation and each
+/// top-level `custom_details` entry becomes an annotation (non-strings as
+/// JSON text). A `resolve` becomes a resolved alert. An `acknowledge` is
+/// accepted and changes nothing: acknowledging is incidentd's own lifecycle
+/// step (`POST /api/v1/incidents/{id}/ack`), not something a monitor decides.
+///
+/// PagerDuty identifies an alert by `routing_key` + `dedup_key`, and a
+/// resolve carries nothing else, so the fingerprint of these alerts is the
+/// Alertmanager fingerprint of `{dedup_key, routing_key}` rather than of the
+/// stored labels; the routing key itself (an integration secret) is not
+/// stored. A trigger without `dedup_key` gets the hex fingerprint of its
+/// labels as key, so identical triggers deduplicate.
+pub fn pagerduty_event(
+    body: &[u8],
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<PagerDutyEvent, IngestError> {
+    let text = std::str::from_utf8(body).map_err(|e| IngestError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    if text.trim().is_empty() {
+        return Err(IngestError::Empty {
+            expected: Format::PagerDutyV2.expected(),
+        });
+    }
+    let raw: RawPagerDuty = from_json(text)?;
+    let invalid = |path: &str, message: String| IngestError::Invalid {
+        path: path.to_string(),
+        message,
+    };
+    if raw.routing_key.trim().is_empty() {
+        return Err(invalid("routing_key", "must not be empty".into()));
+    }
+    let action = match raw.event_action.as_str() {
+        "trigger" => PagerDutyAction::Trigger,
+        "acknowledge" => PagerDutyAction::Acknowledge,
+        "resolve" => PagerDutyAction::Resolve,
+        other => {
+            return Err(invalid(
+                "event_action",
+                format!("unknown event_action {other:?}; expected \"trigger\", \"acknowledge\" or \"resolve\""),
+            ))
+        }
+    };
+    let given_key = raw.dedup_key.filter(|k| !k.is_empty());
+    if let Some(k) = &given_key {
+        if k.len() > PD_MAX_DEDUP_KEY {
+            return Err(invalid(
+                "dedup_key",
+                format!("{} bytes (limit {PD_MAX_DEDUP_KEY})", k.len()),
+            ));
+        }
+    }
+    let identity = |dedup_key: &str| {
+        let mut id = Labels::new();
+        id.insert("dedup_key".into(), dedup_key.to_string());
+        id.insert("routing_key".into(), raw.routing_key.clone());
+        crate::fingerprint::fingerprint(&id)
+    };
+    match action {
+        PagerDutyAction::Acknowledge | PagerDutyAction::Resolve => {
+            let Some(dedup_key) = given_key else {
+                return Err(invalid(
+                    "dedup_key",
+                    format!("required for event_action {:?}", raw.event_action),
+                ));
+            };
+            let alerts = if action == PagerDutyAction::Resolve {
+                let mut labels = Labels::new();
+                labels.insert("dedup_key".into(), dedup_key.clone());
+                let mut a = Alert::new(
+                    labels,
+                    Labels::new(),
+                    Some(AlertStatus::Resolved),
+                    None,
+                    None,
+                    String::new(),
+                    Source::PagerDuty,
+                    None,
+                    now,
+                )
+                .ok_or_else(|| invalid("dedup_key", "must not be empty".into()))?;
+                a.fingerprint = identity(&dedup_key);
+                vec![a]
+            } else {
+                Vec::new()
+            };
+            Ok(PagerDutyEvent {
+                dedup_key,
+                action,
+                alerts,
+            })
+        }
+        PagerDutyAction::Trigger => {
+            let Some(p) = raw.payload else {
+                return Err(invalid(
+                    "payload",
+                    "required for event_action \"trigger\"".into(),
+                ));
+            };
+            if p.summary.trim().is_empty() && p.class.as_deref().unwrap_or("").is_empty() {
+                return Err(invalid("payload.summary", "must not be empty".into()));
+            }
+            if p.summary.len() > PD_MAX_SUMMARY {
+                return Err(invalid(
+                    "payload.summary",
+                    format!("{} bytes (limit {PD_MAX_SUMMARY})", p.summary.len()),
+                ));
+            }
+            if p.source.trim().is_empty() {
+                return Err(invalid("payload.source", "must not be empty".into()));
+            }
+            if !matches!(
+                p.severity.as_str(),
+                "critical" | "error" | "warning" | "info"
+            ) {
+                return Err(invalid(
+                    "payload.severity",
+                    format!(
+                        "unknown severity {:?}; expected critical, error, warning or info",
+                        p.severity
+                    ),
+                ));
+            }
+            let mut labels = Labels::new();
+            let alertname = if p.summary.trim().is_empty() {
+                p.class.clone().unwrap_or_default()
+            } else {
+                p.summary.clone()
+            };
+            labels.insert("alertname".into(), alertname);
+            labels.insert("severity".into(), p.severity);
+            labels.insert("source".into(), p.source);
+            for (name, value) in [
+                ("component", p.component),
+                ("group", p.group),
+                ("class", p.class),
+            ] {
+                if let Some(v) = value.filter(|v| !v.is_empty()) {
+                    labels.insert(name.into(), v);
+                }
+            }
+            let dedup_key = match given_key {
+                Some(k) => k,
+                None => {
+                    let mut l = labels.clone();
+                    l.retain(|_, v| !v.is_empty());
+                    crate::fingerprint::to_hex(crate::fingerprint::fingerprint(&l))
+                }
+            };
+            labels.insert("dedup_key".into(), dedup_key.clone());
+            check_map(&labels, limits.max_labels, limits.max_label_value_bytes)
+                .map_err(|m| invalid("payload", format!("labels: {m}")))?;
+            let mut annotations = Labels::new();
+            match p.custom_details {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::Object(map)) => {
+                    for (k, v) in map {
+                        let text = match v {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        annotations.insert(k, text);
+                    }
+                }
+                Some(serde_json::Value::String(s)) => {
+                    annotations.insert("custom_details".into(), s);
+                }
+                Some(other) => {
+                    annotations.insert("custom_details".into(), other.to_string());
+                }
+            }
+            annotations.insert("summary".into(), p.summary);
+            check_map(
+                &annotations,
+                limits.max_labels,
+                limits.max_annotation_value_bytes,
+            )
+            .map_err(|m| invalid("payload.custom_details", m))?;
+            let mut a = Alert::new(
+                labels,
+                annotations,
+                Some(AlertStatus::Firing),
+                p.timestamp,
+                None,
+                raw.client_url.unwrap_or_default(),
+                Source::PagerDuty,
+                None,
+                now,
+            )
+            .ok_or_else(|| invalid("payload", "no label with a non-empty value".into()))?;
+            a.fingerprint = identity(&dedup_key);
+            Ok(PagerDutyEvent {
+                dedup_key,
+                action,
+                alerts: vec![a],
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,5 +761,131 @@ mod tests {
             e,
             IngestError::TooManyAlerts { count: 2, limit: 1 }
         ));
+    }
+    fn pd(body: &str) -> Result<PagerDutyEvent, IngestError> {
+        pagerduty_event(body.as_bytes(), &Limits::default(), now())
+    }
+
+    #[test]
+    fn pagerduty_trigger_maps_payload_to_labels() {
+        let e = pd(
+            r#"{"routing_key":"R0123","event_action":"trigger","dedup_key":"disk-db1",
+            "client":"nagios","client_url":"http://nagios/db1",
+            "payload":{"summary":"Disk full on db1","source":"db1","severity":"critical",
+              "timestamp":"2026-11-23T11:42:58.315+0000","component":"postgres","group":"prod-db",
+              "class":"disk","custom_details":{"free":"0%","mounts":["/","/var"]}},
+            "images":[],"links":[]}"#,
+        )
+        .expect("valid");
+        assert_eq!(e.action, PagerDutyAction::Trigger);
+        assert_eq!(e.dedup_key, "disk-db1");
+        let a = &e.alerts[0];
+        assert_eq!(a.status, AlertStatus::Firing);
+        assert_eq!(a.source, Source::PagerDuty);
+        assert_eq!(a.alertname(), "Disk full on db1");
+        for (k, v) in [
+            ("severity", "critical"),
+            ("source", "db1"),
+            ("component", "postgres"),
+            ("group", "prod-db"),
+            ("class", "disk"),
+            ("dedup_key", "disk-db1"),
+        ] {
+            assert_eq!(a.labels.get(k).map(String::as_str), Some(v), "label {k}");
+        }
+        assert!(
+            !a.labels.contains_key("routing_key"),
+            "the routing key is a secret"
+        );
+        assert_eq!(a.annotations["summary"], "Disk full on db1");
+        assert_eq!(a.annotations["free"], "0%");
+        assert_eq!(a.annotations["mounts"], r#"["/","/var"]"#);
+        assert_eq!(a.generator_url, "http://nagios/db1");
+        assert_eq!(
+            a.starts_at,
+            Some("2026-11-23T11:42:58.315Z".parse().expect("valid"))
+        );
+    }
+
+    #[test]
+    fn pagerduty_resolve_matches_its_trigger() {
+        let t = pd(
+            r#"{"routing_key":"R1","event_action":"trigger","dedup_key":"k1",
+            "payload":{"summary":"CPU at 93%","source":"web1","severity":"warning"}}"#,
+        )
+        .expect("valid");
+        let t2 = pd(
+            r#"{"routing_key":"R1","event_action":"trigger","dedup_key":"k1",
+            "payload":{"summary":"CPU at 97%","source":"web1","severity":"warning"}}"#,
+        )
+        .expect("valid");
+        let r =
+            pd(r#"{"routing_key":"R1","event_action":"resolve","dedup_key":"k1"}"#).expect("valid");
+        let other_service =
+            pd(r#"{"routing_key":"R2","event_action":"resolve","dedup_key":"k1"}"#).expect("valid");
+        assert_eq!(r.alerts[0].status, AlertStatus::Resolved);
+        assert_eq!(t.alerts[0].fingerprint, r.alerts[0].fingerprint);
+        assert_eq!(t.alerts[0].fingerprint, t2.alerts[0].fingerprint);
+        assert_ne!(r.alerts[0].fingerprint, other_service.alerts[0].fingerprint);
+        let ack = pd(r#"{"routing_key":"R1","event_action":"acknowledge","dedup_key":"k1"}"#)
+            .expect("valid");
+        assert_eq!(ack.action, PagerDutyAction::Acknowledge);
+        assert!(ack.alerts.is_empty());
+        assert_eq!(ack.dedup_key, "k1");
+    }
+
+    #[test]
+    fn pagerduty_trigger_without_dedup_key_gets_a_stable_one() {
+        let body = r#"{"routing_key":"R1","event_action":"trigger",
+            "payload":{"summary":"s","source":"h","severity":"info"}}"#;
+        let a = pd(body).expect("valid");
+        let b = pd(body).expect("valid");
+        assert_eq!(a.dedup_key.len(), 16);
+        assert_eq!(a.dedup_key, b.dedup_key);
+        assert_eq!(a.alerts[0].labels["dedup_key"], a.dedup_key);
+        let via_parse = p(Format::PagerDutyV2, body).expect("valid");
+        assert_eq!(via_parse, a.alerts);
+    }
+
+    #[test]
+    fn pagerduty_errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"event_action":"trigger"}"#,
+                "$: missing field `routing_key`",
+            ),
+            (
+                r#"{"routing_key":"","event_action":"trigger"}"#,
+                "routing_key: must not be empty",
+            ),
+            (
+                r#"{"routing_key":"R","event_action":"escalate"}"#,
+                "event_action: unknown event_action \"escalate\"",
+            ),
+            (
+                r#"{"routing_key":"R","event_action":"resolve"}"#,
+                "dedup_key: required for event_action \"resolve\"",
+            ),
+            (
+                r#"{"routing_key":"R","event_action":"trigger"}"#,
+                "payload: required",
+            ),
+            (
+                r#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"s","source":"h","severity":"fatal"}}"#,
+                "payload.severity: unknown severity \"fatal\"",
+            ),
+            (
+                r#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"s","severity":"info"}}"#,
+                "payload: missing field `source`",
+            ),
+            (
+                r#"{"routing_key":"R","event_action":"trigger","payload":{"summary":"s","source":"h","severity":"info","timestamp":"noon"}}"#,
+                "payload.timestamp: invalid timestamp \"noon\"",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = pd(body).expect_err(body).to_string();
+            assert!(e.starts_with(want), "{body}: got {e:?}, want {want:?}");
+        }
     }
 }
