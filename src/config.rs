@@ -6,6 +6,7 @@
 //! with no file runs. Doc comments on the fields are the user documentation
 //! (see the README's configuration section).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,9 @@ pub struct Config {
     /// How long shutdown waits for in-flight work before giving up.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Kafka source (`serve`) and target (`forward`); unset means no Kafka.
+    /// See docs/scaling.md.
+    pub kafka: Option<KafkaConfig>,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             actions: ActionSettings::default(),
             external_url: None,
             shutdown_timeout: Duration::from_secs(30),
+            kafka: None,
         }
     }
 }
@@ -149,6 +154,159 @@ impl Default for PipelineSettings {
     }
 }
 
+/// The `kafka` section. `serve` consumes `topics` as one consumer group and
+/// commits a message's offset only after its alerts are committed to the
+/// database; `forward` produces into the single topic in `topics`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]` (`--kafka-brokers`).
+    pub brokers: String,
+    /// Topics to consume (`--kafka-topic`, repeatable).
+    pub topics: Vec<String>,
+    /// Consumer group id (`--kafka-group`); the instances of one group split
+    /// the partitions between them.
+    pub group: String,
+    /// Payload format per topic: `auto` (the default: detected per message),
+    /// `alertmanager_v2`, `webhook_v4`, `generic` or `pagerduty_v2`.
+    pub formats: BTreeMap<String, KafkaFormat>,
+    /// Topic that receives messages which cannot be parsed: same key and
+    /// payload, the error in header `incidentd-error`. Unset: such messages
+    /// are logged, counted in `incidentd_kafka_messages_rejected_total` and
+    /// skipped.
+    pub dead_letter_topic: Option<String>,
+    /// Where a group without committed offsets starts: `earliest` or `latest`.
+    pub start_from: StartFrom,
+    /// How often the offsets of durably stored messages are committed. A
+    /// crash replays at most this much; dedup absorbs the replay.
+    #[serde(with = "duration")]
+    pub commit_interval: Duration,
+    /// How often `incidentd_kafka_consumer_lag` is refreshed.
+    #[serde(with = "duration")]
+    pub lag_interval: Duration,
+    /// Most messages stored in one write transaction.
+    pub max_batch_messages: usize,
+    /// Longest pause between retries while the pipeline is overloaded or
+    /// storage fails (partitions stay paused meanwhile).
+    #[serde(with = "duration")]
+    pub max_retry_backoff: Duration,
+    /// Extra librdkafka properties, e.g. `security.protocol`, `sasl.*`,
+    /// `ssl.*`, `session.timeout.ms`. The ones that carry the delivery
+    /// guarantee (`enable.auto.commit`, `enable.auto.offset.store`,
+    /// `group.id`, `bootstrap.servers`) cannot be set here.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topics: Vec::new(),
+            group: "incidentd".into(),
+            formats: BTreeMap::new(),
+            dead_letter_topic: None,
+            start_from: StartFrom::Earliest,
+            commit_interval: Duration::from_secs(1),
+            lag_interval: Duration::from_secs(10),
+            max_batch_messages: 500,
+            max_retry_backoff: Duration::from_secs(5),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// How a Kafka topic's messages are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaFormat {
+    /// An object with `alerts` is a webhook v4 payload, one with
+    /// `event_action` a PagerDuty v2 event, any other object one generic
+    /// alert, an array generic / Alertmanager v2 alerts.
+    #[default]
+    Auto,
+    AlertmanagerV2,
+    WebhookV4,
+    Generic,
+    PagerdutyV2,
+}
+
+/// `auto.offset.reset` for a group that has no committed offset yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+/// librdkafka properties that `kafka.options` must not override.
+pub const KAFKA_RESERVED_OPTIONS: [&str; 4] = [
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+];
+
+impl KafkaConfig {
+    /// Every problem with this section, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.brokers.trim().is_empty() {
+            p.push("kafka.brokers must be set (host:port,...)".to_string());
+        }
+        if self.topics.is_empty() {
+            p.push("kafka.topics must name at least one topic".to_string());
+        }
+        if self.topics.iter().any(|t| t.trim().is_empty()) {
+            p.push("kafka.topics: a topic name is empty".to_string());
+        }
+        if self.group.trim().is_empty() {
+            p.push("kafka.group must not be empty".to_string());
+        }
+        for t in self.formats.keys() {
+            if !self.topics.contains(t) {
+                p.push(format!(
+                    "kafka.formats.{t}: {t:?} is not one of kafka.topics {:?}",
+                    self.topics
+                ));
+            }
+        }
+        if let Some(d) = &self.dead_letter_topic {
+            if d.trim().is_empty() {
+                p.push("kafka.dead_letter_topic must not be empty when set".to_string());
+            } else if self.topics.contains(d) {
+                p.push(format!(
+                    "kafka.dead_letter_topic {d:?} is also consumed (kafka.topics); rejected messages would loop"
+                ));
+            }
+        }
+        if self.commit_interval.is_zero() {
+            p.push("kafka.commit_interval must be > 0".to_string());
+        }
+        if self.lag_interval < Duration::from_millis(10) {
+            p.push("kafka.lag_interval must be at least 10ms".to_string());
+        }
+        if self.max_batch_messages == 0 {
+            p.push("kafka.max_batch_messages must be > 0".to_string());
+        }
+        if self.max_retry_backoff.is_zero() {
+            p.push("kafka.max_retry_backoff must be > 0".to_string());
+        }
+        for k in self.options.keys() {
+            if KAFKA_RESERVED_OPTIONS.contains(&k.as_str()) {
+                p.push(format!(
+                    "kafka.options.{k} cannot be set: incidentd manages it (use kafka.brokers / kafka.group)"
+                ));
+            }
+        }
+        p
+    }
+
+    /// The configured format of `topic`.
+    pub fn format_of(&self, topic: &str) -> KafkaFormat {
+        self.formats.get(topic).copied().unwrap_or_default()
+    }
+}
+
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -202,6 +360,12 @@ impl Config {
         if self.incidents.metrics_window.is_zero() {
             problems.push("incidents.metrics_window must be > 0");
         }
+        let kafka_problems = self
+            .kafka
+            .as_ref()
+            .map(KafkaConfig::problems)
+            .unwrap_or_default();
+        problems.extend(kafka_problems.iter().map(String::as_str));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -261,5 +425,46 @@ mod tests {
         std::fs::write(&path, "incidents:\n  close_after: soon\n").expect("write");
         let e = Config::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("invalid duration \"soon\""), "{e}");
+    }
+
+    #[test]
+    fn kafka_section_parses_and_reports_every_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "kafka:\n  brokers: k1:9092,k2:9092\n  topics: [alerts, pd]\n  formats:\n    pd: pagerduty_v2\n  dead_letter_topic: alerts-dlq\n  commit_interval: 500ms\n  options:\n    security.protocol: SASL_SSL\n",
+        )
+        .expect("write");
+        let c = Config::from_file(&path).expect("valid");
+        c.validate().expect("valid");
+        let k = c.kafka.expect("kafka section");
+        assert_eq!(k.group, "incidentd");
+        assert_eq!(k.format_of("pd"), KafkaFormat::PagerdutyV2);
+        assert_eq!(k.format_of("alerts"), KafkaFormat::Auto);
+        assert_eq!(k.commit_interval, Duration::from_millis(500));
+
+        std::fs::write(&path, "kafka:\n  brokers: k\n  topic: [a]\n").expect("write");
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown field `topic`"), "{e}");
+
+        std::fs::write(
+            &path,
+            "kafka:\n  topics: [a]\n  formats:\n    b: generic\n  dead_letter_topic: a\n  options:\n    enable.auto.commit: 'true'\n",
+        )
+        .expect("write");
+        let e = Config::from_file(&path)
+            .expect("parses")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "kafka.brokers must be set",
+            "kafka.formats.b",
+            "kafka.dead_letter_topic \"a\" is also consumed",
+            "kafka.options.enable.auto.commit cannot be set",
+        ] {
+            assert!(e.contains(want), "{want:?} missing in {e}");
+        }
     }
 }

@@ -10,6 +10,10 @@
 //!   by JSON path.
 //! - [`alert`] / [`fingerprint`] — the normalized alert and its
 //!   Alertmanager-compatible fingerprint.
+//! - [`kafka`] — the Kafka source: a consumer group member feeding the
+//!   pipeline; offsets committed only after the alerts are durable; bad
+//!   messages to a dead-letter topic. [`forward`] is the other end: HTTP
+//!   receivers producing into the topic keyed by correlation group.
 //! - [`pipeline`] — the bounded queue to the single writer thread; group
 //!   commit; replies only after the commit (the durability ticket).
 //! - [`engine`] — pure, synchronous: dedup per fingerprint → correlate by
@@ -36,8 +40,10 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod fingerprint;
+pub mod forward;
 pub mod incident;
 pub mod ingest;
+pub mod kafka;
 pub mod matcher;
 pub mod metrics;
 pub mod pipeline;

@@ -28,6 +28,10 @@ struct Cli {
 enum Command {
     /// Run the daemon (defaults: listen 127.0.0.1:9095, data in ./data, rules from ./rules or built in).
     Serve(ServeArgs),
+    /// Run only the HTTP receivers and produce every request's alerts into
+    /// Kafka, keyed by correlation group, for `serve` instances consuming
+    /// the topic as one group (see docs/scaling.md).
+    Forward(ForwardArgs),
     /// Work with rule files.
     Rules {
         #[command(subcommand)]
@@ -74,6 +78,64 @@ struct ServeArgs {
     /// Rule directory.
     #[arg(long, env = "INCIDENTD_RULES")]
     rules: Option<PathBuf>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+/// Kafka flags; they override the config file's `kafka` section.
+#[derive(Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap brokers (host:port,...); with --kafka-topic this
+    /// enables the Kafka source.
+    #[arg(long, env = "INCIDENTD_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// Kafka topic to consume (serve) or produce into (forward); repeat for
+    /// several (the environment variable takes a comma-separated list).
+    #[arg(
+        long = "kafka-topic",
+        env = "INCIDENTD_KAFKA_TOPIC",
+        value_delimiter = ','
+    )]
+    kafka_topics: Vec<String>,
+    /// Kafka consumer group (default: incidentd).
+    #[arg(long, env = "INCIDENTD_KAFKA_GROUP")]
+    kafka_group: Option<String>,
+}
+
+impl KafkaArgs {
+    fn apply(self, config: &mut Config) {
+        if self.kafka_brokers.is_none()
+            && self.kafka_topics.is_empty()
+            && self.kafka_group.is_none()
+        {
+            return;
+        }
+        let k = config.kafka.get_or_insert_with(Default::default);
+        if let Some(b) = self.kafka_brokers {
+            k.brokers = b;
+        }
+        if !self.kafka_topics.is_empty() {
+            k.topics = self.kafka_topics;
+        }
+        if let Some(g) = self.kafka_group {
+            k.group = g;
+        }
+    }
+}
+
+#[derive(Args)]
+struct ForwardArgs {
+    /// YAML configuration file; its `kafka` section names brokers and topic.
+    #[arg(long, env = "INCIDENTD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "INCIDENTD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Rule directory: the group keys must come from the consumers' rules.
+    #[arg(long, env = "INCIDENTD_RULES")]
+    rules: Option<PathBuf>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +160,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             init_logging();
             match serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("incidentd: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Forward(args) => {
+            init_logging();
+            match forward(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -207,6 +280,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(r) = args.rules {
         config.rules_dir = Some(r);
     }
+    args.kafka.apply(&mut config);
     let rules = RulesSource::resolve(config.rules_dir.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -231,6 +305,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
         server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn forward(args: ForwardArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(r) = args.rules {
+        config.rules_dir = Some(r);
+    }
+    args.kafka.apply(&mut config);
+    let rules = RulesSource::resolve(config.rules_dir.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        incidentd::forward::run(config, rules, listener, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub actions_total: IntCounterVec,
     pub action_duration: HistogramVec,
     pub escalations: IntCounterVec,
+    pub kafka_consumer_lag: IntGaugeVec,
+    pub kafka_messages_rejected: IntCounterVec,
 }
 
 const RESPONSE_BUCKETS: &[f64] = &[
@@ -176,6 +178,18 @@ impl Metrics {
             problem_candidates: reg!(IntCounter::new(
                 "incidentd_problem_candidates_total",
                 "Incidents flagged as problem candidates (their group key recurred often)."
+            )),
+            kafka_consumer_lag: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_kafka_consumer_lag",
+                    "Messages in an assigned partition not yet durably stored (high watermark minus stored position)."
+                ),
+                &["topic", "partition"]
+            )),
+            kafka_messages_rejected: reg!(counter_vec(
+                "incidentd_kafka_messages_rejected_total",
+                "Kafka messages that could not be parsed, skipped after going to the dead-letter topic if one is set, by reason (invalid, too_large, empty).",
+                &["topic", "reason"]
             )),
             registry,
         };

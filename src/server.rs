@@ -60,6 +60,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -113,6 +115,7 @@ pub struct Server {
     state: AppState,
     writer: std::thread::JoinHandle<()>,
     config: Config,
+    kafka: Option<crate::kafka::KafkaSource>,
 }
 
 impl Server {
@@ -179,6 +182,16 @@ impl Server {
             handle.downgrade(),
             metrics.clone(),
         );
+        let limits = Arc::new(config.limits.clone());
+        let kafka = match &config.kafka {
+            Some(k) => Some(crate::kafka::KafkaSource::new(
+                k,
+                limits.clone(),
+                handle.clone(),
+                metrics.clone(),
+            )?),
+            None => None,
+        };
         let state = AppState {
             reloader: Reloader {
                 source: rules,
@@ -187,7 +200,7 @@ impl Server {
             handle,
             store,
             metrics,
-            limits: Arc::new(config.limits.clone()),
+            limits,
             ready: Arc::new(AtomicBool::new(false)),
         };
         Ok(Server {
@@ -195,6 +208,7 @@ impl Server {
             state,
             writer,
             config,
+            kafka,
         })
     }
 
@@ -217,9 +231,12 @@ impl Server {
             state,
             writer,
             config,
+            kafka,
         } = self;
         let ready = state.ready.clone();
         let app = api::router(state);
+        let (stop_kafka, kafka_stopped) = tokio::sync::watch::channel(false);
+        let kafka = kafka.map(|k| tokio::spawn(k.run(kafka_stopped)));
         ready.store(true, Ordering::Release);
         tracing::info!(listen = %listener.local_addr()?, "serving");
         let ready_off = ready.clone();
@@ -227,11 +244,21 @@ impl Server {
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 ready_off.store(false, Ordering::Release);
+                let _ = stop_kafka.send(true);
                 tracing::info!("shutting down: intake stopped, draining");
             })
             .await?;
-        // The router (and with it every Handle) is gone: the writer drains and exits.
         let deadline = config.shutdown_timeout;
+        if let Some(task) = kafka {
+            // It finishes its batch and commits; its Handle then goes too.
+            if tokio::time::timeout(deadline, task).await.is_err() {
+                tracing::warn!(
+                    ?deadline,
+                    "kafka source did not stop before the shutdown deadline"
+                );
+            }
+        }
+        // The router (and with it every Handle) is gone: the writer drains and exits.
         let joined =
             tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || writer.join()))
                 .await;

@@ -1,0 +1,708 @@
+//! The Kafka source: a consumer group member that turns messages into
+//! alerts with the same durability promise as HTTP.
+//!
+//! Input: messages from the configured topics (payload formats of
+//! [`crate::ingest`], detected per message or fixed per topic). Output:
+//! alerts handed to the pipeline with [`Source::Kafka`]; offsets stored and
+//! committed only after [`Handle::ingest`] answered `Ok`, i.e. after the
+//! write transaction holding the alerts committed (at least once: a crash
+//! replays what was stored but not yet committed, and dedup absorbs it).
+//!
+//! Rejects: messages without payload (`empty`), larger than
+//! `limits.max_body_bytes` (`too_large`) or that do not parse (`invalid`).
+//! Such a message is produced to `kafka.dead_letter_topic` when one is set
+//! (same key, payload and headers, plus `incidentd-error` and the source
+//! topic/partition/offset) and then committed like any other, so it never
+//! blocks its partition; it is always counted in
+//! `incidentd_kafka_messages_rejected_total{topic,reason}`.
+//!
+//! Invariants: an offset is stored only after every message before it in its
+//! partition was ingested or dead-lettered; `enable.auto.commit` and
+//! `enable.auto.offset.store` are off; a partition revoked while a batch was
+//! being collected is not processed here (its new owner reads it). While the
+//! pipeline answers `Overloaded` or `Unavailable`, every assigned partition is
+//! paused and the same batch retried with capped exponential backoff, so
+//! memory stays bounded by one batch plus librdkafka's prefetch limit. Lag
+//! (`incidentd_kafka_consumer_lag`) is exported for assigned partitions only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::alert::{Alert, Source};
+use crate::config::{KafkaConfig, KafkaFormat, Limits, StartFrom};
+use crate::ingest::{self, Format};
+use crate::metrics::Metrics;
+use crate::pipeline::{Handle, PipelineError};
+
+/// Header carrying the parse error on a dead-lettered message.
+pub const ERROR_HEADER: &str = "incidentd-error";
+/// Headers naming where a dead-lettered message came from.
+pub const SOURCE_TOPIC_HEADER: &str = "incidentd-source-topic";
+pub const SOURCE_PARTITION_HEADER: &str = "incidentd-source-partition";
+pub const SOURCE_OFFSET_HEADER: &str = "incidentd-source-offset";
+
+/// First pause after an overloaded or failed ingest; doubles up to
+/// `kafka.max_retry_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a dead-letter produce may wait in the producer queue and for
+/// the broker's acknowledgement.
+const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the Kafka source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: cannot create the consumer (brokers {brokers:?}, group {group:?}): {source}")]
+    Consumer {
+        brokers: String,
+        group: String,
+        source: RdError,
+    },
+    #[error("kafka: cannot subscribe to topics {topics:?}: {source}")]
+    Subscribe {
+        topics: Vec<String>,
+        source: RdError,
+    },
+    #[error(
+        "kafka: cannot create the producer for topic {topic:?} (brokers {brokers:?}): {source}"
+    )]
+    Producer {
+        topic: String,
+        brokers: String,
+        source: RdError,
+    },
+}
+
+/// The base client settings shared by consumer and producers: brokers and
+/// the user's extra properties.
+pub fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers);
+    for (key, value) in &k.options {
+        c.set(key, value);
+    }
+    c
+}
+
+/// A producer that waits for every in-sync replica (`acks=all`).
+pub fn producer(k: &KafkaConfig, topic: &str) -> Result<FutureProducer, KafkaError> {
+    let mut c = client_config(k);
+    c.set("acks", "all");
+    c.set(
+        "message.timeout.ms",
+        PRODUCE_TIMEOUT.as_millis().to_string(),
+    );
+    c.create().map_err(|source| KafkaError::Producer {
+        topic: topic.to_string(),
+        brokers: k.brokers.clone(),
+        source,
+    })
+}
+
+/// Which format a message in an `auto` topic is: an array is generic /
+/// Alertmanager v2 alerts; an object with `event_action` a PagerDuty event,
+/// with `alerts` a webhook payload, else one generic alert. Anything else is
+/// handed to the generic parser, whose error then names the problem.
+pub fn detect(payload: &[u8]) -> Format {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        alerts: Option<IgnoredAny>,
+        #[serde(default)]
+        event_action: Option<IgnoredAny>,
+    }
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Format::Generic;
+    }
+    match serde_json::from_slice::<Probe>(payload) {
+        Ok(p) if p.event_action.is_some() => Format::PagerDutyV2,
+        Ok(p) if p.alerts.is_some() => Format::WebhookV4,
+        _ => Format::Generic,
+    }
+}
+
+/// A message that will not become alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The `reason` label: `empty`, `too_large` or `invalid`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Parses one message payload of `topic` into alerts tagged [`Source::Kafka`].
+pub fn parse_message(
+    format: KafkaFormat,
+    payload: Option<&[u8]>,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Vec<Alert>, Rejection> {
+    let Some(payload) = payload.filter(|p| !p.is_empty()) else {
+        return Err(Rejection {
+            reason: "empty",
+            message: "message has no payload".into(),
+        });
+    };
+    if payload.len() > limits.max_body_bytes {
+        return Err(Rejection {
+            reason: "too_large",
+            message: format!(
+                "payload is {} bytes, larger than limits.max_body_bytes ({})",
+                payload.len(),
+                limits.max_body_bytes
+            ),
+        });
+    }
+    let format = match format {
+        KafkaFormat::Auto => detect(payload),
+        KafkaFormat::AlertmanagerV2 => Format::AlertmanagerV2,
+        KafkaFormat::WebhookV4 => Format::WebhookV4,
+        KafkaFormat::Generic => Format::Generic,
+        KafkaFormat::PagerdutyV2 => Format::PagerDutyV2,
+    };
+    let mut alerts = ingest::parse(format, payload, limits, now).map_err(|e| Rejection {
+        reason: "invalid",
+        message: e.to_string(),
+    })?;
+    for a in &mut alerts {
+        a.source = Source::Kafka;
+    }
+    Ok(alerts)
+}
+
+/// Lag of one partition: high watermark minus the first offset not yet
+/// durably stored (the stored offset, else the committed one, else the
+/// consumer's position). `None` while the high watermark is unknown.
+pub fn partition_lag(hi: i64, stored: i64, committed: i64, app: i64, next: i64) -> Option<i64> {
+    if hi < 0 {
+        return None;
+    }
+    let position = [stored, committed, app, next]
+        .into_iter()
+        .find(|o| *o >= 0)?;
+    Some((hi - position).max(0))
+}
+
+type TopicPartition = (String, i32);
+
+/// Callbacks librdkafka runs while the consumer is polled (inside `recv`).
+struct Context {
+    metrics: Arc<Metrics>,
+    /// Partitions currently assigned to this member.
+    assigned: Mutex<BTreeSet<TopicPartition>>,
+}
+
+impl Context {
+    fn assigned(&self) -> std::sync::MutexGuard<'_, BTreeSet<TopicPartition>> {
+        // A poisoned lock means a callback panicked; the set is still usable.
+        self.assigned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+fn is_no_offset(e: &RdError) -> bool {
+    matches!(e, RdError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+}
+
+impl ClientContext for Context {
+    fn stats(&self, stats: Statistics) {
+        let assigned = self.assigned().clone();
+        for (topic, t) in &stats.topics {
+            for (id, p) in &t.partitions {
+                if !assigned.contains(&(topic.clone(), *id)) {
+                    continue;
+                }
+                if let Some(lag) = partition_lag(
+                    p.hi_offset,
+                    p.stored_offset,
+                    p.committed_offset,
+                    p.app_offset,
+                    p.next_offset,
+                ) {
+                    self.metrics
+                        .kafka_consumer_lag
+                        .with_label_values(&[topic.as_str(), &id.to_string()])
+                        .set(lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        // librdkafka retries by itself; nothing acknowledged is at risk.
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            // Everything stored is durable (batches finish before the next
+            // poll, and rebalances run inside the poll): hand it over.
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                if !is_no_offset(&e) {
+                    tracing::warn!(error = %e, "kafka: committing offsets before revocation failed; the new owner replays them");
+                }
+            }
+            let revoked = partitions(tpl);
+            let mut assigned = self.assigned();
+            for (topic, partition) in &revoked {
+                assigned.remove(&(topic.clone(), *partition));
+                let _ = self
+                    .metrics
+                    .kafka_consumer_lag
+                    .remove_label_values(&[topic.as_str(), &partition.to_string()]);
+            }
+            tracing::info!(partitions = ?revoked, "kafka partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let added = partitions(tpl);
+                self.assigned().extend(added.iter().cloned());
+                tracing::info!(partitions = ?added, "kafka partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka rebalance failed"),
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            if !is_no_offset(&e) {
+                tracing::warn!(error = %e, "kafka offset commit failed; it is retried with the next commit");
+            }
+        }
+    }
+}
+
+/// The shutdown signal was seen; the current batch was not acknowledged.
+struct Stopped;
+
+/// A consumer group member feeding the pipeline. Build with
+/// [`KafkaSource::new`], drive with [`KafkaSource::run`].
+pub struct KafkaSource {
+    consumer: Arc<StreamConsumer<Context>>,
+    dead_letter: Option<(String, FutureProducer)>,
+    handle: Handle,
+    metrics: Arc<Metrics>,
+    limits: Arc<Limits>,
+    config: KafkaConfig,
+}
+
+impl KafkaSource {
+    /// Creates the consumer (and the dead-letter producer) and subscribes.
+    /// Connecting happens in the background; a broker that is down delays
+    /// consumption but not startup.
+    pub fn new(
+        config: &KafkaConfig,
+        limits: Arc<Limits>,
+        handle: Handle,
+        metrics: Arc<Metrics>,
+    ) -> Result<KafkaSource, KafkaError> {
+        let mut c = client_config(config);
+        c.set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "auto.offset.reset",
+                match config.start_from {
+                    StartFrom::Earliest => "earliest",
+                    StartFrom::Latest => "latest",
+                },
+            )
+            .set(
+                "statistics.interval.ms",
+                config.lag_interval.as_millis().to_string(),
+            );
+        let context = Context {
+            metrics: metrics.clone(),
+            assigned: Mutex::new(BTreeSet::new()),
+        };
+        let consumer: StreamConsumer<Context> =
+            c.create_with_context(context)
+                .map_err(|source| KafkaError::Consumer {
+                    brokers: config.brokers.clone(),
+                    group: config.group.clone(),
+                    source,
+                })?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| KafkaError::Subscribe {
+                topics: config.topics.clone(),
+                source,
+            })?;
+        let dead_letter = match &config.dead_letter_topic {
+            Some(t) => Some((t.clone(), producer(config, t)?)),
+            None => None,
+        };
+        tracing::info!(
+            brokers = %config.brokers,
+            group = %config.group,
+            topics = ?config.topics,
+            dead_letter_topic = ?config.dead_letter_topic,
+            "kafka source subscribed"
+        );
+        Ok(KafkaSource {
+            consumer: Arc::new(consumer),
+            dead_letter,
+            handle,
+            metrics,
+            limits,
+            config: config.clone(),
+        })
+    }
+
+    /// Consumes until `stop` turns true (or its sender is gone), then commits
+    /// what is stored and leaves the group.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut commit_tick = tokio::time::interval(self.config.commit_interval);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut uncommitted = false;
+        while !*stop.borrow() {
+            let first = tokio::select! {
+                biased;
+                changed = stop.changed() => {
+                    if changed.is_err() { break }
+                    continue;
+                }
+                _ = commit_tick.tick() => {
+                    if uncommitted {
+                        self.commit(CommitMode::Async);
+                        uncommitted = false;
+                    }
+                    continue;
+                }
+                m = self.consumer.recv() => m,
+            };
+            let first = match first {
+                Ok(m) => m.detach(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka consume error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let batch = self.collect(first).await;
+            match self.process(batch, &mut stop).await {
+                Ok(true) => uncommitted = true,
+                Ok(false) => {}
+                Err(Stopped) => break,
+            }
+        }
+        self.commit(CommitMode::Sync);
+        tracing::info!("kafka source stopping: offsets committed, leaving the group");
+        // Dropping the consumer closes it, which blocks on the group leave.
+        let consumer = self.consumer;
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    }
+
+    /// The first message plus whatever is already fetched, up to the batch
+    /// limits, without waiting.
+    async fn collect(&self, first: OwnedMessage) -> Vec<OwnedMessage> {
+        let mut bytes = first.payload().map_or(0, <[u8]>::len);
+        let mut batch = vec![first];
+        while batch.len() < self.config.max_batch_messages && bytes < self.limits.max_body_bytes {
+            // A zero timeout polls `recv` once: only what is already queued.
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(m)) => {
+                    bytes += m.payload().map_or(0, <[u8]>::len);
+                    batch.push(m.detach());
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consume error");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Ingests a batch; returns whether offsets were stored.
+    async fn process(
+        &self,
+        batch: Vec<OwnedMessage>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, Stopped> {
+        let started = Instant::now();
+        let now = Utc::now();
+        let assigned = self.consumer.context().assigned().clone();
+        let mut alerts = Vec::new();
+        let mut rejected = Vec::new();
+        let mut last: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for m in &batch {
+            let tp = (m.topic().to_string(), m.partition());
+            if !assigned.contains(&tp) {
+                tracing::debug!(topic = %tp.0, partition = tp.1, offset = m.offset(), "partition revoked meanwhile; left to its new owner");
+                continue;
+            }
+            let format = self.config.format_of(m.topic());
+            match parse_message(format, m.payload(), &self.limits, now) {
+                Ok(mut a) => alerts.append(&mut a),
+                Err(r) => rejected.push((m, r)),
+            }
+            last.insert(tp, m.offset());
+        }
+        for (m, r) in rejected {
+            self.reject(m, &r, stop).await?;
+        }
+        if !alerts.is_empty() {
+            self.ingest(alerts, stop).await?;
+            self.metrics
+                .ingest_batch_duration
+                .with_label_values(&[Source::Kafka.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if last.is_empty() {
+            return Ok(false);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &last {
+            // The committed offset is the next one to read.
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+            {
+                tracing::warn!(topic = %topic, partition, error = %e, "kafka: cannot build offset list");
+            }
+        }
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            tracing::warn!(error = %e, "kafka: storing offsets failed; these messages will be replayed and deduplicated");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Hands alerts to the pipeline until they are durable, pausing every
+    /// assigned partition while the pipeline cannot take them.
+    async fn ingest(
+        &self,
+        alerts: Vec<Alert>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stopped> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut paused: Option<TopicPartitionList> = None;
+        let result = loop {
+            match self.handle.ingest(Source::Kafka, alerts.clone()).await {
+                Ok(_) => break Ok(()),
+                Err(PipelineError::ShuttingDown) => break Err(Stopped),
+                Err(e) => {
+                    if paused.is_none() {
+                        tracing::warn!(error = %e, "pipeline cannot take kafka alerts; pausing partitions and retrying");
+                        match self.consumer.assignment() {
+                            Ok(tpl) => {
+                                if let Err(e) = self.consumer.pause(&tpl) {
+                                    tracing::warn!(error = %e, "kafka: cannot pause partitions");
+                                }
+                                paused = Some(tpl);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "kafka: cannot read assignment"),
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break Err(Stopped),
+                    }
+                    backoff = (backoff * 2).min(self.config.max_retry_backoff);
+                }
+            }
+        };
+        if let Some(tpl) = paused {
+            if let Err(e) = self.consumer.resume(&tpl) {
+                tracing::warn!(error = %e, "kafka: cannot resume partitions");
+            } else if result.is_ok() {
+                tracing::info!("pipeline took the kafka alerts; partitions resumed");
+            }
+        }
+        result
+    }
+
+    /// Dead-letters (when configured) and counts a message that will not
+    /// become alerts. A dead-letter produce that fails is retried: skipping
+    /// it would lose the message.
+    async fn reject(
+        &self,
+        m: &OwnedMessage,
+        r: &Rejection,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stopped> {
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        if let Some((dlq, producer)) = &self.dead_letter {
+            let mut backoff = FIRST_BACKOFF;
+            loop {
+                let mut headers = OwnedHeaders::new();
+                if let Some(h) = m.headers() {
+                    for h in h.iter() {
+                        headers = headers.insert(Header {
+                            key: h.key,
+                            value: h.value,
+                        });
+                    }
+                }
+                let (p, o) = (partition.to_string(), offset.to_string());
+                for (key, value) in [
+                    (ERROR_HEADER, r.message.as_str()),
+                    (SOURCE_TOPIC_HEADER, topic),
+                    (SOURCE_PARTITION_HEADER, p.as_str()),
+                    (SOURCE_OFFSET_HEADER, o.as_str()),
+                ] {
+                    headers = headers.insert(Header {
+                        key,
+                        value: Some(value),
+                    });
+                }
+                let mut record = FutureRecord::<[u8], [u8]>::to(dlq).headers(headers);
+                if let Some(k) = m.key() {
+                    record = record.key(k);
+                }
+                if let Some(p) = m.payload() {
+                    record = record.payload(p);
+                }
+                let sent = tokio::select! {
+                    s = producer.send(record, PRODUCE_TIMEOUT) => s,
+                    _ = stop.changed() => return Err(Stopped),
+                };
+                match sent {
+                    Ok(_) => break,
+                    Err((e, _)) => {
+                        tracing::warn!(topic, partition, offset, dead_letter_topic = %dlq, error = %e,
+                            "cannot produce to the dead-letter topic; retrying (the partition waits)");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = stop.changed() => return Err(Stopped),
+                        }
+                        backoff = (backoff * 2).min(self.config.max_retry_backoff);
+                    }
+                }
+            }
+            tracing::warn!(topic, partition, offset, reason = r.reason, error = %r.message,
+                dead_letter_topic = %dlq, "kafka message rejected; sent to the dead-letter topic");
+        } else {
+            tracing::warn!(
+                topic,
+                partition,
+                offset,
+                reason = r.reason,
+                error = %r.message,
+                "kafka message rejected and skipped (no kafka.dead_letter_topic configured)"
+            );
+        }
+        self.metrics
+            .kafka_messages_rejected
+            .with_label_values(&[topic, r.reason])
+            .inc();
+        Ok(())
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        if let Err(e) = self.consumer.commit_consumer_state(mode) {
+            if !is_no_offset(&e) {
+                tracing::warn!(error = %e, "kafka offset commit failed; it is retried with the next commit");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T12:00:00Z".parse().expect("valid")
+    }
+
+    #[test]
+    fn formats_are_detected() {
+        assert_eq!(detect(br#"[{"labels":{"a":"b"}}]"#), Format::Generic);
+        assert_eq!(
+            detect(br#" {"version":"4","alerts":[]}"#),
+            Format::WebhookV4
+        );
+        assert_eq!(
+            detect(br#"{"routing_key":"r","event_action":"trigger"}"#),
+            Format::PagerDutyV2
+        );
+        assert_eq!(detect(br#"{"labels":{"a":"b"}}"#), Format::Generic);
+        assert_eq!(detect(b"not json"), Format::Generic);
+    }
+
+    #[test]
+    fn messages_parse_with_kafka_source_or_are_rejected_with_a_reason() {
+        let limits = Limits::default();
+        let a = parse_message(
+            KafkaFormat::Auto,
+            Some(br#"{"version":"4","alerts":[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"}}]}"#),
+            &limits,
+            now(),
+        )
+        .expect("valid");
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().all(|a| a.source == Source::Kafka));
+        let pd = parse_message(
+            KafkaFormat::Auto,
+            Some(br#"{"routing_key":"r","event_action":"resolve","dedup_key":"k"}"#),
+            &limits,
+            now(),
+        )
+        .expect("valid");
+        assert_eq!(pd[0].status, crate::alert::AlertStatus::Resolved);
+
+        let r = parse_message(KafkaFormat::Auto, None, &limits, now()).unwrap_err();
+        assert_eq!(r.reason, "empty");
+        let r = parse_message(KafkaFormat::Auto, Some(b"{oops"), &limits, now()).unwrap_err();
+        assert_eq!(r.reason, "invalid");
+        assert!(
+            r.message.starts_with("invalid JSON at line 1"),
+            "{}",
+            r.message
+        );
+        // A fixed format is not second-guessed.
+        let r = parse_message(
+            KafkaFormat::WebhookV4,
+            Some(br#"[{"labels":{"a":"b"}}]"#),
+            &limits,
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, "invalid");
+        let small = Limits {
+            max_body_bytes: 4,
+            ..Limits::default()
+        };
+        let r = parse_message(KafkaFormat::Auto, Some(b"[{}, {}]"), &small, now()).unwrap_err();
+        assert_eq!(r.reason, "too_large");
+    }
+
+    #[test]
+    fn lag_uses_the_durable_position() {
+        // hi, stored, committed, app, next
+        assert_eq!(partition_lag(-1, 5, 5, 5, 5), None);
+        assert_eq!(partition_lag(10, 7, 3, 9, 10), Some(3));
+        assert_eq!(partition_lag(10, -1001, 4, 9, 10), Some(6));
+        assert_eq!(partition_lag(10, -1001, -1001, -1001, 0), Some(10));
+        assert_eq!(partition_lag(10, -1001, -1001, -1001, -1001), None);
+        assert_eq!(partition_lag(3, 5, -1, -1, -1), Some(0));
+    }
+}

@@ -1,0 +1,167 @@
+//! The Kafka source against librdkafka's in-process mock cluster (speaks the
+//! real protocol, needs no broker process): the fast check that runs with
+//! every `cargo test`. The real-broker tests are in tests/kafka.rs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use incidentd::config::{Config, KafkaConfig};
+use incidentd::server::{RulesSource, Server};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// Polls `check` (bounded) until it returns `Ok`; `Err` is the last observation.
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut last = String::new();
+    for _ in 0..300 {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}; last observation: {last}");
+}
+
+fn metric(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_messages_become_incidents_and_bad_ones_are_counted() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("alerts", 2, 1).expect("create topic");
+    let brokers = cluster.bootstrap_servers();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.kafka = Some(KafkaConfig {
+        brokers: brokers.clone(),
+        topics: vec!["alerts".into()],
+        group: "mock".into(),
+        commit_interval: Duration::from_millis(100),
+        lag_interval: Duration::from_millis(100),
+        ..KafkaConfig::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let rules = RulesSource::Dir(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")));
+    let server = Server::start(config, rules, listener)
+        .await
+        .expect("server starts");
+    let base = format!("http://{}", server.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+    });
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let messages: Vec<(&str, Option<String>)> = vec![
+        (
+            "k1",
+            Some(json!({"labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "a"}}).to_string()),
+        ),
+        ("k2", Some("this is not an alert".into())),
+        (
+            "k3",
+            Some(json!({"version": "4", "alerts": [
+                {"status": "firing", "labels": {"alertname": "NodeFilesystemAlmostOutOfSpace", "instance": "db1:9100", "severity": "warning"}},
+                {"status": "firing", "labels": {"alertname": "NodeFilesystemAlmostOutOfSpace", "instance": "db1:9100", "severity": "warning", "mountpoint": "/var"}}
+            ]}).to_string()),
+        ),
+        ("k4", None),
+    ];
+    for (key, payload) in &messages {
+        let mut record = FutureRecord::<str, str>::to("alerts").key(key);
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .expect("produce");
+    }
+
+    let http = reqwest::Client::new();
+    let text = wait_for("3 kafka alerts and 2 rejections counted", || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let text = http
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let received = metric(&text, "incidentd_alerts_received_total{source=\"kafka\"} ");
+            let invalid = metric(
+                &text,
+                "incidentd_kafka_messages_rejected_total{reason=\"invalid\",topic=\"alerts\"} ",
+            );
+            let empty = metric(
+                &text,
+                "incidentd_kafka_messages_rejected_total{reason=\"empty\",topic=\"alerts\"} ",
+            );
+            if (received, invalid, empty) == (Some(3.0), Some(1.0), Some(1.0)) {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "received {received:?}, invalid {invalid:?}, empty {empty:?}"
+                ))
+            }
+        }
+    })
+    .await;
+    assert!(
+        text.contains("incidentd_kafka_consumer_lag{"),
+        "lag gauge missing:\n{text}"
+    );
+    let incidents: Value = http
+        .get(format!("{base}/api/v1/incidents"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = incidents
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["labels"]["alertname"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{incidents}");
+    assert!(names.contains(&"KubePodCrashLooping"), "{names:?}");
+    assert!(
+        names.contains(&"NodeFilesystemAlmostOutOfSpace"),
+        "{names:?}"
+    );
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("server stops within 30s")
+        .expect("server task");
+}
