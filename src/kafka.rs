@@ -69,12 +69,12 @@ pub enum KafkaError {
     Consumer {
         brokers: String,
         group: String,
-        source: RdError,
+        source: Box<RdError>,
     },
     #[error("kafka: cannot subscribe to topics {topics:?}: {source}")]
     Subscribe {
         topics: Vec<String>,
-        source: RdError,
+        source: Box<RdError>,
     },
     #[error(
         "kafka: cannot create the producer for topic {topic:?} (brokers {brokers:?}): {source}"
@@ -82,7 +82,7 @@ pub enum KafkaError {
     Producer {
         topic: String,
         brokers: String,
-        source: RdError,
+        source: Box<RdError>,
     },
 }
 
@@ -108,7 +108,7 @@ pub fn producer(k: &KafkaConfig, topic: &str) -> Result<FutureProducer, KafkaErr
     c.create().map_err(|source| KafkaError::Producer {
         topic: topic.to_string(),
         brokers: k.brokers.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -346,14 +346,14 @@ impl KafkaSource {
                 .map_err(|source| KafkaError::Consumer {
                     brokers: config.brokers.clone(),
                     group: config.group.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .map_err(|source| KafkaError::Subscribe {
                 topics: config.topics.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let dead_letter = match &config.dead_letter_topic {
             Some(t) => Some((t.clone(), producer(config, t)?)),
@@ -381,7 +381,6 @@ impl KafkaSource {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut commit_tick = tokio::time::interval(self.config.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut uncommitted = false;
         while !*stop.borrow() {
             let first = tokio::select! {
                 biased;
@@ -390,10 +389,10 @@ impl KafkaSource {
                     continue;
                 }
                 _ = commit_tick.tick() => {
-                    if uncommitted {
-                        self.commit(CommitMode::Async);
-                        uncommitted = false;
-                    }
+                    // Commits what was stored since the last commit; with
+                    // nothing new this is a local no-op (NoOffset), and a
+                    // failed commit is simply retried on the next tick.
+                    self.commit(CommitMode::Async);
                     continue;
                 }
                 m = self.consumer.recv() => m,
@@ -407,10 +406,8 @@ impl KafkaSource {
                 }
             };
             let batch = self.collect(first).await;
-            match self.process(batch, &mut stop).await {
-                Ok(true) => uncommitted = true,
-                Ok(false) => {}
-                Err(Stopped) => break,
+            if self.process(batch, &mut stop).await.is_err() {
+                break;
             }
         }
         self.commit(CommitMode::Sync);
@@ -442,12 +439,12 @@ impl KafkaSource {
         batch
     }
 
-    /// Ingests a batch; returns whether offsets were stored.
+    /// Ingests a batch and stores the offsets of its partitions.
     async fn process(
         &self,
         batch: Vec<OwnedMessage>,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<bool, Stopped> {
+    ) -> Result<(), Stopped> {
         let started = Instant::now();
         let now = Utc::now();
         let assigned = self.consumer.context().assigned().clone();
@@ -478,7 +475,7 @@ impl KafkaSource {
                 .observe(started.elapsed().as_secs_f64());
         }
         if last.is_empty() {
-            return Ok(false);
+            return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in &last {
@@ -490,9 +487,8 @@ impl KafkaSource {
         }
         if let Err(e) = self.consumer.store_offsets(&tpl) {
             tracing::warn!(error = %e, "kafka: storing offsets failed; these messages will be replayed and deduplicated");
-            return Ok(false);
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Hands alerts to the pipeline until they are durable, pausing every
