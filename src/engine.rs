@@ -424,7 +424,7 @@ impl Engine {
             .filter(|j| j.state == JobState::Pending)
             .cloned()
             .collect();
-        v.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        v.sort_by_key(|j| j.created_at);
         v
     }
 
@@ -607,6 +607,12 @@ impl Engine {
 
     /// Runs a batch of alerts through dedup and correlation.
     pub fn ingest(&mut self, alerts: Vec<Alert>, now: DateTime<Utc>) -> Vec<Outcome> {
+        // Every firing alert of the batch can inhibit the others, whatever
+        // their order in the batch (Alertmanager sees them all at once).
+        for a in alerts.iter().filter(|a| a.status == AlertStatus::Firing) {
+            self.inhibit
+                .add(&self.rules.inhibit, a.fingerprint, &a.labels);
+        }
         let out = alerts
             .into_iter()
             .map(|a| self.ingest_one(a, now))
@@ -2575,6 +2581,20 @@ problems:
                 .any(|(_, _, t)| t.kind == "unsuppressed"
                     && t.message.contains("no longer inhibited"))
         );
+    }
+
+    #[test]
+    fn inhibition_does_not_depend_on_order_within_a_batch() {
+        let mut e = engine();
+        let out = e.ingest(
+            vec![
+                alert(DISK, AlertStatus::Firing),
+                alert(DOWN, AlertStatus::Firing),
+            ],
+            t(0),
+        );
+        assert_eq!(out[0], Outcome::Suppressed(Reason::Inhibit));
+        assert!(matches!(out[1], Outcome::Created(_)));
     }
 
     #[test]

@@ -101,12 +101,22 @@ impl Proc {
 
     /// Sends SIGTERM (through `/bin/sh`, whose `kill` builtin exists even without procps).
     fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, sig: &str) {
         let pid = self.pid().to_string();
         let status = Command::new("/bin/sh")
-            .args(["-c", "kill -TERM \"$1\"", "sh", &pid])
+            .args(["-c", &format!("kill -{sig} \"$1\""), "sh", &pid])
             .status()
-            .expect("cannot run sh to send SIGTERM");
-        assert!(status.success(), "kill -TERM {pid} failed: {status}");
+            .expect("cannot run sh to send a signal");
+        assert!(status.success(), "kill -{sig} {pid} failed: {status}");
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// Waits (bounded) for the process to exit on its own.
@@ -250,8 +260,17 @@ impl Incidentd {
     /// Starts the daemon on a fresh port with its database in `data_dir`;
     /// the log goes to `<log_dir>/<name>.log`. Returns once `/-/ready` is OK.
     async fn start(name: &str, data_dir: &Path, log_dir: &Path) -> Incidentd {
-        let port = free_port();
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        Incidentd::start_with_rules(name, data_dir, log_dir, &rules).await
+    }
+
+    async fn start_with_rules(
+        name: &str,
+        data_dir: &Path,
+        log_dir: &Path,
+        rules: &Path,
+    ) -> Incidentd {
+        let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
         cmd.arg("serve")
             .arg("--listen")
@@ -259,7 +278,7 @@ impl Incidentd {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--rules")
-            .arg(&rules)
+            .arg(rules)
             .current_dir(log_dir)
             .env_remove("INCIDENTD_CONFIG")
             .env_remove("INCIDENTD_LISTEN")
@@ -867,4 +886,103 @@ async fn sigterm_drains_and_restart_keeps_incidents() {
             &procs,
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_rules_and_keeps_old_ones_on_error() {
+    let tmp = TempDir::new().expect("tempdir");
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    let file = rules.join("r.yaml");
+    std::fs::write(
+        &file,
+        "classify:\n  - match: ['alertname=\"A\"']\n    category: network\n",
+    )
+    .expect("write");
+    let d = Incidentd::start_with_rules(
+        "incidentd-hup",
+        &tmp.path().join("data"),
+        tmp.path(),
+        &rules,
+    )
+    .await;
+    let c = client();
+    let procs = [&d.proc];
+    let post = |name: &str| json!([{"labels": {"alertname": name}}]);
+    let category = |answer: Value| {
+        let c = c.clone();
+        let base = d.base.clone();
+        async move {
+            let id = answer["created"][0]
+                .as_str()
+                .or(answer["updated"][0].as_str())
+                .unwrap_or_default()
+                .to_string();
+            get_json(&c, &format!("{base}/api/v1/incidents/{id}"))
+                .await
+                .map(|i| i["category"].clone())
+        }
+    };
+    let a = post_json(&c, &d.url("/api/v2/alerts"), &post("A"), &procs).await;
+    assert_eq!(
+        category(a).await.unwrap_or_else(|e| fail(e, &procs)),
+        json!("network")
+    );
+
+    std::fs::write(
+        &file,
+        "classify:\n  - match: ['alertname=~\"A|B\"']\n    category: security\n",
+    )
+    .expect("write");
+    d.proc.signal("HUP");
+    wait_for("the reload to be logged", &procs, || {
+        let log = d.proc.log_text();
+        async move {
+            if log.contains("rules reloaded") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        }
+    })
+    .await;
+    let b = post_json(&c, &d.url("/api/v2/alerts"), &post("B"), &procs).await;
+    assert_eq!(
+        category(b).await.unwrap_or_else(|e| fail(e, &procs)),
+        json!("security")
+    );
+
+    // A broken file: the error is logged with its position, the old rules keep serving.
+    std::fs::write(
+        &file,
+        "classify:\n  - match: ['alertname=~\"(\"']\n    category: security\n",
+    )
+    .expect("write");
+    d.proc.signal("HUP");
+    wait_for("the failed reload to be logged", &procs, || {
+        let log = d.proc.log_text();
+        async move {
+            if log.contains("SIGHUP reload failed") && log.contains("r.yaml:2:") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        }
+    })
+    .await;
+    let b2 = post_json(
+        &c,
+        &d.url("/api/v2/alerts"),
+        &json!([{"labels": {"alertname": "B", "n": "2"}}]),
+        &procs,
+    )
+    .await;
+    let b2_answer = b2.to_string();
+    assert_eq!(
+        category(b2)
+            .await
+            .unwrap_or_else(|e| fail(format!("{e} (ingest answered {b2_answer})"), &procs)),
+        json!("security")
+    );
+    assert!(d.proc.exited().is_none(), "the daemon keeps running");
 }
