@@ -505,6 +505,14 @@ impl KafkaSource {
                 Ok(_) => break Ok(()),
                 Err(PipelineError::ShuttingDown) => break Err(Stopped),
                 Err(e) => {
+                    let reason = match e {
+                        PipelineError::Overloaded => "overloaded",
+                        _ => "unavailable",
+                    };
+                    self.metrics
+                        .requests_rejected
+                        .with_label_values(&[Source::Kafka.as_str(), reason])
+                        .inc();
                     if paused.is_none() {
                         tracing::warn!(error = %e, "pipeline cannot take kafka alerts; pausing partitions and retrying");
                         match self.consumer.assignment() {
