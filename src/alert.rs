@@ -46,6 +46,7 @@ pub enum Source {
     /// Replayed from a recording (`incidentd replay`, `rules test`).
     Replay,
     /// `POST /v2/enqueue` (PagerDuty Events API v2).
+    #[serde(rename = "pagerduty")]
     PagerDuty,
     /// A Kafka topic.
     Kafka,

@@ -972,6 +972,7 @@ impl Engine {
             category: self.rules.category(&a.labels).to_string(),
             changes: Vec::new(),
             flapping: false,
+            origin: a.origin.clone(),
         }
     }
 
@@ -1217,6 +1218,38 @@ impl Engine {
             self.fire(key, Trigger::Reopened, &n, now);
         }
         self.reprioritize(key, now);
+    }
+
+    /// After a person reopens a closed incident: alerts it still lists as
+    /// firing but that another incident now tracks (or nothing does, since
+    /// closing released them) stop counting here, so it cannot wait forever
+    /// for a resolve that goes elsewhere. A person resolves it.
+    fn release_foreign_alerts(&mut self, key: IncidentKey, now: DateTime<Utc>) {
+        let Some(l) = self.incidents.get_mut(&key) else {
+            return;
+        };
+        let mut notes = Vec::new();
+        for (fp, r) in l.alerts.iter_mut() {
+            if r.status != AlertStatus::Firing || self.active.get(fp) == Some(&key) {
+                continue;
+            }
+            let owner = self
+                .active
+                .get(fp)
+                .map(|k| format!("tracked by {k}"))
+                .unwrap_or_else(|| "no longer tracked here".into());
+            r.status = AlertStatus::Resolved;
+            r.ends_at = Some(now);
+            l.incident.firing_count = l.incident.firing_count.saturating_sub(1);
+            self.dirty_alerts.insert((key, *fp));
+            notes.push(format!(
+                "alert {} is {owner}; resolve this incident by hand",
+                alert_name(r)
+            ));
+        }
+        for n in notes {
+            self.note(key, now, "alert_released", SYSTEM, n);
+        }
     }
 
     fn reopen_count(&self, key: IncidentKey) -> String {
@@ -1593,7 +1626,10 @@ impl Engine {
                 settled.push((*key, 0, String::new()));
             }
             let i = &l.incident;
-            if i.status == Status::Open && !i.sla.acknowledge_breached && now > i.sla.acknowledge_by
+            if i.status == Status::Open
+                && i.acknowledged_at.is_none()
+                && !i.sla.acknowledge_breached
+                && now > i.sla.acknowledge_by
             {
                 ack_breach.push(*key);
             }
@@ -1780,6 +1816,7 @@ impl Engine {
                         .entry(l.incident.group_key.clone())
                         .or_insert(key);
                 }
+                self.release_foreign_alerts(key, now);
                 let n = self.reopen_count(key);
                 self.fire(key, Trigger::Reopened, &n, now);
             }
@@ -2382,6 +2419,67 @@ sla:
         assert!(e.live(k).is_none(), "closed incidents leave memory");
         // After closing, the same alert opens a new incident.
         assert!(matches!(e.ingest_one(firing(A), t(200)), Outcome::Created(k2) if k2 != k));
+    }
+
+    #[test]
+    fn reopening_an_acknowledged_incident_is_no_acknowledge_breach() {
+        let mut e = engine();
+        let Outcome::Created(k) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
+        e.apply_op(k, Op::Ack, &req("a"), t(5), no_load)
+            .expect("ack");
+        e.apply_op(k, Op::Resolve, &req("a"), t(6), no_load)
+            .expect("resolve");
+        e.apply_op(k, Op::Reopen, &req("a"), t(90), no_load)
+            .expect("reopen");
+        e.tick(t(91));
+        assert!(!e.live(k).expect("live").incident.sla.acknowledge_breached);
+    }
+
+    #[test]
+    fn reopened_closed_incident_releases_alerts_another_incident_tracks() {
+        let mut e = engine();
+        let Outcome::Created(k1) = e.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
+        e.apply_op(k1, Op::Resolve, &req("a"), t(1), no_load)
+            .expect("resolve");
+        e.apply_op(k1, Op::Close, &req("a"), t(2), no_load)
+            .expect("close");
+        let ws = e.take_changes();
+        // Still firing: the next notification opens a new incident.
+        let Outcome::Created(k2) = e.ingest_one(firing(A), t(3)) else {
+            panic!("new incident")
+        };
+        let stored = ws
+            .incidents
+            .iter()
+            .find(|i| i.id == k1)
+            .cloned()
+            .expect("written");
+        let alerts = ws
+            .alerts
+            .iter()
+            .filter(|(k, _)| *k == k1)
+            .map(|(_, r)| (r.fingerprint, r.clone()))
+            .collect();
+        e.apply_op(k1, Op::Reopen, &req("b"), t(4), |_| {
+            Some(Live {
+                incident: stored,
+                alerts,
+            })
+        })
+        .expect("reopen");
+        let i1 = e.live(k1).expect("live").incident.clone();
+        assert_eq!((i1.status, i1.firing_count), (Status::Open, 0));
+        // The alert resolves once, in the incident that tracks it.
+        assert_eq!(e.ingest_one(resolved(A), t(5)), Outcome::Resolved(k2));
+        assert_eq!(e.live(k2).expect("live").incident.status, Status::Resolved);
+        let ws = e.take_changes();
+        assert!(ws.timeline.iter().any(|(k, _, t)| *k == k1
+            && t.kind == "alert_released"
+            && t.message.contains(&format!("tracked by {k2}"))));
     }
 
     #[test]

@@ -196,6 +196,9 @@ pub struct AlertRecord {
     pub changes: Vec<DateTime<Utc>>,
     #[serde(default)]
     pub flapping: bool,
+    /// The sender's own name for where the alert came from (generic API `source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Fingerprints as Alertmanager prints them (`%016x`).

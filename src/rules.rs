@@ -616,6 +616,9 @@ fn default_title(ctx: &TitleContext<'_>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if let Some(summary) = ctx.annotations.get("summary") {
+        if summary == name {
+            return name.to_string();
+        }
         return format!("{name}: {summary}");
     }
     if rest.is_empty() {
@@ -1072,13 +1075,17 @@ impl Builder {
                 continue;
             }
             let here = self.pos_of(raw.name.span());
-            if let Some(prev) = self.correlate_names.get(&name) {
-                let msg =
-                    format!("duplicate correlate rule name {name:?} (first defined at {prev})");
-                self.err(raw.name.span(), msg);
-                continue;
-            }
-            if let Some(p) = here.clone() {
+            // A duplicate is reported, and the rest of the rule still checked.
+            let duplicate = match self.correlate_names.get(&name) {
+                Some(prev) => {
+                    let msg =
+                        format!("duplicate correlate rule name {name:?} (first defined at {prev})");
+                    self.err(raw.name.span(), msg);
+                    true
+                }
+                None => false,
+            };
+            if let (Some(p), false) = (here.clone(), duplicate) {
                 self.correlate_names.insert(name.clone(), p);
             }
             let matchers = self.matchers(&raw.matchers);
@@ -1124,7 +1131,7 @@ impl Builder {
                 ));
                 tname
             });
-            if let (Some(matchers), Some(window)) = (matchers, window) {
+            if let (Some(matchers), Some(window), false) = (matchers, window, duplicate) {
                 self.correlate.push(
                     matchers,
                     CorrelateRule {
@@ -2041,6 +2048,9 @@ mod tests {
             "correlate:\n  - name: a\n    match: ['x=~\"(\"']\n  - name: a\n  - name: b\n    window: soon\n  - name: c\n    grup_by: [x]\nclassify:\n  - match: []\n    category: hardwear\nextra: 1\n",
         );
         assert_eq!(e.len(), 6, "{e:#?}");
+        // A duplicate's own problems are still reported.
+        let e2 = errors("correlate:\n  - name: a\n  - name: a\n    match: ['x=~\"(\"']\n");
+        assert_eq!(e2.len(), 2, "{e2:#?}");
         assert!(
             e[0].starts_with("r.yaml:3:13: bad matcher") && e[0].contains("invalid regex"),
             "{}",

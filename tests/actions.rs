@@ -270,7 +270,7 @@ async fn failing_sink_gets_retries_with_growing_gaps() {
 async fn hanging_sink_times_out_while_ingest_keeps_flowing() {
     let sink = Sink::start(vec![Reply::Hang]).await;
     let rules = rules_dir(&format!(
-        "actions:\n  - name: slow\n    on: [opened]\n    retries: 0\n    webhook: {{url: \"{}\", timeout: 2s}}\n",
+        "actions:\n  - name: slow\n    on: [opened]\n    match: ['alertname=\"First\"']\n    retries: 0\n    webhook: {{url: \"{}\", timeout: 2s}}\n",
         sink.url
     ));
     let data = tempfile::tempdir().expect("data");
