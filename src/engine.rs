@@ -109,6 +109,9 @@ pub struct WriteSet {
     pub jobs: Vec<Job>,
     /// … and the new pending ones to hand to the executor after the commit.
     pub dispatch: Vec<Job>,
+    /// Incidents whose status changed (or that are new): the store updates
+    /// its status indexes only for these.
+    pub reindex: Vec<IncidentKey>,
 }
 
 impl WriteSet {
@@ -251,6 +254,8 @@ pub struct Engine {
     rate: HashMap<(String, String), std::collections::VecDeque<DateTime<Utc>>>,
     /// Base URL for links in action payloads.
     external_url: String,
+    /// The status each live incident has in the store's indexes.
+    indexed_status: HashMap<IncidentKey, Status>,
 }
 
 /// What [`Engine::restore`] starts from besides live incidents.
@@ -329,6 +334,7 @@ impl Engine {
             new_jobs: Vec::new(),
             rate: HashMap::new(),
             external_url: "http://127.0.0.1:9095".into(),
+            indexed_status: HashMap::new(),
         }
     }
 
@@ -356,6 +362,7 @@ impl Engine {
                     *slot = cand;
                 }
             }
+            e.indexed_status.insert(key, l.incident.status);
             e.incidents.insert(key, l);
         }
         e.active = newest.into_iter().map(|(fp, (_, k))| (fp, k)).collect();
@@ -519,6 +526,9 @@ impl Engine {
         }
         for key in std::mem::take(&mut self.dirty_incidents) {
             if let Some(l) = self.incidents.get(&key) {
+                if self.indexed_status.insert(key, l.incident.status) != Some(l.incident.status) {
+                    ws.reindex.push(key);
+                }
                 ws.incidents.push(l.incident.clone());
             }
         }
@@ -570,6 +580,7 @@ impl Engine {
 
     fn evict(&mut self, key: IncidentKey) {
         self.aggregates.remove(&key);
+        self.indexed_status.remove(&key);
         self.jobs
             .retain(|_, j| j.incident != key || j.state == JobState::Pending);
         if let Some(l) = self.incidents.remove(&key) {

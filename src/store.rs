@@ -165,9 +165,14 @@ impl Store {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut open = tx.open_table(OPEN)?;
             let mut by_status = tx.open_table(BY_STATUS)?;
+            let reindex: std::collections::HashSet<IncidentKey> =
+                ws.reindex.iter().copied().collect();
             for inc in &ws.incidents {
                 let k = inc.id.0;
                 incidents.insert(k, encode(inc).as_slice())?;
+                if !reindex.contains(&inc.id) {
+                    continue;
+                }
                 if inc.status == Status::Closed {
                     open.remove(k)?;
                 } else {

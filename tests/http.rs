@@ -274,6 +274,8 @@ async fn lifecycle_over_http_with_conflicts_and_report() {
         ("closed", "alice"),
         ("note", "carol"),
         ("reopened", "carol"),
+        // Closing released the still-firing alert; the reopened incident says so.
+        ("alert_released", "incidentd"),
     ];
     assert_eq!(
         tl,
