@@ -659,6 +659,15 @@ impl Engine {
                     self.resolve_alert(key, fp, end, now, "resolved");
                     return Outcome::Resolved(key);
                 }
+                (AlertStatus::Resolved, AlertStatus::Firing)
+                    if a.starts_at
+                        .is_some_and(|s| rec.ends_at.is_some_and(|end| s < end)) =>
+                {
+                    // Started before the occurrence we already saw end: a
+                    // replay (Kafka redelivery, client retry), not a re-fire.
+                    self.repeat(key, &a, now);
+                    return Outcome::Deduplicated(key);
+                }
                 (AlertStatus::Resolved, AlertStatus::Firing) => {
                     // A new occurrence: re-fire here if the incident can still take it.
                     let rule = self.rules.correlate_rule(&a.labels);
@@ -2156,6 +2165,35 @@ sla:
         assert_eq!((rec.status, rec.occurrences), (AlertStatus::Firing, 2));
         let ws = e.take_changes();
         assert_eq!(kinds(&ws, k), vec!["alert_refired", "reopened"]);
+    }
+
+    #[test]
+    fn replayed_firing_resolved_pair_changes_nothing() {
+        let mut e = engine();
+        let mut fire = firing(A);
+        fire.starts_at = Some(t(0));
+        let mut res = resolved(A);
+        res.starts_at = Some(t(0));
+        res.ends_at = Some(t(5));
+        let Outcome::Created(k) = e.ingest_one(fire.clone(), t(1)) else {
+            panic!()
+        };
+        e.ingest_one(res.clone(), t(6));
+        e.take_changes();
+        // The same two notifications again (a redelivery).
+        assert_eq!(e.ingest_one(fire, t(7)), Outcome::Deduplicated(k));
+        assert_eq!(e.ingest_one(res, t(7)), Outcome::Deduplicated(k));
+        let i = e.live(k).expect("live").incident.clone();
+        assert_eq!((i.status, i.reopen_count), (Status::Resolved, 0));
+        let ws = e.take_changes();
+        assert!(!ws
+            .events
+            .iter()
+            .any(|ev| matches!(ev, Event::Resolved { .. } | Event::Reopened)));
+        // A real re-fire starts after the end: a new occurrence.
+        let mut again = firing(A);
+        again.starts_at = Some(t(8));
+        assert_eq!(e.ingest_one(again, t(8)), Outcome::Joined(k));
     }
 
     #[test]
