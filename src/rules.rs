@@ -1552,17 +1552,29 @@ impl Builder {
         }
     }
 
-    fn flapping_section(&mut self, key: &marked_yaml::types::MarkedScalarNode, node: &Node) {
-        if let Some(p) = self.flapping_at.clone() {
+    /// A section that is a single mapping (not a list): reports a second
+    /// definition, then deserializes it, reporting errors with positions.
+    fn single<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        section: &str,
+        key: &marked_yaml::types::MarkedScalarNode,
+        node: &Node,
+    ) -> Option<T> {
+        let here = self.pos_of(key.span());
+        let seen = match section {
+            "flapping" => &mut self.flapping_at,
+            _ => &mut self.problems_at,
+        };
+        if let Some(p) = seen.clone() {
             self.err(
                 key.span(),
-                format!("`flapping` is set twice (first at {p})"),
+                format!("`{section}` is set twice (first at {p})"),
             );
-            return;
+            return None;
         }
-        self.flapping_at = self.pos_of(key.span());
-        let raw: RawFlapping = match marked_yaml::from_node(node) {
-            Ok(r) => r,
+        *seen = here;
+        match marked_yaml::from_node(node) {
+            Ok(r) => Some(r),
             Err(e) => {
                 let span = e
                     .start_mark()
@@ -1570,10 +1582,16 @@ impl Builder {
                     .unwrap_or(*node.span());
                 self.err(
                     &span,
-                    clean_serde_message(&format!("flapping: {}", e.into_inner())),
+                    clean_serde_message(&format!("{section}: {}", e.into_inner())),
                 );
-                return;
+                None
             }
+        }
+    }
+
+    fn flapping_section(&mut self, key: &marked_yaml::types::MarkedScalarNode, node: &Node) {
+        let Some(raw) = self.single::<RawFlapping>("flapping", key, node) else {
+            return;
         };
         if let Some(n) = &raw.max_changes {
             if **n < 2 {
@@ -1593,27 +1611,8 @@ impl Builder {
     }
 
     fn problems_section(&mut self, key: &marked_yaml::types::MarkedScalarNode, node: &Node) {
-        if let Some(p) = self.problems_at.clone() {
-            self.err(
-                key.span(),
-                format!("`problems` is set twice (first at {p})"),
-            );
+        let Some(raw) = self.single::<RawProblems>("problems", key, node) else {
             return;
-        }
-        self.problems_at = self.pos_of(key.span());
-        let raw: RawProblems = match marked_yaml::from_node(node) {
-            Ok(r) => r,
-            Err(e) => {
-                let span = e
-                    .start_mark()
-                    .map(marked_yaml::Span::new_start)
-                    .unwrap_or(*node.span());
-                self.err(
-                    &span,
-                    clean_serde_message(&format!("problems: {}", e.into_inner())),
-                );
-                return;
-            }
         };
         if let Some(n) = &raw.recurrence {
             if **n < 2 {
