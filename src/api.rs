@@ -75,7 +75,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+/// The JSON error answer every endpoint uses.
+pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (
         status,
         Json(json!({"status": "error", "error": message.to_string()})),
@@ -121,6 +122,39 @@ async fn ingest_pagerduty(
     ingest(s, Format::PagerDutyV2, body).await
 }
 
+/// An ingest request's body, or the answer that refuses it (413 naming the
+/// limit, or the extractor's 4xx), counted in `requests_rejected_total`.
+pub(crate) fn ingest_body(
+    body: Result<Bytes, BytesRejection>,
+    source: crate::alert::Source,
+    limits: &Limits,
+    metrics: &Metrics,
+) -> Result<Bytes, Box<Response>> {
+    let reject = |reason: &str| {
+        metrics
+            .requests_rejected
+            .with_label_values(&[source.as_str(), reason])
+            .inc();
+    };
+    match body {
+        Ok(b) => Ok(b),
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            reject("too_large");
+            Err(Box::new(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is larger than the limit of {} bytes (limits.max_body_bytes)",
+                    limits.max_body_bytes
+                ),
+            )))
+        }
+        Err(rej) => {
+            reject("invalid");
+            Err(Box::new(error(rej.status(), rej.body_text())))
+        }
+    }
+}
+
 async fn ingest(s: AppState, format: Format, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let source = format.source();
@@ -130,22 +164,9 @@ async fn ingest(s: AppState, format: Format, body: Result<Bytes, BytesRejection>
             .with_label_values(&[source.as_str(), reason])
             .inc();
     };
-    let body = match body {
+    let body = match ingest_body(body, source, &s.limits, &s.metrics) {
         Ok(b) => b,
-        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            reject("too_large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body is larger than the limit of {} bytes (limits.max_body_bytes)",
-                    s.limits.max_body_bytes
-                ),
-            );
-        }
-        Err(rej) => {
-            reject("invalid");
-            return error(rej.status(), rej.body_text());
-        }
+        Err(r) => return *r,
     };
     let parsed = if format == Format::PagerDutyV2 {
         ingest::pagerduty_event(&body, &s.limits, Utc::now()).map(|e| (Some(e.dedup_key), e.alerts))

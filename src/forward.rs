@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::alert::Alert;
+use crate::api::error;
 use crate::config::{Config, Limits};
 use crate::ingest::{self, Format};
 use crate::metrics::Metrics;
@@ -183,14 +184,6 @@ pub async fn run(
     Ok(())
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({"status": "error", "error": message.to_string()})),
-    )
-        .into_response()
-}
-
 async fn metrics(State(s): State<Forwarder>) -> Response {
     (
         [(
@@ -214,22 +207,9 @@ async fn forward(
             .with_label_values(&[source.as_str(), reason])
             .inc();
     };
-    let body = match body {
+    let body = match crate::api::ingest_body(body, source, &s.limits, &s.metrics) {
         Ok(b) => b,
-        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            reject("too_large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body is larger than the limit of {} bytes (limits.max_body_bytes)",
-                    s.limits.max_body_bytes
-                ),
-            );
-        }
-        Err(rej) => {
-            reject("invalid");
-            return error(rej.status(), rej.body_text());
-        }
+        Err(r) => return *r,
     };
     let now = Utc::now();
     let (messages, accepted, dedup_key) = if format == Format::PagerDutyV2 {

@@ -282,32 +282,63 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
+/// The config file (or the embedded default) with command-line overrides.
+fn load_config(
+    file: Option<&PathBuf>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    kafka: KafkaArgs,
+) -> anyhow::Result<Config> {
+    let mut config = match file {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
-    if let Some(l) = args.listen {
+    if let Some(l) = listen {
         config.listen = l;
     }
-    if let Some(d) = args.data_dir {
+    if let Some(d) = data_dir {
         config.data_dir = d;
     }
-    if let Some(r) = args.rules {
+    if let Some(r) = rules {
         config.rules_dir = Some(r);
     }
-    args.kafka.apply(&mut config);
-    let rules = RulesSource::resolve(config.rules_dir.clone());
+    kafka.apply(&mut config);
+    Ok(config)
+}
+
+/// Runs `daemon` on a new runtime with its listener bound and the shutdown
+/// signals installed first, so a SIGTERM during startup is not lost.
+fn run_daemon<F, Fut>(config: Config, daemon: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config, tokio::net::TcpListener, ShutdownSignal) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        // Registered before startup, so a SIGTERM during startup is not lost.
         let shutdown = shutdown_signal();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        daemon(config, listener, Box::pin(shutdown)).await
+    })
+}
+
+type ShutdownSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(
+        args.config.as_ref(),
+        args.listen,
+        args.data_dir,
+        args.rules,
+        args.kafka,
+    )?;
+    let rules = RulesSource::resolve(config.rules_dir.clone());
+    run_daemon(config, |config, listener, shutdown| async move {
         let server = Server::start(config, rules, listener).await?;
         let reloader = server.reloader();
         tokio::spawn(async move {
@@ -328,27 +359,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn forward(args: ForwardArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    if let Some(l) = args.listen {
-        config.listen = l;
-    }
-    if let Some(r) = args.rules {
-        config.rules_dir = Some(r);
-    }
-    args.kafka.apply(&mut config);
+    let config = load_config(
+        args.config.as_ref(),
+        args.listen,
+        None,
+        args.rules,
+        args.kafka,
+    )?;
     let rules = RulesSource::resolve(config.rules_dir.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        incidentd::forward::run(config, rules, listener, shutdown_signal()).await?;
+    run_daemon(config, |config, listener, shutdown| async move {
+        incidentd::forward::run(config, rules, listener, shutdown).await?;
         Ok(())
     })
 }
