@@ -23,7 +23,7 @@ use chrono::{DateTime, Datelike, Utc};
 use crate::actions::{ActionDef, AttemptResult, Job, JobState, LevelWhen, Trigger};
 use crate::alert::{Alert, AlertStatus, Source};
 use crate::incident::{
-    AlertRecord, Incident, IncidentKey, Op, OpRequest, Sla, Status, TimelineEntry, TransitionError,
+    AlertRecord, AlertSeen, Incident, IncidentKey, Op, OpRequest, Sla, Status, TimelineEntry, TransitionError,
     SYSTEM,
 };
 use crate::matcher;
@@ -98,6 +98,11 @@ pub enum Outcome {
 pub struct WriteSet {
     pub incidents: Vec<Incident>,
     pub alerts: Vec<(IncidentKey, AlertRecord)>,
+    /// Repeat counters of every alert that changed, whether or not its full
+    /// record is in `alerts` (the store reads these over the record).
+    pub seen: Vec<(IncidentKey, u64, AlertSeen)>,
+    /// Last activity of every incident that changed (read over the row).
+    pub activity: Vec<(IncidentKey, DateTime<Utc>)>,
     pub timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
     pub events: Vec<Event>,
     /// Suppressed alerts to write (still suppressed) …
@@ -118,6 +123,8 @@ impl WriteSet {
     pub fn is_empty(&self) -> bool {
         self.incidents.is_empty()
             && self.alerts.is_empty()
+            && self.seen.is_empty()
+            && self.activity.is_empty()
             && self.timeline.is_empty()
             && self.suppressed.is_empty()
             && self.unsuppressed.is_empty()
@@ -231,6 +238,9 @@ pub struct Engine {
     rolling: Rolling,
     dirty_incidents: BTreeSet<IncidentKey>,
     dirty_alerts: BTreeSet<(IncidentKey, u64)>,
+    /// Only the repeat counters / last activity changed (see [`AlertSeen`]).
+    touched_incidents: BTreeSet<IncidentKey>,
+    touched_alerts: BTreeSet<(IncidentKey, u64)>,
     timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
     events: Vec<Event>,
     closed: Vec<IncidentKey>,
@@ -317,6 +327,8 @@ impl Engine {
             rolling: Rolling::default(),
             dirty_incidents: BTreeSet::new(),
             dirty_alerts: BTreeSet::new(),
+            touched_incidents: BTreeSet::new(),
+            touched_alerts: BTreeSet::new(),
             timeline: Vec::new(),
             events: Vec::new(),
             closed: Vec::new(),
@@ -519,17 +531,35 @@ impl Engine {
             events: std::mem::take(&mut self.events),
             ..WriteSet::default()
         };
+        let touched = std::mem::take(&mut self.touched_alerts);
         for (key, fp) in std::mem::take(&mut self.dirty_alerts) {
             if let Some(rec) = self.incidents.get(&key).and_then(|l| l.alerts.get(&fp)) {
+                if !touched.contains(&(key, fp)) {
+                    ws.seen.push((key, fp, rec.seen()));
+                }
                 ws.alerts.push((key, rec.clone()));
             }
         }
+        for (key, fp) in touched {
+            if let Some(rec) = self.incidents.get(&key).and_then(|l| l.alerts.get(&fp)) {
+                ws.seen.push((key, fp, rec.seen()));
+            }
+        }
+        let touched = std::mem::take(&mut self.touched_incidents);
         for key in std::mem::take(&mut self.dirty_incidents) {
             if let Some(l) = self.incidents.get(&key) {
                 if self.indexed_status.insert(key, l.incident.status) != Some(l.incident.status) {
                     ws.reindex.push(key);
                 }
+                if !touched.contains(&key) {
+                    ws.activity.push((key, l.incident.last_activity_at));
+                }
                 ws.incidents.push(l.incident.clone());
+            }
+        }
+        for key in touched {
+            if let Some(l) = self.incidents.get(&key) {
+                ws.activity.push((key, l.incident.last_activity_at));
             }
         }
         for fp in std::mem::take(&mut self.dirty_suppressed) {
@@ -573,6 +603,8 @@ impl Engine {
         self.dirty_silences.clear();
         self.dirty_incidents.clear();
         self.dirty_alerts.clear();
+        self.touched_incidents.clear();
+        self.touched_alerts.clear();
         self.timeline.clear();
         self.events.clear();
         self.closed.clear();
@@ -858,17 +890,28 @@ impl Engine {
             if let Some(rec) = l.alerts.get_mut(&a.fingerprint) {
                 rec.repeat_count += 1;
                 rec.last_seen_at = now;
+                let mut full = false;
                 if a.status == AlertStatus::Firing {
-                    rec.annotations.clone_from(&a.annotations);
+                    if rec.annotations != a.annotations {
+                        rec.annotations.clone_from(&a.annotations);
+                        full = true;
+                    }
                     rec.ends_at = a.ends_at;
-                    if !a.generator_url.is_empty() {
+                    if !a.generator_url.is_empty() && rec.generator_url != a.generator_url {
                         rec.generator_url.clone_from(&a.generator_url);
+                        full = true;
                     }
                     l.incident.last_activity_at = now;
                 }
+                // A plain repeat only moves the counters: the store writes
+                // them as a small row instead of the whole record.
+                if full {
+                    self.dirty_alerts.insert((key, a.fingerprint));
+                } else {
+                    self.touched_alerts.insert((key, a.fingerprint));
+                }
             }
-            self.dirty_alerts.insert((key, a.fingerprint));
-            self.dirty_incidents.insert(key);
+            self.touched_incidents.insert(key);
             self.events.push(Event::Deduplicated);
         }
     }

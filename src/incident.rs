@@ -201,6 +201,33 @@ pub struct AlertRecord {
     pub origin: Option<String>,
 }
 
+/// The fields of an [`AlertRecord`] that a plain repeat changes. The store
+/// keeps them in a small fixed-size row of their own, so a repeat (the bulk
+/// of real traffic: senders re-send every firing alert each minute) is
+/// durable without rewriting the whole record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertSeen {
+    pub last_seen_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub repeat_count: u64,
+}
+
+impl AlertRecord {
+    pub fn seen(&self) -> AlertSeen {
+        AlertSeen {
+            last_seen_at: self.last_seen_at,
+            ends_at: self.ends_at,
+            repeat_count: self.repeat_count,
+        }
+    }
+
+    pub fn apply_seen(&mut self, s: AlertSeen) {
+        self.last_seen_at = s.last_seen_at;
+        self.ends_at = s.ends_at;
+        self.repeat_count = s.repeat_count;
+    }
+}
+
 /// Fingerprints as Alertmanager prints them (`%016x`).
 pub(crate) mod fp_hex {
     use serde::{Deserialize, Deserializer, Serializer};

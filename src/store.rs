@@ -10,6 +10,12 @@
 //! JSON), `timeline` ((incident, seq) → JSON), `open_incidents` (key → group
 //! key; every incident that is not closed), `incidents_by_status`
 //! ((status, key) → ()). Values are JSON so the file stays inspectable.
+//!
+//! Two small binary tables carry what a plain repeat changes, so a repeat
+//! is durable without rewriting its JSON rows: `alert_seen` ((incident,
+//! fingerprint) → last seen, ends at, repeat count) and `incident_activity`
+//! (key → last activity). Every write of a record also writes its small row,
+//! and every read lays the small row over the record.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,12 +25,14 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::engine::{HistoryEntry, Live, Restored, WriteSet};
-use crate::incident::{AlertRecord, Incident, IncidentKey, Status, TimelineEntry};
+use crate::incident::{AlertRecord, AlertSeen, Incident, IncidentKey, Status, TimelineEntry};
 use crate::suppress::{Silence, SuppressedAlert};
 
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents");
 const ALERTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alerts");
 const TIMELINE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("timeline");
+const ALERT_SEEN: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alert_seen");
+const ACTIVITY: TableDefinition<u64, (i64, u32)> = TableDefinition::new("incident_activity");
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
 const SUPPRESSED: TableDefinition<u64, &[u8]> = TableDefinition::new("suppressed_alerts");
@@ -118,6 +126,77 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+fn ts(t: DateTime<Utc>) -> (i64, u32) {
+    (t.timestamp(), t.timestamp_subsec_nanos())
+}
+
+fn from_ts(table: &'static str, (secs, nanos): (i64, u32)) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp(secs, nanos).ok_or(StoreError::Corrupt {
+        table,
+        message: format!("timestamp {secs}.{nanos:09} out of range"),
+    })
+}
+
+/// Marks "no end" in an `alert_seen` row.
+const NO_END: u32 = u32::MAX;
+const SEEN_LEN: usize = 32;
+
+fn encode_seen(s: &AlertSeen) -> [u8; SEEN_LEN] {
+    let mut b = [0u8; SEEN_LEN];
+    let (ls, ln) = ts(s.last_seen_at);
+    let (es, en) = s.ends_at.map_or((0, NO_END), ts);
+    b[0..8].copy_from_slice(&ls.to_le_bytes());
+    b[8..12].copy_from_slice(&ln.to_le_bytes());
+    b[12..20].copy_from_slice(&es.to_le_bytes());
+    b[20..24].copy_from_slice(&en.to_le_bytes());
+    b[24..32].copy_from_slice(&s.repeat_count.to_le_bytes());
+    b
+}
+
+fn decode_seen(b: &[u8]) -> Result<AlertSeen, StoreError> {
+    const T: &str = "alert_seen";
+    let b: &[u8; SEEN_LEN] = b.try_into().map_err(|_| StoreError::Corrupt {
+        table: T,
+        message: format!("row of {} bytes, expected {SEEN_LEN}", b.len()),
+    })?;
+    // The slices below have the exact widths of their integer types.
+    let i64_at = |i: usize| i64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+    let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
+    let en = u32_at(20);
+    Ok(AlertSeen {
+        last_seen_at: from_ts(T, (i64_at(0), u32_at(8)))?,
+        ends_at: if en == NO_END {
+            None
+        } else {
+            Some(from_ts(T, (i64_at(12), en))?)
+        },
+        repeat_count: u64::from_le_bytes(b[24..32].try_into().unwrap_or_default()),
+    })
+}
+
+/// Lays the small repeat row over a decoded alert record.
+fn overlay_seen(
+    seen: &redb::ReadOnlyTable<(u64, u64), &[u8]>,
+    key: u64,
+    rec: &mut AlertRecord,
+) -> Result<(), StoreError> {
+    if let Some(v) = seen.get((key, rec.fingerprint))? {
+        rec.apply_seen(decode_seen(v.value())?);
+    }
+    Ok(())
+}
+
+/// Lays the small activity row over a decoded incident.
+fn overlay_activity(
+    activity: &redb::ReadOnlyTable<u64, (i64, u32)>,
+    inc: &mut Incident,
+) -> Result<(), StoreError> {
+    if let Some(v) = activity.get(inc.id.0)? {
+        inc.last_activity_at = from_ts("incident_activity", v.value())?;
+    }
+    Ok(())
+}
+
 fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     // Serializing our own plain structs to JSON cannot fail (no maps with
     // non-string keys, no failing Serialize impls).
@@ -144,6 +223,8 @@ impl Store {
         let tx = store.db.begin_write()?;
         tx.open_table(INCIDENTS)?;
         tx.open_table(ALERTS)?;
+        tx.open_table(ALERT_SEEN)?;
+        tx.open_table(ACTIVITY)?;
         tx.open_table(TIMELINE)?;
         tx.open_table(OPEN)?;
         tx.open_table(BY_STATUS)?;
@@ -189,6 +270,14 @@ impl Store {
             for (key, rec) in &ws.alerts {
                 alerts.insert((key.0, rec.fingerprint), encode(rec).as_slice())?;
             }
+            let mut seen = tx.open_table(ALERT_SEEN)?;
+            for (key, fp, s) in &ws.seen {
+                seen.insert((key.0, *fp), encode_seen(s).as_slice())?;
+            }
+            let mut activity = tx.open_table(ACTIVITY)?;
+            for (key, at) in &ws.activity {
+                activity.insert(key.0, ts(*at))?;
+            }
             let mut timeline = tx.open_table(TIMELINE)?;
             for (key, seq, entry) in &ws.timeline {
                 timeline.insert((key.0, *seq), encode(entry).as_slice())?;
@@ -219,6 +308,8 @@ impl Store {
         let tx = self.db.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let alerts = tx.open_table(ALERTS)?;
+        let seen = tx.open_table(ALERT_SEEN)?;
+        let activity = tx.open_table(ACTIVITY)?;
         let open = tx.open_table(OPEN)?;
         let mut snap = Snapshot {
             incidents_total: incidents.len()?,
@@ -243,14 +334,16 @@ impl Store {
             let Some(v) = incidents.get(key)? else {
                 continue;
             };
-            let incident: Incident = decode("incidents", v.value())?;
+            let mut incident: Incident = decode("incidents", v.value())?;
+            overlay_activity(&activity, &mut incident)?;
             let mut live = Live {
                 incident,
                 alerts: Default::default(),
             };
             for row in alerts.range((key, 0)..=(key, u64::MAX))? {
                 let (_, v) = row?;
-                let rec: AlertRecord = decode("alerts", v.value())?;
+                let mut rec: AlertRecord = decode("alerts", v.value())?;
+                overlay_seen(&seen, key, &mut rec)?;
                 live.alerts.insert(rec.fingerprint, rec);
             }
             snap.live.push(live);
@@ -297,10 +390,12 @@ impl Store {
     pub fn incident(&self, key: IncidentKey) -> Result<Option<Incident>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(INCIDENTS)?;
-        match t.get(key.0)? {
-            Some(v) => Ok(Some(decode("incidents", v.value())?)),
-            None => Ok(None),
-        }
+        let Some(v) = t.get(key.0)? else {
+            return Ok(None);
+        };
+        let mut inc: Incident = decode("incidents", v.value())?;
+        overlay_activity(&tx.open_table(ACTIVITY)?, &mut inc)?;
+        Ok(Some(inc))
     }
 
     /// An incident with its alerts and timeline.
@@ -310,11 +405,15 @@ impl Store {
         let Some(v) = t.get(key.0)? else {
             return Ok(None);
         };
-        let inc: Incident = decode("incidents", v.value())?;
+        let mut inc: Incident = decode("incidents", v.value())?;
+        overlay_activity(&tx.open_table(ACTIVITY)?, &mut inc)?;
         let alerts_t = tx.open_table(ALERTS)?;
+        let seen = tx.open_table(ALERT_SEEN)?;
         let mut alerts = Vec::new();
         for row in alerts_t.range((key.0, 0)..=(key.0, u64::MAX))? {
-            alerts.push(decode("alerts", row?.1.value())?);
+            let mut rec: AlertRecord = decode("alerts", row?.1.value())?;
+            overlay_seen(&seen, key.0, &mut rec)?;
+            alerts.push(rec);
         }
         let tl_t = tx.open_table(TIMELINE)?;
         let mut timeline = Vec::new();
@@ -356,6 +455,7 @@ impl Store {
     pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
         let tx = self.db.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
+        let activity = tx.open_table(ACTIVITY)?;
         let mut out = Vec::new();
         let keep = |inc: &Incident| {
             f.priority.is_none_or(|p| inc.priority == p)
@@ -369,8 +469,9 @@ impl Store {
                 let (k, _) = row?;
                 let key = k.value().1;
                 if let Some(v) = incidents.get(key)? {
-                    let inc: Incident = decode("incidents", v.value())?;
+                    let mut inc: Incident = decode("incidents", v.value())?;
                     if keep(&inc) {
+                        overlay_activity(&activity, &mut inc)?;
                         out.push(inc);
                         if out.len() >= f.limit {
                             break;
@@ -380,8 +481,9 @@ impl Store {
             }
         } else {
             for row in incidents.iter()?.rev() {
-                let inc: Incident = decode("incidents", row?.1.value())?;
+                let mut inc: Incident = decode("incidents", row?.1.value())?;
                 if keep(&inc) {
+                    overlay_activity(&activity, &mut inc)?;
                     out.push(inc);
                     if out.len() >= f.limit {
                         break;
@@ -515,6 +617,64 @@ mod tests {
         let mut rolling = snap.restored.rolling;
         let means = rolling.means(now(), Duration::from_secs(3600));
         assert!(means[1].iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn a_plain_repeat_writes_only_the_small_rows_and_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = engine();
+        let t0 = now();
+        e.ingest(vec![alert("A", AlertStatus::Firing)], t0);
+        store.commit(&e.take_changes()).expect("commit");
+        let t1 = t0 + chrono::Duration::seconds(60);
+        let mut again = alert("A", AlertStatus::Firing);
+        again.ends_at = Some(t1 + chrono::Duration::seconds(240));
+        e.ingest(vec![again], t1);
+        let ws = e.take_changes();
+        assert!(ws.alerts.is_empty() && ws.incidents.is_empty(), "{ws:?}");
+        assert_eq!((ws.seen.len(), ws.activity.len()), (1, 1));
+        store.commit(&ws).expect("commit");
+        drop(store);
+
+        let store = Store::open(dir.path()).expect("reopen");
+        let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
+        let live = &snap.live[0];
+        assert_eq!(live.incident.last_activity_at, t1);
+        let rec = live.alerts.values().next().expect("alert");
+        assert_eq!(rec.repeat_count, 1);
+        assert_eq!(rec.last_seen_at, t1);
+        assert_eq!(rec.ends_at, Some(t1 + chrono::Duration::seconds(240)));
+        let (inc, alerts, _) = store
+            .incident_full(live.incident.id)
+            .expect("read")
+            .expect("exists");
+        assert_eq!(inc.last_activity_at, t1);
+        assert_eq!(alerts[0].seen(), rec.seen());
+        let listed = store
+            .list(&ListFilter {
+                limit: 1,
+                ..ListFilter::default()
+            })
+            .expect("list");
+        assert_eq!(listed[0].last_activity_at, t1);
+    }
+
+    #[test]
+    fn seen_rows_round_trip_and_reject_bad_lengths() {
+        let s = AlertSeen {
+            last_seen_at: now(),
+            ends_at: None,
+            repeat_count: 7,
+        };
+        assert_eq!(decode_seen(&encode_seen(&s)).expect("decode"), s);
+        let far = AlertSeen {
+            ends_at: DateTime::from_timestamp(253_402_300_799, 999_999_999),
+            ..s
+        };
+        assert_eq!(decode_seen(&encode_seen(&far)).expect("decode"), far);
+        let e = decode_seen(&[0; 5]).expect_err("short").to_string();
+        assert!(e.contains("alert_seen") && e.contains("5 bytes"), "{e}");
     }
 
     #[test]
