@@ -198,9 +198,15 @@ async fn drive(url: String, o: &Opts) -> Result {
             stop.clone(),
         );
         let batch = o.batch as u64;
+        let concurrency = o.concurrency;
         tasks.push(tokio::spawn(async move {
             let mut k = c;
-            let mut next = Instant::now();
+            // Spread the clients over the interval: an offered rate is a
+            // steady stream, not all clients firing in the same instant.
+            let mut next = Instant::now()
+                + interval.map_or(Duration::ZERO, |iv| {
+                    iv.mul_f64(c as f64 / concurrency as f64)
+                });
             let mut local = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 if let Some(iv) = interval {
@@ -341,6 +347,26 @@ async fn main() {
     let visible = t.elapsed();
     let rss = peak_rss_mb(pid);
     print("incidentd", &r, rss);
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let commits = sample("incidentd_store_commit_duration_seconds_count");
+    let commit_s = sample("incidentd_store_commit_duration_seconds_sum");
+    let received: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("incidentd_alerts_received_total{"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    println!(
+        "incidentd      {commits} store commits, {:.0} alerts a commit, {:.2} ms a commit (mean)",
+        received / commits,
+        commit_s / commits * 1e3
+    );
     println!(
         "incidentd      {created} incidents created; {listed} listed {:.1} ms after the last ack (limit 10000)",
         visible.as_secs_f64() * 1e3

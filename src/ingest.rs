@@ -117,6 +117,11 @@ pub fn parse(
 }
 
 fn from_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, IngestError> {
+    // Good input takes the fast path; only a failure pays for parsing again
+    // with path tracking, which names where the problem is.
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
