@@ -4,8 +4,8 @@
 //! Input: [`Job`]s the engine creates when an incident trigger fires
 //! (`opened`, `priority_changed`, `alert_added`, `acknowledged`,
 //! `escalated`, `sla_breached`, `resolved`, `reopened`, `closed`) and a
-//! matching action exists. Output: HTTP requests (`webhook`) and processes
-//! (`exec`), each attempt's result sent back to the writer so it lands on
+//! matching action exists. Output: HTTP requests (`webhook`), processes
+//! (`exec`) and Kafka records (`kafka`), each attempt's result sent back to the writer so it lands on
 //! the incident timeline and in the store, and `incidentd_actions_total` /
 //! `incidentd_action_duration_seconds`.
 //!
@@ -107,6 +107,7 @@ impl ActionDef {
         match self.kind {
             ActionKind::Webhook(_) => "webhook",
             ActionKind::Exec(_) => "exec",
+            ActionKind::Kafka(_) => "kafka",
         }
     }
 }
@@ -115,6 +116,27 @@ impl ActionDef {
 pub enum ActionKind {
     Webhook(WebhookDef),
     Exec(ExecDef),
+    Kafka(KafkaActionDef),
+}
+
+/// Which record key a `kafka` action uses: all events of one incident (or
+/// one group) land on one partition, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaKey {
+    Incident,
+    GroupKey,
+}
+
+/// A `kafka` action: produce the incident event to a topic (`acks=all`).
+#[derive(Debug, Clone)]
+pub struct KafkaActionDef {
+    pub topic: String,
+    /// Unset: the daemon's `kafka.brokers` (and its client `options`).
+    pub brokers: Option<String>,
+    pub key: KafkaKey,
+    /// Name of the compiled body template; unset: the event as JSON.
+    pub body_template: Option<String>,
+    pub timeout: Duration,
 }
 
 /// Body presets for webhooks.
@@ -236,6 +258,46 @@ pub struct ExecutorSettings {
     pub workers: usize,
     pub queue_capacity: usize,
     pub allow_exec: bool,
+    /// The daemon's `kafka` section: default brokers and client options
+    /// for `kafka` actions.
+    pub kafka: Option<crate::config::KafkaConfig>,
+}
+
+/// One producer per broker list, made on first use and shared by jobs.
+#[derive(Clone, Default)]
+struct Producers {
+    by_brokers: Arc<std::sync::Mutex<BTreeMap<String, rdkafka::producer::FutureProducer>>>,
+}
+
+impl Producers {
+    fn get(
+        &self,
+        brokers: &str,
+        base: Option<&crate::config::KafkaConfig>,
+    ) -> Result<rdkafka::producer::FutureProducer, String> {
+        // A poisoned lock only means another job panicked mid-insert; the
+        // map itself is still usable.
+        let mut map = self
+            .by_brokers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = map.get(brokers) {
+            return Ok(p.clone());
+        }
+        let mut c = rdkafka::ClientConfig::new();
+        if let Some(k) = base {
+            for (key, value) in &k.options {
+                c.set(key, value);
+            }
+        }
+        c.set("bootstrap.servers", brokers);
+        c.set("acks", "all");
+        let p: rdkafka::producer::FutureProducer = c
+            .create()
+            .map_err(|e| format!("cannot create a Kafka producer for {brokers}: {e}"))?;
+        map.insert(brokers.to_string(), p.clone());
+        Ok(p)
+    }
 }
 
 /// Sends jobs to the executor; cheap to clone.
@@ -273,19 +335,32 @@ pub fn spawn_executor(
         .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default();
+    let sinks = Sinks {
+        http: client,
+        producers: Producers::default(),
+        kafka: settings.kafka.clone().map(Arc::new),
+    };
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
             let permits = permits.clone();
             let rules = rules.borrow().clone();
             let results = results.clone();
             let metrics = metrics.clone();
-            let client = client.clone();
+            let sinks = sinks.clone();
             let allow_exec = settings.allow_exec;
             tokio::spawn(async move {
-                run_job(job, rules, results, metrics, client, allow_exec, permits).await;
+                run_job(job, rules, results, metrics, sinks, allow_exec, permits).await;
             });
         }
     });
+}
+
+/// Where actions go: the HTTP client and the Kafka producers.
+#[derive(Clone)]
+struct Sinks {
+    http: reqwest::Client,
+    producers: Producers,
+    kafka: Option<Arc<crate::config::KafkaConfig>>,
 }
 
 async fn run_job(
@@ -293,7 +368,7 @@ async fn run_job(
     rules: Arc<RuleSet>,
     results: WeakHandle,
     metrics: Arc<Metrics>,
-    client: reqwest::Client,
+    sinks: Sinks,
     allow_exec: bool,
     permits: Arc<Semaphore>,
 ) {
@@ -324,7 +399,8 @@ async fn run_job(
             };
             let started = Instant::now();
             let (outcome, message) = match &def.kind {
-                ActionKind::Webhook(w) => webhook(&client, &rules, &def, w, &job).await,
+                ActionKind::Webhook(w) => webhook(&sinks.http, &rules, &def, w, &job).await,
+                ActionKind::Kafka(k) => kafka(&sinks, &rules, k, &job).await,
                 ActionKind::Exec(e) if allow_exec => exec(e, &job).await,
                 ActionKind::Exec(_) => (
                     Outcome::Failure,
@@ -382,6 +458,74 @@ async fn report(results: &WeakHandle, r: AttemptResult) -> bool {
     match results.upgrade() {
         Some(h) => h.action_result(r).await.is_ok(),
         None => false,
+    }
+}
+
+async fn kafka(sinks: &Sinks, rules: &RuleSet, k: &KafkaActionDef, job: &Job) -> (Outcome, String) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let Some(brokers) = k
+        .brokers
+        .as_deref()
+        .or(sinks.kafka.as_deref().map(|c| c.brokers.as_str()))
+    else {
+        return (
+            Outcome::Failure,
+            "no brokers: set `brokers` on the action or the daemon's kafka.brokers".into(),
+        );
+    };
+    let producer = match sinks.producers.get(brokers, sinks.kafka.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return (Outcome::Failure, e),
+    };
+    let body = match &k.body_template {
+        Some(t) => match rules.render(t, &job.payload) {
+            Ok(b) => b,
+            Err(e) => return (Outcome::Failure, format!("body template failed: {e}")),
+        },
+        None => job.payload.to_string(),
+    };
+    let key = match k.key {
+        KafkaKey::Incident => job.incident.to_string(),
+        KafkaKey::GroupKey => job.payload["incident"]["group_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let incident = job.incident.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "incidentd-trigger",
+            value: Some(job.trigger.as_str()),
+        })
+        .insert(Header {
+            key: "incidentd-incident",
+            value: Some(incident.as_str()),
+        })
+        .insert(Header {
+            key: "incidentd-job",
+            value: Some(job.key.as_str()),
+        });
+    let record = FutureRecord::to(&k.topic)
+        .key(&key)
+        .payload(&body)
+        .headers(headers);
+    match tokio::time::timeout(k.timeout, producer.send(record, k.timeout)).await {
+        Ok(Ok(delivery)) => (
+            Outcome::Success,
+            format!(
+                "produced to {}[{}] at offset {}",
+                k.topic, delivery.partition, delivery.offset
+            ),
+        ),
+        Ok(Err((e, _))) => (
+            Outcome::Failure,
+            format!("producing to {} failed: {e}", k.topic),
+        ),
+        Err(_) => (
+            Outcome::Timeout,
+            format!("producing to {} timed out after {:?}", k.topic, k.timeout),
+        ),
     }
 }
 

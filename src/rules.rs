@@ -21,8 +21,8 @@ use marked_yaml::{Node, Spanned};
 use serde::{Deserialize, Serialize};
 
 use crate::actions::{
-    ActionDef, ActionKind, EscalationLevel, EscalationPolicy, ExecDef, LevelWhen, Preset, Trigger,
-    WebhookDef,
+    ActionDef, ActionKind, EscalationLevel, EscalationPolicy, ExecDef, KafkaActionDef, KafkaKey,
+    LevelWhen, Preset, Trigger, WebhookDef,
 };
 use crate::alert::Labels;
 use crate::matcher::{self, Matcher};
@@ -733,6 +733,8 @@ struct RawAction {
     #[serde(default)]
     exec: Option<RawExec>,
     #[serde(default)]
+    kafka: Option<RawKafkaAction>,
+    #[serde(default)]
     retries: Option<u32>,
     #[serde(default)]
     backoff: Option<Spanned<String>>,
@@ -771,6 +773,20 @@ struct RawExec {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     max_output: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafkaAction {
+    topic: Spanned<String>,
+    #[serde(default)]
+    brokers: Option<Spanned<String>>,
+    #[serde(default)]
+    key: Option<Spanned<String>>,
+    #[serde(default)]
+    body: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1691,13 +1707,19 @@ impl Builder {
                     .unwrap_or(None),
                 None => None,
             };
-            let kind = match (&raw.webhook, &raw.exec) {
-                (Some(w), None) => self
+            let kind = match (&raw.webhook, &raw.exec, &raw.kafka) {
+                (Some(w), None, None) => self
                     .webhook(w, name.as_deref().unwrap_or("?"), &span)
                     .map(ActionKind::Webhook),
-                (None, Some(e)) => self.exec(e).map(ActionKind::Exec),
+                (None, Some(e), None) => self.exec(e).map(ActionKind::Exec),
+                (None, None, Some(k)) => self
+                    .kafka_action(k, name.as_deref().unwrap_or("?"))
+                    .map(ActionKind::Kafka),
                 _ => {
-                    self.err(&span, "actions: give exactly one of `webhook` or `exec`");
+                    self.err(
+                        &span,
+                        "actions: give exactly one of `webhook`, `exec` or `kafka`",
+                    );
                     None
                 }
             };
@@ -1722,6 +1744,59 @@ impl Builder {
                 });
             }
         }
+    }
+
+    fn kafka_action(&mut self, k: &RawKafkaAction, action: &str) -> Option<KafkaActionDef> {
+        let mut ok = true;
+        let topic = k.topic.as_str();
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            self.err(
+                k.topic.span(),
+                format!("kafka topic {topic:?}: use 1-249 characters of a-z A-Z 0-9 . _ -"),
+            );
+            ok = false;
+        }
+        let key = match k.key.as_ref().map(|v| v.as_str()) {
+            None | Some("incident") => KafkaKey::Incident,
+            Some("group_key") => KafkaKey::GroupKey,
+            Some(other) => {
+                if let Some(raw) = &k.key {
+                    self.err(
+                        raw.span(),
+                        format!("kafka key {other:?}: expected incident or group_key"),
+                    );
+                }
+                ok = false;
+                KafkaKey::Incident
+            }
+        };
+        let body_template = k.body.as_ref().map(|b| {
+            let tname = format!("action/{action}");
+            let pos = self.pos_of(b.span()).unwrap_or(Pos {
+                file: Arc::from("?"),
+                line: 0,
+                column: 0,
+            });
+            self.templates
+                .push((tname.clone(), b.as_str().to_string(), pos));
+            tname
+        });
+        let timeout = match &k.timeout {
+            Some(t) => self.duration(t),
+            None => Some(Duration::from_secs(10)),
+        }?;
+        ok.then(|| KafkaActionDef {
+            topic: topic.to_string(),
+            brokers: k.brokers.as_ref().map(|b| b.as_str().to_string()),
+            key,
+            body_template,
+            timeout,
+        })
     }
 
     fn webhook(
@@ -2023,6 +2098,40 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn kafka_actions_are_validated() {
+        let ok = compile(
+            "actions:\n  - name: events\n    on: [opened]\n    kafka:\n      topic: incident-events\n      key: group_key\n      brokers: k1:9092\n",
+        )
+        .expect("valid");
+        let ActionKind::Kafka(k) = &ok.actions[0].kind else {
+            panic!("not a kafka action: {:?}", ok.actions[0].kind)
+        };
+        assert_eq!(
+            (k.topic.as_str(), k.brokers.as_deref(), k.key),
+            ("incident-events", Some("k1:9092"), KafkaKey::GroupKey)
+        );
+        assert_eq!(ok.actions[0].kind_name(), "kafka");
+        let e = errors(
+            "actions:\n  - name: a\n    on: [opened]\n    kafka:\n      topic: 'bad topic'\n      key: labels\n  - name: b\n    on: [opened]\n    kafka: {topic: t}\n    webhook: {url: 'http://x'}\n",
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("r.yaml:5:") && m.contains("kafka topic \"bad topic\"")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("r.yaml:6:") && m.contains("expected incident or group_key")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.contains("exactly one of `webhook`, `exec` or `kafka`")),
+            "{e:?}"
+        );
     }
 
     #[test]

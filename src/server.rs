@@ -126,7 +126,7 @@ impl Server {
         listener: TcpListener,
     ) -> Result<Server, ServerError> {
         config.validate()?;
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_with_cache(&config.data_dir, config.pipeline.store_cache_mb)?;
         let ruleset = Arc::new(rules.load()?);
         tracing::info!(rules = %summarize(&ruleset), "rules loaded");
         let now = Utc::now();
@@ -176,6 +176,7 @@ impl Server {
                 workers: config.actions.workers,
                 queue_capacity: config.actions.queue_capacity,
                 allow_exec: config.actions.allow_exec,
+                kafka: config.kafka.clone(),
             },
             jobs_rx,
             rules_rx,

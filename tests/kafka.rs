@@ -407,6 +407,8 @@ struct KafkaSettings<'a> {
     group: &'a str,
     commit_interval: &'a str,
     dead_letter_topic: Option<&'a str>,
+    /// Rules directory instead of the shipped `rules/`.
+    rules: Option<&'a Path>,
 }
 
 impl<'a> KafkaSettings<'a> {
@@ -416,6 +418,7 @@ impl<'a> KafkaSettings<'a> {
             group,
             commit_interval: "200ms",
             dead_letter_topic: None,
+            rules: None,
         }
     }
 }
@@ -438,7 +441,11 @@ impl Incidentd {
             .arg("--data-dir")
             .arg(data)
             .arg("--rules")
-            .arg(rules_dir())
+            .arg(
+                kafka
+                    .and_then(|k| k.rules)
+                    .map_or_else(rules_dir, Path::to_path_buf),
+            )
             .current_dir(dir)
             .env("INCIDENTD_LOG", "info,librdkafka=warn")
             .env("NO_COLOR", "1");
@@ -1145,4 +1152,121 @@ async fn new_owner_of_a_partition_starts_fresh_and_the_old_copy_expires() {
         }
     })
     .await;
+}
+
+/// Item 6: a `kafka` action produces incident events to a topic, keyed by
+/// incident id, with the trigger in a header, using the daemon's brokers.
+#[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::await_holding_lock)] // see serial()
+async fn kafka_action_produces_incident_events_to_a_topic() {
+    let _serial = serial();
+    let tmp = TempDir::new().expect("tempdir");
+    let broker = Broker::start(tmp.path()).await;
+    broker.create_topic("alerts", 1);
+    broker.create_topic("incident-events", 1);
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::copy(rules_dir().join("default.yaml"), rules.join("default.yaml"))
+        .expect("copy default rules");
+    std::fs::write(
+        rules.join("events.yaml"),
+        "actions:\n  - name: incident-events\n    on: [opened, acknowledged]\n    kafka:\n      topic: incident-events\n",
+    )
+    .expect("write events.yaml");
+
+    let mut settings = KafkaSettings::new(&["alerts"], "g-events");
+    settings.rules = Some(&rules);
+    let d = Incidentd::start(
+        "incidentd",
+        &tmp.path().join("data"),
+        tmp.path(),
+        &broker,
+        Some(&settings),
+    )
+    .await;
+    let procs = [&d.proc, &broker.proc];
+    let p = broker.producer();
+    produce(&p, "alerts", "a", &disk_alert(1, "/").to_string()).await;
+    wait_caught_up(&d, "alerts", 1.0, None, &procs).await;
+    let incidents = d.incidents().await.expect("incidents");
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let id = incidents[0]["id"].as_str().expect("id").to_string();
+    // Acknowledge after the `opened` record is out, so the order is known.
+    wait_for("the opened event produced", &procs, || produced(&d, &id, 1)).await;
+    let r = client()
+        .post(format!("{}/api/v1/incidents/{id}/ack", d.base))
+        .json(&json!({"by": "alice"}))
+        .send()
+        .await
+        .expect("ack");
+    assert!(r.status().is_success(), "ack: {}", r.status());
+
+    let got = broker.read("incident-events", 2, &procs).await;
+    let events: Vec<(String, String, Value)> = got
+        .iter()
+        .map(|m| {
+            let trigger = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "incidentd-trigger"))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            let body: Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON value");
+            (key, trigger, body)
+        })
+        .collect();
+    assert_eq!(
+        events
+            .iter()
+            .map(|(k, t, _)| (k.as_str(), t.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(id.as_str(), "opened"), (id.as_str(), "acknowledged")]
+    );
+    assert_eq!(events[0].2["trigger"], "opened");
+    assert_eq!(events[0].2["incident"]["id"], id.as_str());
+    assert_eq!(events[1].2["incident"]["status"], "acknowledged");
+    assert_eq!(events[1].2["incident"]["acknowledged_by"], "alice");
+    assert!(events[0].2["alerts"][0]["labels"]["mountpoint"] == "/");
+
+    // Each delivery is on the timeline and in the action metrics.
+    wait_for("both deliveries on the timeline", &procs, || {
+        produced(&d, &id, 2)
+    })
+    .await;
+    let m = d.metrics().await.expect("metrics");
+    assert_eq!(
+        m.get(
+            "incidentd_actions_total",
+            &[("action", "incident-events"), ("outcome", "success")]
+        ),
+        2.0
+    );
+}
+
+/// Ok once the incident's timeline notes `want` records produced by the
+/// `incident-events` action.
+async fn produced(d: &Incidentd, id: &str, want: usize) -> Result<(), String> {
+    let v: Value = client()
+        .get(format!("{}/api/v1/incidents/{id}", d.base))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let messages: Vec<&str> = v["timeline"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|e| e["message"].as_str()).collect())
+        .unwrap_or_default();
+    let n = messages
+        .iter()
+        .filter(|m| m.contains("produced to incident-events[0] at offset"))
+        .count();
+    if n == want {
+        Ok(())
+    } else {
+        Err(format!("{n} deliveries on the timeline: {messages:?}"))
+    }
 }
