@@ -142,6 +142,9 @@ pub struct PipelineSettings {
     /// How often time-driven transitions run (auto-close, SLA breaches, expiry).
     #[serde(with = "duration")]
     pub tick_interval: Duration,
+    /// redb's page cache in MiB. Bounds the daemon's memory beyond its live
+    /// state; pages not cached are read from the file (the OS caches them).
+    pub store_cache_mb: usize,
 }
 
 impl Default for PipelineSettings {
@@ -150,6 +153,7 @@ impl Default for PipelineSettings {
             queue_capacity: 1024,
             max_batch_alerts: 20_000,
             tick_interval: Duration::from_secs(1),
+            store_cache_mb: crate::store::DEFAULT_CACHE_MB,
         }
     }
 }

@@ -203,18 +203,30 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// redb's own default (1 GiB) caches every page a restart reads: with a
+/// million stored alerts that is most of the daemon's memory.
+pub const DEFAULT_CACHE_MB: usize = 64;
+
 impl Store {
-    /// Opens (or creates) `DIR/incidentd.redb`.
+    /// Opens (or creates) `DIR/incidentd.redb` with the default page cache.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens (or creates) `DIR/incidentd.redb` with a page cache of `cache_mb` MiB.
+    pub fn open_with_cache(dir: &Path, cache_mb: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
         let path = dir.join("incidentd.redb");
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_mb.max(1) << 20)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         let store = Store {
             db: Arc::new(db),
             path,
