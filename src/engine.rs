@@ -121,6 +121,9 @@ pub struct WriteSet {
     /// Incidents whose status changed (or that are new): the store updates
     /// its status indexes only for these.
     pub reindex: Vec<IncidentKey>,
+    /// Kafka offsets the alerts of this write set came up to (set by the
+    /// pipeline, not the engine).
+    pub kafka_positions: Vec<crate::store::KafkaPosition>,
 }
 
 impl WriteSet {
@@ -134,6 +137,7 @@ impl WriteSet {
             && self.unsuppressed.is_empty()
             && self.silences.is_empty()
             && self.jobs.is_empty()
+            && self.kafka_positions.is_empty()
     }
 }
 

@@ -5,8 +5,12 @@
 //! [`crate::ingest`], detected per message or fixed per topic). Output:
 //! alerts handed to the pipeline with [`Source::Kafka`]; offsets stored and
 //! committed only after [`Handle::ingest`] answered `Ok`, i.e. after the
-//! write transaction holding the alerts committed (at least once: a crash
-//! replays what was stored but not yet committed, and dedup absorbs it).
+//! write transaction holding the alerts committed. The last offset per
+//! partition is stored in that same transaction (`kafka_positions`), so a
+//! message redelivered after a crash or rebalance whose alerts this store
+//! already holds is skipped: every message is counted once. (A partition
+//! whose high watermark is not past the stored offset was re-created or
+//! truncated; its stored offset is dropped instead of skipping.)
 //!
 //! Rejects: messages without payload (`empty`), larger than
 //! `limits.max_body_bytes` (`too_large`) or that do not parse (`invalid`).
@@ -198,6 +202,12 @@ pub fn partition_lag(hi: i64, stored: i64, committed: i64, app: i64, next: i64) 
 
 type TopicPartition = (String, i32);
 
+/// A poisoned lock only means a thread panicked while holding it; the
+/// maps behind these locks are always left consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Callbacks librdkafka runs while the consumer is polled (inside `recv`).
 struct Context {
     metrics: Arc<Metrics>,
@@ -309,6 +319,11 @@ pub struct KafkaSource {
     metrics: Arc<Metrics>,
     limits: Arc<Limits>,
     config: KafkaConfig,
+    /// The last offset per partition whose alerts are in this store.
+    stored: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// Partitions whose stored offset was checked against the broker's
+    /// high watermark since start.
+    checked: Mutex<BTreeSet<TopicPartition>>,
 }
 
 impl KafkaSource {
@@ -320,6 +335,7 @@ impl KafkaSource {
         limits: Arc<Limits>,
         handle: Handle,
         metrics: Arc<Metrics>,
+        stored: Vec<crate::store::KafkaPosition>,
     ) -> Result<KafkaSource, KafkaError> {
         let mut c = client_config(config);
         c.set("group.id", &config.group)
@@ -373,7 +389,51 @@ impl KafkaSource {
             metrics,
             limits,
             config: config.clone(),
+            stored: Mutex::new(
+                stored
+                    .into_iter()
+                    .map(|p| ((p.topic, p.partition), p.offset))
+                    .collect(),
+            ),
+            checked: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// True when the alerts of the message at `offset` are already in the
+    /// store (it is a redelivery after a crash or rebalance).
+    async fn already_stored(&self, tp: &TopicPartition, offset: i64) -> bool {
+        let stored = lock(&self.stored).get(tp).copied();
+        let Some(last) = stored.filter(|last| offset <= *last) else {
+            return false;
+        };
+        if lock(&self.checked).contains(tp) {
+            return true;
+        }
+        let (consumer, topic, partition) = (self.consumer.clone(), tp.0.clone(), tp.1);
+        let hw = tokio::task::spawn_blocking(move || {
+            consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+        })
+        .await;
+        match hw {
+            Ok(Ok((_, high))) if high > last => {
+                lock(&self.checked).insert(tp.clone());
+                true
+            }
+            Ok(Ok((_, high))) => {
+                tracing::warn!(topic = %tp.0, partition = tp.1, stored = last, high_watermark = high,
+                    "the partition ends before the offset stored for it: it was re-created or truncated; consuming it anew");
+                lock(&self.stored).remove(tp);
+                lock(&self.checked).insert(tp.clone());
+                false
+            }
+            // Unsure: rather count a message twice than skip one.
+            Ok(Err(e)) => {
+                tracing::warn!(topic = %tp.0, partition = tp.1, error = %e,
+                    "cannot read the high watermark; not skipping redelivered messages this time");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Consumes until `stop` turns true (or its sender is gone), then commits
@@ -451,10 +511,16 @@ impl KafkaSource {
         let mut alerts = Vec::new();
         let mut rejected = Vec::new();
         let mut last: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        let mut skipped = 0usize;
         for m in &batch {
             let tp = (m.topic().to_string(), m.partition());
             if !assigned.contains(&tp) {
                 tracing::debug!(topic = %tp.0, partition = tp.1, offset = m.offset(), "partition revoked meanwhile; left to its new owner");
+                continue;
+            }
+            if self.already_stored(&tp, m.offset()).await {
+                skipped += 1;
+                last.insert(tp, m.offset());
                 continue;
             }
             let format = self.config.format_of(m.topic());
@@ -464,11 +530,38 @@ impl KafkaSource {
             }
             last.insert(tp, m.offset());
         }
+        if skipped > 0 {
+            tracing::info!(
+                messages = skipped,
+                "skipped redelivered kafka messages whose alerts are already stored"
+            );
+        }
+        let rejected_any = !rejected.is_empty();
         for (m, r) in rejected {
             self.reject(m, &r, stop).await?;
         }
-        if !alerts.is_empty() {
-            self.ingest(alerts, stop).await?;
+        // Positions move forward only: a batch of skipped messages leaves
+        // the stored offsets as they are.
+        let positions: Vec<crate::store::KafkaPosition> = {
+            let stored = lock(&self.stored);
+            last.iter()
+                .filter(|(tp, o)| stored.get(*tp).is_none_or(|s| *o > s))
+                .map(|((topic, partition), offset)| crate::store::KafkaPosition {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                })
+                .collect()
+        };
+        let any_alerts = !alerts.is_empty();
+        if any_alerts || (rejected_any && !positions.is_empty()) {
+            self.ingest(alerts, positions.clone(), stop).await?;
+            let mut stored = lock(&self.stored);
+            for p in positions {
+                stored.insert((p.topic, p.partition), p.offset);
+            }
+        }
+        if any_alerts {
             self.metrics
                 .ingest_batch_duration
                 .with_label_values(&[Source::Kafka.as_str()])
@@ -496,12 +589,17 @@ impl KafkaSource {
     async fn ingest(
         &self,
         alerts: Vec<Alert>,
+        positions: Vec<crate::store::KafkaPosition>,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Stopped> {
         let mut backoff = FIRST_BACKOFF;
         let mut paused: Option<TopicPartitionList> = None;
         let result = loop {
-            match self.handle.ingest(Source::Kafka, alerts.clone()).await {
+            match self
+                .handle
+                .ingest_kafka(alerts.clone(), positions.clone())
+                .await
+            {
                 Ok(_) => break Ok(()),
                 Err(PipelineError::ShuttingDown) => break Err(Stopped),
                 Err(e) => {

@@ -86,6 +86,9 @@ pub enum Command {
     Ingest {
         source: Source,
         alerts: Vec<Alert>,
+        /// Kafka: the last offset per partition these alerts came up to,
+        /// stored in the same transaction (see [`Handle::ingest_kafka`]).
+        positions: Vec<crate::store::KafkaPosition>,
         reply: oneshot::Sender<Result<IngestSummary, PipelineError>>,
     },
     Op {
@@ -164,11 +167,33 @@ impl Handle {
         source: Source,
         alerts: Vec<Alert>,
     ) -> Result<IngestSummary, PipelineError> {
+        self.ingest_at(source, alerts, Vec::new()).await
+    }
+
+    /// Like [`Handle::ingest`] for Kafka messages: `positions` (the last
+    /// offset per partition of the messages the alerts came from) commit in
+    /// the same transaction as the alerts, so after a crash the source knows
+    /// exactly which redelivered messages are already stored.
+    pub async fn ingest_kafka(
+        &self,
+        alerts: Vec<Alert>,
+        positions: Vec<crate::store::KafkaPosition>,
+    ) -> Result<IngestSummary, PipelineError> {
+        self.ingest_at(Source::Kafka, alerts, positions).await
+    }
+
+    async fn ingest_at(
+        &self,
+        source: Source,
+        alerts: Vec<Alert>,
+        positions: Vec<crate::store::KafkaPosition>,
+    ) -> Result<IngestSummary, PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(Command::Ingest {
                 source,
                 alerts,
+                positions,
                 reply,
             })
             .map_err(|e| match e {
@@ -309,13 +334,16 @@ impl Writer {
         let now = Utc::now();
         let mut replies = Vec::with_capacity(batch.len());
         let mut ticked = false;
+        let mut positions = Vec::new();
         for cmd in batch {
             match cmd {
                 Command::Ingest {
                     source,
                     alerts,
+                    positions: mut p,
                     reply,
                 } => {
+                    positions.append(&mut p);
                     let outcomes = self.engine.ingest(alerts, now);
                     replies.push(Reply::Ingest(
                         reply,
@@ -374,7 +402,8 @@ impl Writer {
                 }
             }
         }
-        let ws = self.engine.take_changes();
+        let mut ws = self.engine.take_changes();
+        ws.kafka_positions = positions;
         let result = if ws.is_empty() {
             Ok(())
         } else {

@@ -190,6 +190,7 @@ impl Server {
                 limits.clone(),
                 handle.clone(),
                 metrics.clone(),
+                store.kafka_positions()?,
             )?),
             None => None,
         };

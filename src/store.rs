@@ -16,6 +16,9 @@
 //! fingerprint) → last seen, ends at, repeat count) and `incident_activity`
 //! (key → last activity). Every write of a record also writes its small row,
 //! and every read lays the small row over the record.
+//!
+//! `kafka_positions` ((topic, partition) → offset) holds the last Kafka
+//! offset whose alerts are stored, written in the same transaction as them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +36,7 @@ const ALERTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alerts"
 const TIMELINE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("timeline");
 const ALERT_SEEN: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alert_seen");
 const ACTIVITY: TableDefinition<u64, (i64, u32)> = TableDefinition::new("incident_activity");
+const KAFKA_POSITIONS: TableDefinition<(&str, i32), i64> = TableDefinition::new("kafka_positions");
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
 const SUPPRESSED: TableDefinition<u64, &[u8]> = TableDefinition::new("suppressed_alerts");
@@ -95,6 +99,14 @@ pub struct Snapshot {
     pub live: Vec<Live>,
     pub restored: Restored,
     pub incidents_total: u64,
+}
+
+/// A Kafka topic, partition and the last offset whose alerts are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaPosition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// An incident with its alerts and timeline.
@@ -243,6 +255,7 @@ impl Store {
         tx.open_table(SUPPRESSED)?;
         tx.open_table(SILENCES)?;
         tx.open_table(ACTION_JOBS)?;
+        tx.open_table(KAFKA_POSITIONS)?;
         tx.commit()?;
         Ok(store)
     }
@@ -308,6 +321,10 @@ impl Store {
             let mut jobs = tx.open_table(ACTION_JOBS)?;
             for j in &ws.jobs {
                 jobs.insert(j.key.as_str(), encode(j).as_slice())?;
+            }
+            let mut positions = tx.open_table(KAFKA_POSITIONS)?;
+            for p in &ws.kafka_positions {
+                positions.insert((p.topic.as_str(), p.partition), p.offset)?;
             }
         }
         tx.commit()?;
@@ -441,6 +458,22 @@ impl Store {
             incident,
             alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
         }))
+    }
+
+    /// The last stored Kafka offset of every partition this store has seen.
+    pub fn kafka_positions(&self) -> Result<Vec<KafkaPosition>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(KAFKA_POSITIONS)?.iter()? {
+            let (k, v) = row?;
+            let (topic, partition) = k.value();
+            out.push(KafkaPosition {
+                topic: topic.to_string(),
+                partition,
+                offset: v.value(),
+            });
+        }
+        Ok(out)
     }
 
     /// Every stored silence (active, pending and expired).

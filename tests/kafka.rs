@@ -761,9 +761,10 @@ async fn produced_alerts_become_incidents_and_offsets_are_committed() {
 }
 
 /// kill -9 after the alerts are durable but before their offsets are
-/// committed: the restart replays every message, dedup absorbs all of them
-/// (counted in incidentd_alerts_deduplicated_total, no incident created or
-/// changed), and afterwards the offsets are committed.
+/// committed: the restart gets every message again, knows from the offsets
+/// stored with the alerts that they are already stored and skips them (no
+/// alert counted twice, no incident created or changed), and afterwards the
+/// offsets are committed.
 #[tokio::test(flavor = "multi_thread")]
 #[allow(clippy::await_holding_lock)] // see serial()
 async fn kill_between_store_and_commit_replays_into_dedup() {
@@ -804,9 +805,21 @@ async fn kill_between_store_and_commit_replays_into_dedup() {
     let d = Incidentd::start("incidentd-2", &data, tmp.path(), &broker, Some(&settings)).await;
     let procs = [&d.proc, &broker.proc];
     let all: BTreeSet<i32> = (0..2).collect();
-    let m = wait_caught_up(&d, "alerts", 8.0, Some(&all), &procs).await;
-    assert_eq!(m.get("incidentd_alerts_deduplicated_total", &[]), 8.0);
+    let m = wait_caught_up(&d, "alerts", 0.0, Some(&all), &procs).await;
+    assert_eq!(
+        m.kafka_received(),
+        0.0,
+        "a redelivered message counted again"
+    );
+    assert_eq!(m.get("incidentd_alerts_deduplicated_total", &[]), 0.0);
     assert_eq!(m.get("incidentd_incidents_created_total", &[]), 0.0);
+    assert!(
+        d.proc
+            .log_tail()
+            .contains("skipped redelivered kafka messages whose alerts are already stored"),
+        "{}",
+        d.proc.log_tail()
+    );
     let after = d.incidents().await.expect("incidents");
     let ids = |v: &[Value]| -> Vec<String> {
         let mut s: Vec<String> = v
