@@ -3,6 +3,8 @@
 //! accepted alerts/s, ack latency percentiles, time until every incident is
 //! visible in the API, and the daemon's peak RSS. `--vs-alertmanager` runs
 //! the same load against a local `prometheus-alertmanager` in the same run.
+//! `--kafka` instead fills a topic on a local `tansu` broker and times how
+//! fast the daemon consumes it (durably: offsets stored after the commit).
 //!
 //! Run: `cargo bench --bench load -- [options]` (see `--help`). Every
 //! request loop is bounded by `--duration`; traffic goes to 127.0.0.1 only.
@@ -19,7 +21,15 @@ const HELP: &str = "options:
   --resolved PCT       share of alerts sent as resolved, 0-100 (default 0)
   --duration SECS      how long to send (default 10)
   --rate N             offered alerts/s in total (default: as fast as possible)
-  --vs-alertmanager    also run the same load against prometheus-alertmanager";
+  --queue-capacity N   incidentd's pipeline.queue_capacity (requests waiting for
+                       the writer; default: the daemon's 1024). Smaller than
+                       --concurrency shows the overload answer (503 + Retry-After)
+  --vs-alertmanager    also run the same load against prometheus-alertmanager
+  --kafka              Kafka instead of HTTP: produce --messages messages of --batch
+                       alerts to a topic of --partitions partitions on a local tansu
+                       broker, start incidentd on it, time until all are consumed
+  --messages N         Kafka messages to produce (default 2000)
+  --partitions N       partitions of the Kafka topic (default 4)";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -29,7 +39,11 @@ struct Opts {
     resolved_pct: u32,
     duration: Duration,
     rate: Option<u64>,
+    queue_capacity: Option<u64>,
     vs_alertmanager: bool,
+    kafka: bool,
+    messages: usize,
+    partitions: usize,
 }
 
 fn opts() -> Opts {
@@ -40,7 +54,11 @@ fn opts() -> Opts {
         resolved_pct: 0,
         duration: Duration::from_secs(10),
         rate: None,
+        queue_capacity: None,
         vs_alertmanager: false,
+        kafka: false,
+        messages: 2000,
+        partitions: 4,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -69,11 +87,19 @@ fn opts() -> Opts {
             "--resolved" => o.resolved_pct = num(i) as u32,
             "--duration" => o.duration = Duration::from_secs(num(i)),
             "--rate" => o.rate = Some(num(i)),
+            "--queue-capacity" => o.queue_capacity = Some(num(i)),
             "--vs-alertmanager" => {
                 o.vs_alertmanager = true;
                 i += 1;
                 continue;
             }
+            "--kafka" => {
+                o.kafka = true;
+                i += 1;
+                continue;
+            }
+            "--messages" => o.messages = num(i) as usize,
+            "--partitions" => o.partitions = num(i) as usize,
             "--bench" => {
                 i += 1;
                 continue;
@@ -165,6 +191,8 @@ struct Result {
     requests: u64,
     errors: u64,
     rejected: u64,
+    /// Rejections that carried a `Retry-After` header.
+    retry_after: u64,
     p50: Duration,
     p99: Duration,
     max: Duration,
@@ -179,6 +207,7 @@ async fn drive(url: String, o: &Opts) -> Result {
     let accepted = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
+    let retry_after = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     // With --rate, each client sends one request per interval.
@@ -190,10 +219,11 @@ async fn drive(url: String, o: &Opts) -> Result {
     let mut tasks = Vec::new();
     for c in 0..o.concurrency {
         let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
-        let (accepted, errors, rejected, latencies, stop) = (
+        let (accepted, errors, rejected, retry_after, latencies, stop) = (
             accepted.clone(),
             errors.clone(),
             rejected.clone(),
+            retry_after.clone(),
             latencies.clone(),
             stop.clone(),
         );
@@ -233,6 +263,9 @@ async fn drive(url: String, o: &Opts) -> Result {
                     }
                     Ok(r) if r.status().as_u16() == 429 || r.status().as_u16() == 503 => {
                         rejected.fetch_add(1, Ordering::Relaxed);
+                        if r.headers().contains_key("retry-after") {
+                            retry_after.fetch_add(1, Ordering::Relaxed);
+                        }
                         let _ = r.bytes().await;
                     }
                     _ => {
@@ -261,6 +294,7 @@ async fn drive(url: String, o: &Opts) -> Result {
         requests: l.len() as u64,
         errors: errors.load(Ordering::Relaxed),
         rejected: rejected.load(Ordering::Relaxed),
+        retry_after: retry_after.load(Ordering::Relaxed),
         p50: pct(0.50),
         p99: pct(0.99),
         max: l.last().copied().unwrap_or_default(),
@@ -269,10 +303,11 @@ async fn drive(url: String, o: &Opts) -> Result {
 
 fn print(name: &str, r: &Result, rss: f64) {
     println!(
-        "{name:<14} {:>10.0} alerts/s  requests {:>7}  503/429 {:>5}  errors {:>4}  ack p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  peak RSS {:>7.1} MB",
+        "{name:<14} {:>10.0} alerts/s  requests {:>7}  503/429 {:>5} (Retry-After {:>5})  errors {:>4}  ack p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  peak RSS {:>7.1} MB",
         r.alerts_per_s,
         r.requests,
         r.rejected,
+        r.retry_after,
         r.errors,
         r.p50.as_secs_f64() * 1e3,
         r.p99.as_secs_f64() * 1e3,
@@ -285,7 +320,7 @@ fn print(name: &str, r: &Result, rss: f64) {
 async fn main() {
     let o = opts();
     println!(
-        "load: concurrency {} batch {} distinct {} resolved {}% duration {:?} rate {} ({} cores)",
+        "load: concurrency {} batch {} distinct {} resolved {}% duration {:?} rate {} queue capacity {} ({} cores)",
         o.concurrency,
         o.batch,
         o.distinct,
@@ -294,26 +329,37 @@ async fn main() {
         o.rate
             .map(|r| format!("{r}/s"))
             .unwrap_or_else(|| "max".into()),
+        o.queue_capacity
+            .map(|q| q.to_string())
+            .unwrap_or_else(|| "default".into()),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0)
     );
+    if o.kafka {
+        kafka_run(&o).await;
+        return;
+    }
     let data = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .arg("--rules")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
-        .env("INCIDENTD_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start incidentd");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data.path())
+    .arg("--rules")
+    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+    .env("INCIDENTD_LOG", "warn")
+    .stdout(Stdio::null());
+    if let Some(q) = o.queue_capacity {
+        let config = data.path().join("load.yaml");
+        std::fs::write(&config, format!("pipeline:\n  queue_capacity: {q}\n")).expect("config");
+        cmd.arg("--config").arg(&config);
+    }
+    let child = cmd.spawn().expect("start incidentd");
     let pid = child.id();
     let daemon = Proc(child);
     let client = reqwest::Client::new();
@@ -406,4 +452,145 @@ async fn main() {
             rss / am_rss
         );
     }
+}
+
+fn tansu_binary() -> std::path::PathBuf {
+    let mut dirs: Vec<std::path::PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo").into_os_string())
+    }) {
+        dirs.push(std::path::Path::new(&home).join("bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join("tansu"))
+        .find(|p| p.is_file())
+        .expect("tansu on PATH (cargo install tansu --features dynostore --locked)")
+}
+
+/// Sum of every sample of `name` in a Prometheus text exposition.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Fills a topic, then times incidentd consuming all of it.
+async fn kafka_run(o: &Opts) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tansu = tansu_binary();
+    let kport = free_port();
+    let url = format!("tcp://127.0.0.1:{kport}");
+    let broker = Proc(
+        Command::new(&tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu"),
+    );
+    let addr = format!("127.0.0.1:{kport}");
+    let mut created = false;
+    for _ in 0..100 {
+        let out = Command::new(&tansu)
+            .args(["topic", "create", "alerts", "--partitions", &o.partitions.to_string()])
+            .args(["--broker", &url])
+            .output()
+            .expect("tansu topic create");
+        if out.status.success() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(created, "could not create the topic on tansu");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let bodies = bodies(o);
+    let t = Instant::now();
+    let mut pending = Vec::new();
+    for i in 0..o.messages {
+        let body = bodies[i % bodies.len()].clone();
+        let key = format!("k{}", i % 64);
+        let p = producer.clone();
+        pending.push(tokio::spawn(async move {
+            p.send(
+                FutureRecord::to("alerts").key(&key).payload(&body),
+                Duration::from_secs(30),
+            )
+            .await
+            .is_ok()
+        }));
+    }
+    let mut produced = 0usize;
+    for p in pending {
+        if p.await.unwrap_or(false) {
+            produced += 1;
+        }
+    }
+    assert_eq!(produced, o.messages, "not every message was produced");
+    let total = (o.messages * o.batch) as f64;
+    println!(
+        "kafka: produced {} messages of {} alerts ({total} alerts) to {} partitions in {:.1} s",
+        o.messages,
+        o.batch,
+        o.partitions,
+        t.elapsed().as_secs_f64()
+    );
+
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .arg("--rules")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+        .args(["--kafka-brokers", &addr, "--kafka-topic", "alerts", "--kafka-group", "load"])
+        .env("INCIDENTD_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start incidentd");
+    let pid = child.id();
+    let _daemon = Proc(child);
+    let client = reqwest::Client::new();
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut first: Option<Instant> = None;
+    let deadline = Duration::from_secs(600);
+    let done = loop {
+        assert!(started.elapsed() < deadline, "not consumed within {deadline:?}");
+        let text = match client.get(&metrics_url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let received = metric_sum(&text, "incidentd_alerts_received_total");
+        if received > 0.0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if received >= total {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let first = first.unwrap_or(started);
+    let secs = done.duration_since(first).as_secs_f64().max(1e-3);
+    println!(
+        "incidentd      {:>10.0} alerts/s consumed durably from Kafka ({total} alerts in {secs:.2} s from the first stored batch; {:.2} s after start); peak RSS {:.1} MB",
+        total / secs,
+        done.duration_since(started).as_secs_f64(),
+        peak_rss_mb(pid)
+    );
+    drop(broker);
 }
