@@ -29,7 +29,8 @@ const HELP: &str = "options:
                        alerts to a topic of --partitions partitions on a local tansu
                        broker, start incidentd on it, time until all are consumed
   --messages N         Kafka messages to produce (default 2000)
-  --partitions N       partitions of the Kafka topic (default 4)";
+  --partitions N       partitions of the Kafka topic (default 4)
+  --kafka-option K=V   librdkafka property for incidentd's consumer (repeatable)";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -44,6 +45,7 @@ struct Opts {
     kafka: bool,
     messages: usize,
     partitions: usize,
+    kafka_options: Vec<String>,
 }
 
 fn opts() -> Opts {
@@ -59,6 +61,7 @@ fn opts() -> Opts {
         kafka: false,
         messages: 2000,
         partitions: 4,
+        kafka_options: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -99,6 +102,12 @@ fn opts() -> Opts {
                 continue;
             }
             "--messages" => o.messages = num(i) as usize,
+            "--kafka-option" => {
+                o.kafka_options
+                    .push(args.get(i + 1).cloned().unwrap_or_default());
+                i += 2;
+                continue;
+            }
             "--partitions" => o.partitions = num(i) as usize,
             "--bench" => {
                 i += 1;
@@ -489,7 +498,13 @@ async fn kafka_run(o: &Opts) {
     let url = format!("tcp://127.0.0.1:{kport}");
     let broker = Proc(
         Command::new(&tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -501,7 +516,13 @@ async fn kafka_run(o: &Opts) {
     let mut created = false;
     for _ in 0..100 {
         let out = Command::new(&tansu)
-            .args(["topic", "create", "alerts", "--partitions", &o.partitions.to_string()])
+            .args([
+                "topic",
+                "create",
+                "alerts",
+                "--partitions",
+                &o.partitions.to_string(),
+            ])
             .args(["--broker", &url])
             .output()
             .expect("tansu topic create");
@@ -551,14 +572,40 @@ async fn kafka_run(o: &Opts) {
     );
 
     let data = tmp.path().join("data");
+    let config = tmp.path().join("kafka.yaml");
+    let options: String = o
+        .kafka_options
+        .iter()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+        .collect();
+    std::fs::write(
+        &config,
+        format!("kafka:\n  options:\n    client.id: incidentd-load\n{options}"),
+    )
+    .expect("config");
     let port = free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(&data)
         .arg("--rules")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
-        .args(["--kafka-brokers", &addr, "--kafka-topic", "alerts", "--kafka-group", "load"])
+        .args([
+            "--kafka-brokers",
+            &addr,
+            "--kafka-topic",
+            "alerts",
+            "--kafka-group",
+            "load",
+        ])
+        .arg("--config")
+        .arg(&config)
         .env("INCIDENTD_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -570,7 +617,10 @@ async fn kafka_run(o: &Opts) {
     let mut first: Option<Instant> = None;
     let deadline = Duration::from_secs(600);
     let done = loop {
-        assert!(started.elapsed() < deadline, "not consumed within {deadline:?}");
+        assert!(
+            started.elapsed() < deadline,
+            "not consumed within {deadline:?}"
+        );
         let text = match client.get(&metrics_url).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),

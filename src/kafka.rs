@@ -353,6 +353,11 @@ impl KafkaSource {
                 "statistics.interval.ms",
                 config.lag_interval.as_millis().to_string(),
             );
+        // librdkafka's 500 ms default lets a broker that waits out the whole
+        // fetch window (tansu does) cap throughput; `options` can override.
+        if !config.options.contains_key("fetch.wait.max.ms") {
+            c.set("fetch.wait.max.ms", "100");
+        }
         let context = Context {
             metrics: metrics.clone(),
             assigned: Mutex::new(BTreeSet::new()),
@@ -441,7 +446,33 @@ impl KafkaSource {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut commit_tick = tokio::time::interval(self.config.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One batch may be in the pipeline while the next one is parsed.
+        let mut inflight: Option<Inflight> = None;
         while !*stop.borrow() {
+            if inflight.is_some() {
+                // Nothing more fetched yet: finish the batch in flight first,
+                // so its offsets do not wait for the next message.
+                match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                    Ok(m) => {
+                        if self
+                            .handle_message(m, &mut stop, &mut inflight)
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(_) => {
+                        if let Some(f) = inflight.take() {
+                            if self.finish(f).await.is_err() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
             let first = tokio::select! {
                 biased;
                 changed = stop.changed() => {
@@ -457,24 +488,41 @@ impl KafkaSource {
                 }
                 m = self.consumer.recv() => m,
             };
-            let first = match first {
-                Ok(m) => m.detach(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka consume error");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let batch = self.collect(first).await;
-            if self.process(batch, &mut stop).await.is_err() {
+            if self
+                .handle_message(first, &mut stop, &mut inflight)
+                .await
+                .is_err()
+            {
                 break;
             }
+        }
+        if let Some(f) = inflight.take() {
+            // A stop while it was in the pipeline leaves its offsets unstored.
+            let _ = self.finish(f).await;
         }
         self.commit(CommitMode::Sync);
         tracing::info!("kafka source stopping: offsets committed, leaving the group");
         // Dropping the consumer closes it, which blocks on the group leave.
         let consumer = self.consumer;
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    }
+
+    async fn handle_message(
+        &self,
+        m: Result<rdkafka::message::BorrowedMessage<'_>, RdError>,
+        stop: &mut watch::Receiver<bool>,
+        inflight: &mut Option<Inflight>,
+    ) -> Result<(), Stopped> {
+        let first = match m {
+            Ok(m) => m.detach(),
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consume error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(());
+            }
+        };
+        let batch = self.collect(first).await;
+        self.process(batch, stop, inflight).await
     }
 
     /// The first message plus whatever is already fetched, up to the batch
@@ -499,11 +547,14 @@ impl KafkaSource {
         batch
     }
 
-    /// Ingests a batch and stores the offsets of its partitions.
+    /// Parses a batch (dead-lettering what does not parse), then waits for
+    /// the batch in flight, then hands this one to the pipeline. Offsets are
+    /// stored in batch order, each after its alerts are durable.
     async fn process(
         &self,
         batch: Vec<OwnedMessage>,
         stop: &mut watch::Receiver<bool>,
+        inflight: &mut Option<Inflight>,
     ) -> Result<(), Stopped> {
         let started = Instant::now();
         let now = Utc::now();
@@ -540,6 +591,12 @@ impl KafkaSource {
         for (m, r) in rejected {
             self.reject(m, &r, stop).await?;
         }
+        if let Some(f) = inflight.take() {
+            self.finish(f).await?;
+        }
+        if last.is_empty() {
+            return Ok(());
+        }
         // Positions move forward only: a batch of skipped messages leaves
         // the stored offsets as they are.
         let positions: Vec<crate::store::KafkaPosition> = {
@@ -554,24 +611,51 @@ impl KafkaSource {
                 .collect()
         };
         let any_alerts = !alerts.is_empty();
-        if any_alerts || (rejected_any && !positions.is_empty()) {
-            self.ingest(alerts, positions.clone(), stop).await?;
+        let task = if any_alerts || (rejected_any && !positions.is_empty()) {
+            let ingest = Ingest {
+                handle: self.handle.clone(),
+                consumer: self.consumer.clone(),
+                metrics: self.metrics.clone(),
+                max_backoff: self.config.max_retry_backoff,
+            };
+            let stop = stop.clone();
+            let positions = positions.clone();
+            Some(tokio::spawn(async move {
+                ingest.run(alerts, positions, stop).await
+            }))
+        } else {
+            None
+        };
+        *inflight = Some(Inflight {
+            task,
+            last,
+            positions,
+            started,
+            any_alerts,
+        });
+        Ok(())
+    }
+
+    /// Waits until a batch's alerts are durable, then stores its offsets.
+    async fn finish(&self, f: Inflight) -> Result<(), Stopped> {
+        if let Some(task) = f.task {
+            match task.await {
+                Ok(Ok(())) => {}
+                _ => return Err(Stopped),
+            }
             let mut stored = lock(&self.stored);
-            for p in positions {
+            for p in f.positions {
                 stored.insert((p.topic, p.partition), p.offset);
             }
         }
-        if any_alerts {
+        if f.any_alerts {
             self.metrics
                 .ingest_batch_duration
                 .with_label_values(&[Source::Kafka.as_str()])
-                .observe(started.elapsed().as_secs_f64());
-        }
-        if last.is_empty() {
-            return Ok(());
+                .observe(f.started.elapsed().as_secs_f64());
         }
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &last {
+        for ((topic, partition), offset) in &f.last {
             // The committed offset is the next one to read.
             if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
             {
@@ -582,63 +666,6 @@ impl KafkaSource {
             tracing::warn!(error = %e, "kafka: storing offsets failed; these messages will be replayed and deduplicated");
         }
         Ok(())
-    }
-
-    /// Hands alerts to the pipeline until they are durable, pausing every
-    /// assigned partition while the pipeline cannot take them.
-    async fn ingest(
-        &self,
-        alerts: Vec<Alert>,
-        positions: Vec<crate::store::KafkaPosition>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stopped> {
-        let mut backoff = FIRST_BACKOFF;
-        let mut paused: Option<TopicPartitionList> = None;
-        let result = loop {
-            match self
-                .handle
-                .ingest_kafka(alerts.clone(), positions.clone())
-                .await
-            {
-                Ok(_) => break Ok(()),
-                Err(PipelineError::ShuttingDown) => break Err(Stopped),
-                Err(e) => {
-                    let reason = match e {
-                        PipelineError::Overloaded => "overloaded",
-                        _ => "unavailable",
-                    };
-                    self.metrics
-                        .requests_rejected
-                        .with_label_values(&[Source::Kafka.as_str(), reason])
-                        .inc();
-                    if paused.is_none() {
-                        tracing::warn!(error = %e, "pipeline cannot take kafka alerts; pausing partitions and retrying");
-                        match self.consumer.assignment() {
-                            Ok(tpl) => {
-                                if let Err(e) = self.consumer.pause(&tpl) {
-                                    tracing::warn!(error = %e, "kafka: cannot pause partitions");
-                                }
-                                paused = Some(tpl);
-                            }
-                            Err(e) => tracing::warn!(error = %e, "kafka: cannot read assignment"),
-                        }
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => break Err(Stopped),
-                    }
-                    backoff = (backoff * 2).min(self.config.max_retry_backoff);
-                }
-            }
-        };
-        if let Some(tpl) = paused {
-            if let Err(e) = self.consumer.resume(&tpl) {
-                tracing::warn!(error = %e, "kafka: cannot resume partitions");
-            } else if result.is_ok() {
-                tracing::info!("pipeline took the kafka alerts; partitions resumed");
-            }
-        }
-        result
     }
 
     /// Dead-letters (when configured) and counts a message that will not
@@ -724,6 +751,85 @@ impl KafkaSource {
                 tracing::warn!(error = %e, "kafka offset commit failed; it is retried with the next commit");
             }
         }
+    }
+}
+
+/// A batch handed to the pipeline, not yet known to be durable.
+struct Inflight {
+    /// `None` when the batch had nothing to store (only skipped messages).
+    task: Option<tokio::task::JoinHandle<Result<(), Stopped>>>,
+    /// Last offset per partition, stored for commit once durable.
+    last: BTreeMap<TopicPartition, i64>,
+    positions: Vec<crate::store::KafkaPosition>,
+    started: Instant,
+    any_alerts: bool,
+}
+
+/// What handing one batch to the pipeline needs; runs as its own task so
+/// the next batch is parsed meanwhile.
+struct Ingest {
+    handle: Handle,
+    consumer: Arc<StreamConsumer<Context>>,
+    metrics: Arc<Metrics>,
+    max_backoff: Duration,
+}
+
+impl Ingest {
+    /// Hands alerts to the pipeline until they are durable, pausing every
+    /// assigned partition while the pipeline cannot take them.
+    async fn run(
+        self,
+        alerts: Vec<Alert>,
+        positions: Vec<crate::store::KafkaPosition>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), Stopped> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut paused: Option<TopicPartitionList> = None;
+        let result = loop {
+            match self
+                .handle
+                .ingest_kafka(alerts.clone(), positions.clone())
+                .await
+            {
+                Ok(_) => break Ok(()),
+                Err(PipelineError::ShuttingDown) => break Err(Stopped),
+                Err(e) => {
+                    let reason = match e {
+                        PipelineError::Overloaded => "overloaded",
+                        _ => "unavailable",
+                    };
+                    self.metrics
+                        .requests_rejected
+                        .with_label_values(&[Source::Kafka.as_str(), reason])
+                        .inc();
+                    if paused.is_none() {
+                        tracing::warn!(error = %e, "pipeline cannot take kafka alerts; pausing partitions and retrying");
+                        match self.consumer.assignment() {
+                            Ok(tpl) => {
+                                if let Err(e) = self.consumer.pause(&tpl) {
+                                    tracing::warn!(error = %e, "kafka: cannot pause partitions");
+                                }
+                                paused = Some(tpl);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "kafka: cannot read assignment"),
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break Err(Stopped),
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        };
+        if let Some(tpl) = paused {
+            if let Err(e) = self.consumer.resume(&tpl) {
+                tracing::warn!(error = %e, "kafka: cannot resume partitions");
+            } else if result.is_ok() {
+                tracing::info!("pipeline took the kafka alerts; partitions resumed");
+            }
+        }
+        result
     }
 }
 

@@ -104,7 +104,7 @@ async fn mock_cluster_messages_become_incidents_and_bad_ones_are_counted() {
     }
 
     let http = reqwest::Client::new();
-    let text = wait_for("3 kafka alerts and 2 rejections counted", || {
+    let text = wait_for("3 kafka alerts, 2 rejections and the lag gauge", || {
         let (http, base) = (http.clone(), base.clone());
         async move {
             let text = http
@@ -124,11 +124,15 @@ async fn mock_cluster_messages_become_incidents_and_bad_ones_are_counted() {
                 &text,
                 "incidentd_kafka_messages_rejected_total{reason=\"empty\",topic=\"alerts\"} ",
             );
-            if (received, invalid, empty) == (Some(3.0), Some(1.0), Some(1.0)) {
+            // The lag gauge comes with librdkafka's next statistics callback.
+            if (received, invalid, empty) == (Some(3.0), Some(1.0), Some(1.0))
+                && text.contains("incidentd_kafka_consumer_lag{")
+            {
                 Ok(text)
             } else {
                 Err(format!(
-                    "received {received:?}, invalid {invalid:?}, empty {empty:?}"
+                    "received {received:?}, invalid {invalid:?}, empty {empty:?}, lag gauge {}",
+                    text.contains("incidentd_kafka_consumer_lag{")
                 ))
             }
         }
