@@ -21,6 +21,8 @@ const HELP: &str = "options:
   --resolved PCT       share of alerts sent as resolved, 0-100 (default 0)
   --duration SECS      how long to send (default 10)
   --rate N             offered alerts/s in total (default: as fast as possible)
+  --warmup             send every distinct alert once before measuring, so the
+                       measured run is repeats (steady state) rather than creation
   --queue-capacity N   incidentd's pipeline.queue_capacity (requests waiting for
                        the writer; default: the daemon's 1024). Smaller than
                        --concurrency shows the overload answer (503 + Retry-After)
@@ -41,6 +43,7 @@ struct Opts {
     duration: Duration,
     rate: Option<u64>,
     queue_capacity: Option<u64>,
+    warmup: bool,
     vs_alertmanager: bool,
     kafka: bool,
     messages: usize,
@@ -57,6 +60,7 @@ fn opts() -> Opts {
         duration: Duration::from_secs(10),
         rate: None,
         queue_capacity: None,
+        warmup: false,
         vs_alertmanager: false,
         kafka: false,
         messages: 2000,
@@ -93,6 +97,11 @@ fn opts() -> Opts {
             "--queue-capacity" => o.queue_capacity = Some(num(i)),
             "--vs-alertmanager" => {
                 o.vs_alertmanager = true;
+                i += 1;
+                continue;
+            }
+            "--warmup" => {
+                o.warmup = true;
                 i += 1;
                 continue;
             }
@@ -213,6 +222,18 @@ async fn drive(url: String, o: &Opts) -> Result {
         .pool_max_idle_per_host(o.concurrency)
         .build()
         .expect("client");
+    if o.warmup {
+        for body in bodies.iter() {
+            let r = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("warm-up request");
+            assert!(r.status().is_success(), "warm-up: HTTP {}", r.status());
+        }
+    }
     let accepted = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
@@ -329,7 +350,7 @@ fn print(name: &str, r: &Result, rss: f64) {
 async fn main() {
     let o = opts();
     println!(
-        "load: concurrency {} batch {} distinct {} resolved {}% duration {:?} rate {} queue capacity {} ({} cores)",
+        "load: concurrency {} batch {} distinct {} resolved {}% duration {:?} rate {} queue capacity {} warm-up {} ({} cores)",
         o.concurrency,
         o.batch,
         o.distinct,
@@ -341,6 +362,7 @@ async fn main() {
         o.queue_capacity
             .map(|q| q.to_string())
             .unwrap_or_else(|| "default".into()),
+        if o.warmup { "yes" } else { "no" },
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0)

@@ -15,7 +15,12 @@
 //! is durable without rewriting its JSON rows: `alert_seen` ((incident,
 //! fingerprint) → last seen, ends at, repeat count) and `incident_activity`
 //! (key → last activity). Every write of a record also writes its small row,
-//! and every read lays the small row over the record.
+//! and every read lays the small row over the record. Commits do not touch
+//! those tables directly: each appends its small rows as one packed entry to
+//! `seen_log` (a sequential append, instead of rewriting a page for every
+//! randomly placed row), and once the log passes 1 MiB a commit folds it
+//! into the two tables. Readers lay the log over the tables; opening the
+//! database folds whatever a previous run left in it.
 //!
 //! `kafka_positions` ((topic, partition) → offset) holds the last Kafka
 //! offset whose alerts are stored, written in the same transaction as them.
@@ -36,6 +41,12 @@ const ALERTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alerts"
 const TIMELINE: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("timeline");
 const ALERT_SEEN: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("alert_seen");
 const ACTIVITY: TableDefinition<u64, (i64, u32)> = TableDefinition::new("incident_activity");
+const SEEN_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("seen_log");
+
+/// Fold the log into `alert_seen` / `incident_activity` beyond this size.
+/// Larger means rarer (each fold rewrites most pages of `alert_seen`) but a
+/// longer log for readers to scan.
+const FOLD_BYTES: u64 = 1024 * 1024;
 const KAFKA_POSITIONS: TableDefinition<(&str, i32), i64> = TableDefinition::new("kafka_positions");
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
@@ -126,6 +137,9 @@ pub struct ListFilter {
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
+    /// Next `seen_log` key and the log's size in bytes. Only the writer
+    /// commits, so the lock is uncontended.
+    log: Arc<std::sync::Mutex<(u64, u64)>>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -186,26 +200,177 @@ fn decode_seen(b: &[u8]) -> Result<AlertSeen, StoreError> {
     })
 }
 
-/// Lays the small repeat row over a decoded alert record.
-fn overlay_seen(
-    seen: &redb::ReadOnlyTable<(u64, u64), &[u8]>,
-    key: u64,
-    rec: &mut AlertRecord,
-) -> Result<(), StoreError> {
-    if let Some(v) = seen.get((key, rec.fingerprint))? {
-        rec.apply_seen(decode_seen(v.value())?);
+const LOG_SEEN_LEN: usize = 16 + SEEN_LEN;
+const LOG_ACTIVITY_LEN: usize = 8 + 12;
+
+/// One `seen_log` entry: the small rows of one commit.
+fn encode_log(
+    seen: &[(IncidentKey, u64, AlertSeen)],
+    activity: &[(IncidentKey, DateTime<Utc>)],
+) -> Vec<u8> {
+    let mut b =
+        Vec::with_capacity(8 + seen.len() * LOG_SEEN_LEN + activity.len() * LOG_ACTIVITY_LEN);
+    b.extend_from_slice(&(seen.len() as u32).to_le_bytes());
+    for (key, fp, s) in seen {
+        b.extend_from_slice(&key.0.to_le_bytes());
+        b.extend_from_slice(&fp.to_le_bytes());
+        b.extend_from_slice(&encode_seen(s));
     }
-    Ok(())
+    b.extend_from_slice(&(activity.len() as u32).to_le_bytes());
+    for (key, at) in activity {
+        let (secs, nanos) = ts(*at);
+        b.extend_from_slice(&key.0.to_le_bytes());
+        b.extend_from_slice(&secs.to_le_bytes());
+        b.extend_from_slice(&nanos.to_le_bytes());
+    }
+    b
 }
 
-/// Lays the small activity row over a decoded incident.
-fn overlay_activity(
-    activity: &redb::ReadOnlyTable<u64, (i64, u32)>,
-    inc: &mut Incident,
-) -> Result<(), StoreError> {
-    if let Some(v) = activity.get(inc.id.0)? {
-        inc.last_activity_at = from_ts("incident_activity", v.value())?;
+/// Decoded small rows; later entries replace earlier ones.
+#[derive(Default)]
+struct LogRows {
+    seen: std::collections::HashMap<(u64, u64), [u8; SEEN_LEN]>,
+    activity: std::collections::HashMap<u64, (i64, u32)>,
+}
+
+/// Which log rows a reader needs.
+#[derive(Clone, Copy)]
+struct Want {
+    /// Only this incident's rows.
+    incident: Option<u64>,
+    /// Alert rows too (not only incident activity).
+    alerts: bool,
+}
+
+const ALL: Want = Want {
+    incident: None,
+    alerts: true,
+};
+
+impl LogRows {
+    fn add(&mut self, b: &[u8], want: Want) -> Result<(), StoreError> {
+        let bad = || StoreError::Corrupt {
+            table: "seen_log",
+            message: format!("entry of {} bytes is truncated", b.len()),
+        };
+        let u32_at = |i: usize| -> Result<u32, StoreError> {
+            Ok(u32::from_le_bytes(
+                b.get(i..i + 4)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            ))
+        };
+        let u64_at = |i: usize| -> Result<u64, StoreError> {
+            Ok(u64::from_le_bytes(
+                b.get(i..i + 8)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            ))
+        };
+        let n = u32_at(0)? as usize;
+        let mut i = 4;
+        let keep = |inc: u64| want.incident.is_none_or(|k| k == inc);
+        if !want.alerts {
+            i += n * LOG_SEEN_LEN;
+        }
+        for _ in 0..if want.alerts { n } else { 0 } {
+            if !keep(u64_at(i)?) {
+                i += LOG_SEEN_LEN;
+                continue;
+            }
+            let row: [u8; SEEN_LEN] = b
+                .get(i + 16..i + LOG_SEEN_LEN)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?;
+            self.seen.insert((u64_at(i)?, u64_at(i + 8)?), row);
+            i += LOG_SEEN_LEN;
+        }
+        let n = u32_at(i)? as usize;
+        i += 4;
+        for _ in 0..n {
+            if !keep(u64_at(i)?) {
+                i += LOG_ACTIVITY_LEN;
+                continue;
+            }
+            let secs = u64_at(i + 8)? as i64;
+            self.activity.insert(u64_at(i)?, (secs, u32_at(i + 16)?));
+            i += LOG_ACTIVITY_LEN;
+        }
+        Ok(())
     }
+
+    fn read(
+        log: &impl ReadableTable<u64, &'static [u8]>,
+        want: Want,
+    ) -> Result<LogRows, StoreError> {
+        let mut rows = LogRows::default();
+        for row in log.iter()? {
+            rows.add(row?.1.value(), want)?;
+        }
+        Ok(rows)
+    }
+}
+
+/// The small rows as a reader sees them: the log over the tables.
+struct Hot {
+    log: LogRows,
+    seen: redb::ReadOnlyTable<(u64, u64), &'static [u8]>,
+    activity: redb::ReadOnlyTable<u64, (i64, u32)>,
+}
+
+impl Hot {
+    fn open(tx: &redb::ReadTransaction, want: Want) -> Result<Hot, StoreError> {
+        Ok(Hot {
+            log: LogRows::read(&tx.open_table(SEEN_LOG)?, want)?,
+            seen: tx.open_table(ALERT_SEEN)?,
+            activity: tx.open_table(ACTIVITY)?,
+        })
+    }
+
+    /// Lays the small repeat row over a decoded alert record.
+    fn alert(&self, key: u64, rec: &mut AlertRecord) -> Result<(), StoreError> {
+        if let Some(row) = self.log.seen.get(&(key, rec.fingerprint)) {
+            rec.apply_seen(decode_seen(row)?);
+        } else if let Some(v) = self.seen.get((key, rec.fingerprint))? {
+            rec.apply_seen(decode_seen(v.value())?);
+        }
+        Ok(())
+    }
+
+    /// Lays the small activity row over a decoded incident.
+    fn incident(&self, inc: &mut Incident) -> Result<(), StoreError> {
+        let at = match self.log.activity.get(&inc.id.0) {
+            Some(at) => Some(*at),
+            None => self.activity.get(inc.id.0)?.map(|v| v.value()),
+        };
+        if let Some(at) = at {
+            inc.last_activity_at = from_ts("incident_activity", at)?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves every log entry into `alert_seen` / `incident_activity` (in key
+/// order) and empties the log, inside the caller's transaction.
+fn fold_log(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut log = tx.open_table(SEEN_LOG)?;
+    let rows = LogRows::read(&log, ALL)?;
+    let mut seen = tx.open_table(ALERT_SEEN)?;
+    let mut ordered: Vec<_> = rows.seen.into_iter().collect();
+    ordered.sort_unstable_by_key(|(k, _)| *k);
+    for (k, row) in ordered {
+        seen.insert(k, row.as_slice())?;
+    }
+    let mut activity = tx.open_table(ACTIVITY)?;
+    let mut ordered: Vec<_> = rows.activity.into_iter().collect();
+    ordered.sort_unstable_by_key(|(k, _)| *k);
+    for (k, at) in ordered {
+        activity.insert(k, at)?;
+    }
+    log.retain(|_, _| false)?;
     Ok(())
 }
 
@@ -242,6 +407,7 @@ impl Store {
         let store = Store {
             db: Arc::new(db),
             path,
+            log: Arc::new(std::sync::Mutex::new((0, 0))),
         };
         // Create the tables so readers never see "table does not exist".
         let tx = store.db.begin_write()?;
@@ -256,6 +422,10 @@ impl Store {
         tx.open_table(SILENCES)?;
         tx.open_table(ACTION_JOBS)?;
         tx.open_table(KAFKA_POSITIONS)?;
+        tx.open_table(SEEN_LOG)?;
+        // Start with an empty log: what a previous run appended goes into
+        // the tables now.
+        fold_log(&tx)?;
         tx.commit()?;
         Ok(store)
     }
@@ -267,6 +437,21 @@ impl Store {
     /// Commits a write set in one durable transaction.
     pub fn commit(&self, ws: &WriteSet) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
+        let mut log_state = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut next, mut bytes) = *log_state;
+        if !ws.seen.is_empty() || !ws.activity.is_empty() {
+            let entry = encode_log(&ws.seen, &ws.activity);
+            tx.open_table(SEEN_LOG)?.insert(next, entry.as_slice())?;
+            next += 1;
+            bytes += entry.len() as u64;
+            if bytes > FOLD_BYTES {
+                fold_log(&tx)?;
+                (next, bytes) = (0, 0);
+            }
+        }
         {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut open = tx.open_table(OPEN)?;
@@ -295,14 +480,7 @@ impl Store {
             for (key, rec) in &ws.alerts {
                 alerts.insert((key.0, rec.fingerprint), encode(rec).as_slice())?;
             }
-            let mut seen = tx.open_table(ALERT_SEEN)?;
-            for (key, fp, s) in &ws.seen {
-                seen.insert((key.0, *fp), encode_seen(s).as_slice())?;
-            }
-            let mut activity = tx.open_table(ACTIVITY)?;
-            for (key, at) in &ws.activity {
-                activity.insert(key.0, ts(*at))?;
-            }
+
             let mut timeline = tx.open_table(TIMELINE)?;
             for (key, seq, entry) in &ws.timeline {
                 timeline.insert((key.0, *seq), encode(entry).as_slice())?;
@@ -328,6 +506,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        *log_state = (next, bytes);
         Ok(())
     }
 
@@ -337,8 +516,7 @@ impl Store {
         let tx = self.db.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let alerts = tx.open_table(ALERTS)?;
-        let seen = tx.open_table(ALERT_SEEN)?;
-        let activity = tx.open_table(ACTIVITY)?;
+        let hot = Hot::open(&tx, ALL)?;
         let open = tx.open_table(OPEN)?;
         let mut snap = Snapshot {
             incidents_total: incidents.len()?,
@@ -364,7 +542,7 @@ impl Store {
                 continue;
             };
             let mut incident: Incident = decode("incidents", v.value())?;
-            overlay_activity(&activity, &mut incident)?;
+            hot.incident(&mut incident)?;
             let mut live = Live {
                 incident,
                 alerts: Default::default(),
@@ -372,7 +550,7 @@ impl Store {
             for row in alerts.range((key, 0)..=(key, u64::MAX))? {
                 let (_, v) = row?;
                 let mut rec: AlertRecord = decode("alerts", v.value())?;
-                overlay_seen(&seen, key, &mut rec)?;
+                hot.alert(key, &mut rec)?;
                 live.alerts.insert(rec.fingerprint, rec);
             }
             snap.live.push(live);
@@ -423,7 +601,14 @@ impl Store {
             return Ok(None);
         };
         let mut inc: Incident = decode("incidents", v.value())?;
-        overlay_activity(&tx.open_table(ACTIVITY)?, &mut inc)?;
+        Hot::open(
+            &tx,
+            Want {
+                incident: Some(key.0),
+                alerts: false,
+            },
+        )?
+        .incident(&mut inc)?;
         Ok(Some(inc))
     }
 
@@ -435,13 +620,19 @@ impl Store {
             return Ok(None);
         };
         let mut inc: Incident = decode("incidents", v.value())?;
-        overlay_activity(&tx.open_table(ACTIVITY)?, &mut inc)?;
+        let hot = Hot::open(
+            &tx,
+            Want {
+                incident: Some(key.0),
+                alerts: true,
+            },
+        )?;
+        hot.incident(&mut inc)?;
         let alerts_t = tx.open_table(ALERTS)?;
-        let seen = tx.open_table(ALERT_SEEN)?;
         let mut alerts = Vec::new();
         for row in alerts_t.range((key.0, 0)..=(key.0, u64::MAX))? {
             let mut rec: AlertRecord = decode("alerts", row?.1.value())?;
-            overlay_seen(&seen, key.0, &mut rec)?;
+            hot.alert(key.0, &mut rec)?;
             alerts.push(rec);
         }
         let tl_t = tx.open_table(TIMELINE)?;
@@ -500,7 +691,13 @@ impl Store {
     pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
         let tx = self.db.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
-        let activity = tx.open_table(ACTIVITY)?;
+        let hot = Hot::open(
+            &tx,
+            Want {
+                incident: None,
+                alerts: false,
+            },
+        )?;
         let mut out = Vec::new();
         let keep = |inc: &Incident| {
             f.priority.is_none_or(|p| inc.priority == p)
@@ -516,7 +713,7 @@ impl Store {
                 if let Some(v) = incidents.get(key)? {
                     let mut inc: Incident = decode("incidents", v.value())?;
                     if keep(&inc) {
-                        overlay_activity(&activity, &mut inc)?;
+                        hot.incident(&mut inc)?;
                         out.push(inc);
                         if out.len() >= f.limit {
                             break;
@@ -528,7 +725,7 @@ impl Store {
             for row in incidents.iter()?.rev() {
                 let mut inc: Incident = decode("incidents", row?.1.value())?;
                 if keep(&inc) {
-                    overlay_activity(&activity, &mut inc)?;
+                    hot.incident(&mut inc)?;
                     out.push(inc);
                     if out.len() >= f.limit {
                         break;
@@ -703,6 +900,60 @@ mod tests {
             })
             .expect("list");
         assert_eq!(listed[0].last_activity_at, t1);
+    }
+
+    #[test]
+    fn repeats_read_the_same_before_and_after_the_log_is_folded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = engine();
+        let t0 = now();
+        let batch = |n: usize| -> Vec<Alert> {
+            (0..n)
+                .map(|i| alert(&format!("A{}", i % 7), AlertStatus::Firing))
+                .enumerate()
+                .map(|(i, mut a)| {
+                    a.labels.insert("instance".into(), format!("h{i}"));
+                    a.fingerprint = crate::fingerprint::fingerprint(&a.labels);
+                    a
+                })
+                .collect()
+        };
+        e.ingest(batch(5000), t0);
+        store.commit(&e.take_changes()).expect("commit");
+        let key = store
+            .list(&ListFilter {
+                limit: 1,
+                ..ListFilter::default()
+            })
+            .expect("list")[0]
+            .id;
+        // Each round is a ~250 KB log entry: the log folds after ~5 rounds.
+        let mut folded = false;
+        for round in 1..=8i64 {
+            let t = t0 + chrono::Duration::seconds(round * 60);
+            e.ingest(batch(5000), t);
+            let ws = e.take_changes();
+            assert_eq!(ws.seen.len(), 5000);
+            store.commit(&ws).expect("commit");
+            folded |= store.log.lock().expect("lock").0 == 0;
+            let (inc, alerts, _) = store.incident_full(key).expect("read").expect("exists");
+            assert_eq!(inc.last_activity_at, t, "round {round}");
+            assert!(alerts
+                .iter()
+                .all(|a| a.last_seen_at == t && a.repeat_count == round as u64));
+        }
+        assert!(folded, "the log never folded");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        let t8 = t0 + chrono::Duration::seconds(8 * 60);
+        let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
+        assert!(snap.live.iter().all(|l| l.incident.last_activity_at == t8));
+        assert!(snap
+            .live
+            .iter()
+            .flat_map(|l| l.alerts.values())
+            .all(|a| a.last_seen_at == t8 && a.repeat_count == 8));
     }
 
     #[test]
