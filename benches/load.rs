@@ -349,6 +349,10 @@ fn print(name: &str, r: &Result, rss: f64) {
 #[tokio::main]
 async fn main() {
     let o = opts();
+    if o.kafka {
+        kafka_run(&o).await;
+        return;
+    }
     println!(
         "load: concurrency {} batch {} distinct {} resolved {}% duration {:?} rate {} queue capacity {} warm-up {} ({} cores)",
         o.concurrency,
@@ -367,10 +371,6 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(0)
     );
-    if o.kafka {
-        kafka_run(&o).await;
-        return;
-    }
     let data = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
@@ -633,7 +633,7 @@ async fn kafka_run(o: &Opts) {
         .spawn()
         .expect("start incidentd");
     let pid = child.id();
-    let _daemon = Proc(child);
+    let daemon = Proc(child);
     let client = reqwest::Client::new();
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let mut first: Option<Instant> = None;
@@ -664,5 +664,7 @@ async fn kafka_run(o: &Opts) {
         done.duration_since(started).as_secs_f64(),
         peak_rss_mb(pid)
     );
+    // The daemon goes first, so it does not log the broker vanishing.
+    drop(daemon);
     drop(broker);
 }
