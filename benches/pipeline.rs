@@ -1,6 +1,7 @@
-//! Micro benchmarks of the pipeline stages: payload parse, fingerprint, rule
-//! matching at 10/100/1,000 rules, the engine's dedup/correlate step, and a
-//! durable store commit. Figures and commands: benches/README.md.
+//! Micro benchmarks of the pipeline stages: payload parse (Alertmanager v2,
+//! webhook v4, a Kafka message), fingerprint, rule matching at 10/100/1,000
+//! rules, the engine's dedup/correlate step, and durable store commits of
+//! new alerts and of repeats. Figures and commands: benches/README.md.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -74,6 +75,20 @@ fn parse(c: &mut Criterion) {
                 Utc::now(),
             )
             .map(|a| a.len())
+        })
+    });
+    // A Kafka message: the format detected from the payload (`auto`, the
+    // default per topic), then parsed, as the Kafka source does.
+    g.bench_function("kafka_message_auto_100_alerts", |b| {
+        b.iter(|| {
+            incidentd::kafka::parse_message(
+                incidentd::config::KafkaFormat::Auto,
+                Some(black_box(v2.as_bytes())),
+                &limits,
+                Utc::now(),
+            )
+            .map(|a| a.len())
+            .map_err(|r| r.message)
         })
     });
     g.finish();
@@ -250,12 +265,46 @@ fn store_commit(c: &mut Criterion) {
     g.finish();
 }
 
+/// The steady state: the same 1,000 live alerts notified again, committed
+/// durably (the small repeat rows and the log, no JSON rows).
+fn store_commit_repeats(c: &mut Criterion) {
+    let rules = Arc::new(RuleSet::builtin().expect("rules"));
+    let limits = Limits::default();
+    let now = Utc::now();
+    let mut g = c.benchmark_group("store_commit_durable_repeats");
+    g.sample_size(20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let mut e = Engine::new(
+        rules,
+        Settings {
+            close_after: Duration::from_secs(3600),
+        },
+    );
+    let body = v2_body(1000, 0);
+    let alerts =
+        ingest::parse(Format::AlertmanagerV2, body.as_bytes(), &limits, now).expect("valid");
+    e.ingest(alerts, now);
+    store.commit(&e.take_changes()).expect("commit");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("1000", |b| {
+        b.iter(|| {
+            let alerts = ingest::parse(Format::AlertmanagerV2, body.as_bytes(), &limits, now)
+                .expect("valid");
+            e.ingest(alerts, now);
+            store.commit(&e.take_changes()).expect("commit")
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     parse,
     fingerprints,
     rule_matching,
     engine_step,
-    store_commit
+    store_commit,
+    store_commit_repeats
 );
 criterion_main!(benches);
