@@ -9,7 +9,10 @@
 //! Run: `cargo bench --bench load -- [options]` (see `--help`). Every
 //! request loop is bounded by `--duration`; traffic goes to 127.0.0.1 only.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{free_port, peak_rss_mb, tansu_binary, Proc};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -134,33 +137,6 @@ fn opts() -> Opts {
         i += 2;
     }
     o
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {
@@ -483,20 +459,6 @@ async fn main() {
             rss / am_rss
         );
     }
-}
-
-fn tansu_binary() -> std::path::PathBuf {
-    let mut dirs: Vec<std::path::PathBuf> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
-        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo").into_os_string())
-    }) {
-        dirs.push(std::path::Path::new(&home).join("bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("tansu"))
-        .find(|p| p.is_file())
-        .expect("tansu on PATH (cargo install tansu --features dynostore --locked)")
 }
 
 /// Sum of every sample of `name` in a Prometheus text exposition.

@@ -10,7 +10,10 @@
 //! (defaults 1,000,000, 100,000 and 100). Under `cargo test` it does a small
 //! smoke run (10,000 alerts) that proves the restore works.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{free_port, rss_mb, Proc};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,15 +22,6 @@ use incidentd::alert::{Alert, AlertStatus, Source};
 use incidentd::engine::{Engine, Settings};
 use incidentd::rules::{labels, RuleSet};
 use incidentd::store::Store;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter()
@@ -40,17 +34,6 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
             })
         })
         .unwrap_or(default)
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -131,10 +114,7 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
         .args([
@@ -176,4 +156,29 @@ fn main() {
         ready.as_secs_f64(),
         rss_mb(pid)
     );
+    // What was restored is what was stored: every open incident is listed.
+    let limit = n_open + 10;
+    let body = get(
+        port,
+        &format!("/api/v1/incidents?status=open&limit={limit}"),
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&body).expect("incident list");
+    assert_eq!(listed.len(), n_open, "open incidents after the restart");
+    assert!(listed.iter().all(|i| i["alert_count"] == per_incident));
+}
+
+/// The body of a GET on the daemon (HTTP/1.0: the daemon closes after it).
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_string()
 }

@@ -1746,6 +1746,51 @@ impl Builder {
         }
     }
 
+    /// One of `options` by name; unset means the first. Anything else is
+    /// an error naming the choices (and clears `ok`).
+    fn choice<T: Copy>(
+        &mut self,
+        value: Option<&Spanned<String>>,
+        what: &str,
+        options: &[(&str, T)],
+        ok: &mut bool,
+    ) -> T {
+        let default = options[0].1;
+        let Some(v) = value else { return default };
+        if let Some((_, t)) = options.iter().find(|(name, _)| *name == v.as_str()) {
+            return *t;
+        }
+        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+        self.err(
+            v.span(),
+            format!("{what} {:?}: expected {}", v.as_str(), names.join(" or ")),
+        );
+        *ok = false;
+        default
+    }
+
+    /// Registers an action's `body` template (compiled with the others).
+    fn body_template(&mut self, body: Option<&Spanned<String>>, action: &str) -> Option<String> {
+        let b = body?;
+        let tname = format!("action/{action}");
+        let pos = self.pos_of(b.span()).unwrap_or(Pos {
+            file: Arc::from("?"),
+            line: 0,
+            column: 0,
+        });
+        self.templates
+            .push((tname.clone(), b.as_str().to_string(), pos));
+        Some(tname)
+    }
+
+    /// A duration field with a default; `None` after reporting a bad one.
+    fn timeout_or(&mut self, t: Option<&Spanned<String>>, default: Duration) -> Option<Duration> {
+        match t {
+            Some(t) => self.duration(t),
+            None => Some(default),
+        }
+    }
+
     fn kafka_action(&mut self, k: &RawKafkaAction, action: &str) -> Option<KafkaActionDef> {
         let mut ok = true;
         let topic = k.topic.as_str();
@@ -1761,35 +1806,17 @@ impl Builder {
             );
             ok = false;
         }
-        let key = match k.key.as_ref().map(|v| v.as_str()) {
-            None | Some("incident") => KafkaKey::Incident,
-            Some("group_key") => KafkaKey::GroupKey,
-            Some(other) => {
-                if let Some(raw) = &k.key {
-                    self.err(
-                        raw.span(),
-                        format!("kafka key {other:?}: expected incident or group_key"),
-                    );
-                }
-                ok = false;
-                KafkaKey::Incident
-            }
-        };
-        let body_template = k.body.as_ref().map(|b| {
-            let tname = format!("action/{action}");
-            let pos = self.pos_of(b.span()).unwrap_or(Pos {
-                file: Arc::from("?"),
-                line: 0,
-                column: 0,
-            });
-            self.templates
-                .push((tname.clone(), b.as_str().to_string(), pos));
-            tname
-        });
-        let timeout = match &k.timeout {
-            Some(t) => self.duration(t),
-            None => Some(Duration::from_secs(10)),
-        }?;
+        let key = self.choice(
+            k.key.as_ref(),
+            "kafka key",
+            &[
+                ("incident", KafkaKey::Incident),
+                ("group_key", KafkaKey::GroupKey),
+            ],
+            &mut ok,
+        );
+        let body_template = self.body_template(k.body.as_ref(), action);
+        let timeout = self.timeout_or(k.timeout.as_ref(), Duration::from_secs(10))?;
         ok.then(|| KafkaActionDef {
             topic: topic.to_string(),
             brokers: k.brokers.as_ref().map(|b| b.as_str().to_string()),
@@ -1840,36 +1867,14 @@ impl Builder {
                 reqwest::Method::POST
             }
         };
-        let preset = match w.preset.as_ref().map(|p| p.as_str()) {
-            None | Some("json") => Preset::Json,
-            Some("slack") => Preset::Slack,
-            Some(other) => {
-                if let Some(raw) = &w.preset {
-                    self.err(
-                        raw.span(),
-                        format!("webhook preset {other:?}: expected json or slack"),
-                    );
-                }
-                ok = false;
-                Preset::Json
-            }
-        };
-        let body_template = w.body.as_ref().map(|b| {
-            let tname = format!("action/{action}");
-            let pos = self.pos_of(b.span()).unwrap_or(Pos {
-                file: Arc::from("?"),
-                line: 0,
-                column: 0,
-            });
-            self.templates
-                .push((tname.clone(), b.as_str().to_string(), pos));
-            tname
-        });
-        let timeout = match &w.timeout {
-            Some(t) => self.duration(t),
-            None => Some(Duration::from_secs(10)),
-        };
-        let timeout = timeout?;
+        let preset = self.choice(
+            w.preset.as_ref(),
+            "webhook preset",
+            &[("json", Preset::Json), ("slack", Preset::Slack)],
+            &mut ok,
+        );
+        let body_template = self.body_template(w.body.as_ref(), action);
+        let timeout = self.timeout_or(w.timeout.as_ref(), Duration::from_secs(10))?;
         ok.then(|| WebhookDef {
             url: w.url.as_ref().map(|u| u.as_str().to_string()),
             url_env: w.url_env.as_ref().map(|u| u.as_str().to_string()),
@@ -1898,10 +1903,7 @@ impl Builder {
             self.err(e.command.span(), format!("exec command {command:?} is one program path; put its arguments in `args` (no shell is used)"));
             return None;
         }
-        let timeout = match &e.timeout {
-            Some(t) => self.duration(t)?,
-            None => Duration::from_secs(30),
-        };
+        let timeout = self.timeout_or(e.timeout.as_ref(), Duration::from_secs(30))?;
         Some(ExecDef {
             command: PathBuf::from(command),
             args: e.args.clone(),
