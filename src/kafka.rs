@@ -563,7 +563,10 @@ impl KafkaSource {
         let mut rejected = Vec::new();
         let mut last: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         let mut skipped = 0usize;
-        for m in &batch {
+        // Messages whose alerts go to the pipeline, kept (not copied) in
+        // case a failed commit needs them parsed again.
+        let mut parsed = vec![false; batch.len()];
+        for (i, m) in batch.iter().enumerate() {
             let tp = (m.topic().to_string(), m.partition());
             if !assigned.contains(&tp) {
                 tracing::debug!(topic = %tp.0, partition = tp.1, offset = m.offset(), "partition revoked meanwhile; left to its new owner");
@@ -576,7 +579,10 @@ impl KafkaSource {
             }
             let format = self.config.format_of(m.topic());
             match parse_message(format, m.payload(), &self.limits, now) {
-                Ok(mut a) => alerts.append(&mut a),
+                Ok(mut a) => {
+                    alerts.append(&mut a);
+                    parsed[i] = true;
+                }
                 Err(r) => rejected.push((m, r)),
             }
             last.insert(tp, m.offset());
@@ -612,11 +618,19 @@ impl KafkaSource {
         };
         let any_alerts = !alerts.is_empty();
         let task = if any_alerts || (rejected_any && !positions.is_empty()) {
+            let messages = batch
+                .into_iter()
+                .zip(parsed)
+                .filter(|(_, p)| *p)
+                .map(|(m, _)| (self.config.format_of(m.topic()), m))
+                .collect();
             let ingest = Ingest {
                 handle: self.handle.clone(),
                 consumer: self.consumer.clone(),
                 metrics: self.metrics.clone(),
                 max_backoff: self.config.max_retry_backoff,
+                messages,
+                limits: self.limits.clone(),
             };
             let stop = stop.clone();
             let positions = positions.clone();
@@ -772,9 +786,23 @@ struct Ingest {
     consumer: Arc<StreamConsumer<Context>>,
     metrics: Arc<Metrics>,
     max_backoff: Duration,
+    /// The messages the alerts were parsed from.
+    messages: Vec<(KafkaFormat, OwnedMessage)>,
+    limits: Arc<Limits>,
 }
 
 impl Ingest {
+    /// The alerts again, after a failed commit consumed the first parse.
+    fn reparse(&self) -> Vec<Alert> {
+        let now = Utc::now();
+        self.messages
+            .iter()
+            .flat_map(|(format, m)| {
+                parse_message(*format, m.payload(), &self.limits, now).unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// Hands alerts to the pipeline until they are durable, pausing every
     /// assigned partition while the pipeline cannot take them.
     async fn run(
@@ -785,12 +813,18 @@ impl Ingest {
     ) -> Result<(), Stopped> {
         let mut backoff = FIRST_BACKOFF;
         let mut paused: Option<TopicPartitionList> = None;
+        let mut alerts = Some(alerts);
         let result = loop {
-            match self
-                .handle
-                .ingest_kafka(alerts.clone(), positions.clone())
-                .await
-            {
+            let attempt = match self.handle.reserve() {
+                Ok(permit) => {
+                    // The writer drops the alerts when their commit fails
+                    // (`Unavailable`): parse them again for the next try.
+                    let batch = alerts.take().unwrap_or_else(|| self.reparse());
+                    permit.ingest_kafka(batch, positions.clone()).await
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
                 Ok(_) => break Ok(()),
                 Err(PipelineError::ShuttingDown) => break Err(Stopped),
                 Err(e) => {

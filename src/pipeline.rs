@@ -87,7 +87,7 @@ pub enum Command {
         source: Source,
         alerts: Vec<Alert>,
         /// Kafka: the last offset per partition these alerts came up to,
-        /// stored in the same transaction (see [`Handle::ingest_kafka`]).
+        /// stored in the same transaction (see [`IngestPermit::ingest_kafka`]).
         positions: Vec<crate::store::KafkaPosition>,
         reply: oneshot::Sender<Result<IngestSummary, PipelineError>>,
     },
@@ -107,6 +107,40 @@ pub enum Command {
     },
     ActionResult(AttemptResult),
     Tick,
+}
+
+/// A reserved place in the writer's queue (see [`Handle::reserve`]).
+pub struct IngestPermit<'a>(mpsc::Permit<'a, Command>);
+
+impl IngestPermit<'_> {
+    /// Hands alerts to the writer and waits until they are durable.
+    pub async fn ingest(
+        self,
+        source: Source,
+        alerts: Vec<Alert>,
+        positions: Vec<crate::store::KafkaPosition>,
+    ) -> Result<IngestSummary, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.0.send(Command::Ingest {
+            source,
+            alerts,
+            positions,
+            reply,
+        });
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Like [`IngestPermit::ingest`] for Kafka messages: `positions` (the
+    /// last offset per partition of the messages the alerts came from)
+    /// commit in the same transaction as the alerts, so after a crash the
+    /// source knows exactly which redelivered messages are already stored.
+    pub async fn ingest_kafka(
+        self,
+        alerts: Vec<Alert>,
+        positions: Vec<crate::store::KafkaPosition>,
+    ) -> Result<IngestSummary, PipelineError> {
+        self.ingest(Source::Kafka, alerts, positions).await
+    }
 }
 
 /// Silence changes; they go through the writer like everything else.
@@ -167,42 +201,21 @@ impl Handle {
         source: Source,
         alerts: Vec<Alert>,
     ) -> Result<IngestSummary, PipelineError> {
-        self.ingest_at(source, alerts, Vec::new()).await
+        self.reserve()?.ingest(source, alerts, Vec::new()).await
     }
 
-    /// Like [`Handle::ingest`] for Kafka messages: `positions` (the last
-    /// offset per partition of the messages the alerts came from) commit in
-    /// the same transaction as the alerts, so after a crash the source knows
-    /// exactly which redelivered messages are already stored.
-    pub async fn ingest_kafka(
-        &self,
-        alerts: Vec<Alert>,
-        positions: Vec<crate::store::KafkaPosition>,
-    ) -> Result<IngestSummary, PipelineError> {
-        self.ingest_at(Source::Kafka, alerts, positions).await
-    }
-
-    async fn ingest_at(
-        &self,
-        source: Source,
-        alerts: Vec<Alert>,
-        positions: Vec<crate::store::KafkaPosition>,
-    ) -> Result<IngestSummary, PipelineError> {
-        let (reply, rx) = oneshot::channel();
+    /// A place in the writer's queue, or `Overloaded` / `ShuttingDown`
+    /// without handing anything over: a caller that retries (Kafka) keeps
+    /// its alerts instead of copying them for every attempt.
+    pub fn reserve(&self) -> Result<IngestPermit<'_>, PipelineError> {
         self.tx
-            .try_send(Command::Ingest {
-                source,
-                alerts,
-                positions,
-                reply,
-            })
+            .try_reserve()
+            .map(IngestPermit)
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => PipelineError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => PipelineError::ShuttingDown,
-            })?;
-        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+                mpsc::error::TrySendError::Full(()) => PipelineError::Overloaded,
+                mpsc::error::TrySendError::Closed(()) => PipelineError::ShuttingDown,
+            })
     }
-
     /// Applies a lifecycle request and waits until it is durable.
     pub async fn op(
         &self,
