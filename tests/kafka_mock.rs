@@ -2,16 +2,16 @@
 //! real protocol, needs no broker process): the fast check that runs with
 //! every `cargo test`. The real-broker tests are in tests/kafka.rs.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
-use incidentd::config::{Config, KafkaConfig};
-use incidentd::server::{RulesSource, Server};
+use common::{shipped_rules, Daemon};
+use incidentd::config::KafkaConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 /// Polls `check` (bounded) until it returns `Ok`; `Err` is the last observation.
 async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
@@ -43,35 +43,18 @@ async fn mock_cluster_messages_become_incidents_and_bad_ones_are_counted() {
     let brokers = cluster.bootstrap_servers();
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.kafka = Some(KafkaConfig {
-        brokers: brokers.clone(),
-        topics: vec!["alerts".into()],
-        group: "mock".into(),
-        commit_interval: Duration::from_millis(100),
-        lag_interval: Duration::from_millis(100),
-        ..KafkaConfig::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let rules = RulesSource::Dir(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")));
-    let server = Server::start(config, rules, listener)
-        .await
-        .expect("server starts");
-    let base = format!("http://{}", server.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("server runs");
-    });
+    let d = Daemon::start(dir.path(), shipped_rules(), |config| {
+        config.kafka = Some(KafkaConfig {
+            brokers: brokers.clone(),
+            topics: vec!["alerts".into()],
+            group: "mock".into(),
+            commit_interval: Duration::from_millis(100),
+            lag_interval: Duration::from_millis(100),
+            ..KafkaConfig::default()
+        });
+    })
+    .await;
+    let base = d.base.clone();
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -163,11 +146,9 @@ async fn mock_cluster_messages_become_incidents_and_bad_ones_are_counted() {
         "{names:?}"
     );
 
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), task)
+    tokio::time::timeout(Duration::from_secs(30), d.stop())
         .await
-        .expect("server stops within 30s")
-        .expect("server task");
+        .expect("server stops within 30s");
 }
 
 /// With a writer queue of one and HTTP clients competing for it, the Kafka
@@ -179,37 +160,20 @@ async fn overload_pauses_and_retries_without_losing_messages() {
     cluster.create_topic("alerts", 2, 1).expect("create topic");
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.pipeline.queue_capacity = 1;
-    config.kafka = Some(KafkaConfig {
-        brokers: brokers.clone(),
-        topics: vec!["alerts".into()],
-        group: "overload".into(),
-        max_batch_messages: 1,
-        max_retry_backoff: Duration::from_millis(20),
-        lag_interval: Duration::from_millis(100),
-        ..KafkaConfig::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let rules = RulesSource::Dir(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")));
-    let server = Server::start(config, rules, listener)
-        .await
-        .expect("server starts");
-    let base = format!("http://{}", server.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("server runs");
-    });
+    let d = Daemon::start(dir.path(), shipped_rules(), |config| {
+        config.pipeline.queue_capacity = 1;
+        config.kafka = Some(KafkaConfig {
+            brokers: brokers.clone(),
+            topics: vec!["alerts".into()],
+            group: "overload".into(),
+            max_batch_messages: 1,
+            max_retry_backoff: Duration::from_millis(20),
+            lag_interval: Duration::from_millis(100),
+            ..KafkaConfig::default()
+        });
+    })
+    .await;
+    let base = d.base.clone();
 
     const MESSAGES: usize = 150;
     let producer: FutureProducer = ClientConfig::new()
@@ -284,9 +248,7 @@ async fn overload_pauses_and_retries_without_losing_messages() {
             "incidentd_requests_rejected_total{reason=\"overloaded\",source=\"kafka\"} "
         )
     );
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), task)
+    tokio::time::timeout(Duration::from_secs(30), d.stop())
         .await
-        .expect("server stops within 30s")
-        .expect("server task");
+        .expect("server stops within 30s");
 }
