@@ -10,13 +10,14 @@
 //! on drop. Waits poll with a bound and fail with every process's log; no
 //! assertion depends on timing.
 
+mod procs;
+
+use procs::{free_port, logs, Proc, POLL};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs::File;
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -42,103 +43,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
-const POLL: Duration = Duration::from_millis(250);
-const LOG_TAIL_BYTES: usize = 5000;
-
-// ---------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------
-
-/// A child process that is killed and reaped when dropped.
-struct Proc {
-    name: String,
-    child: Mutex<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let out =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let err = out.try_clone().expect("clone log handle");
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc {
-            name: name.to_string(),
-            child: Mutex::new(child),
-            log,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Child> {
-        self.child.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn pid(&self) -> u32 {
-        self.lock().id()
-    }
-
-    fn exited(&self) -> Option<ExitStatus> {
-        self.lock().try_wait().ok().flatten()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read(&self.log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let start = text.len().saturating_sub(LOG_TAIL_BYTES);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
-        format!(
-            "----- {} ({}) -----\n{}\n----- end of {} -----",
-            self.name,
-            self.log.display(),
-            &text[start..],
-            self.name
-        )
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.pid().to_string();
-        let status = Command::new("/bin/sh")
-            .args(["-c", &format!("kill -{sig} \"$1\""), "sh", &pid])
-            .status()
-            .expect("run sh to send a signal");
-        assert!(status.success(), "kill -{sig} {pid} failed: {status}");
-    }
-
-    async fn wait_exit(&self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                return status;
-            }
-            if start.elapsed() > DEADLINE {
-                panic!("{} did not exit\n{}", self.name, self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
-}
 
 fn tansu_binary() -> PathBuf {
     let mut dirs: Vec<PathBuf> =
@@ -160,42 +64,13 @@ fn tansu_binary() -> PathBuf {
 }
 
 /// Polls `check` until `Ok`, failing after [`DEADLINE`] or when a process dies.
-async fn wait_for<T, F, Fut>(what: &str, procs: &[&Proc], mut check: F) -> T
+/// [`procs::wait_for`] with this file's [`DEADLINE`].
+async fn wait_for<T, F, Fut>(what: &str, procs: &[&Proc], check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let start = Instant::now();
-    loop {
-        let last = match check().await {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        for p in procs {
-            if let Some(status) = p.exited() {
-                panic!(
-                    "{} exited ({status}) while waiting for {what}; last: {last}\n{}",
-                    p.name,
-                    logs(procs)
-                );
-            }
-        }
-        if start.elapsed() > DEADLINE {
-            panic!(
-                "timed out after {DEADLINE:?} waiting for {what}; last: {last}\n{}",
-                logs(procs)
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn logs(procs: &[&Proc]) -> String {
-    let mut out = String::new();
-    for p in procs {
-        let _ = writeln!(out, "{}", p.log_tail());
-    }
-    out
+    procs::wait_for(what, procs, DEADLINE, check).await
 }
 
 // ---------------------------------------------------------------------------
@@ -743,7 +618,11 @@ async fn produced_alerts_become_incidents_and_offsets_are_committed() {
     .await;
     // ... and a graceful stop leaves nothing to replay.
     d.proc.signal("TERM");
-    assert!(d.proc.wait_exit().await.success(), "{}", d.proc.log_tail());
+    assert!(
+        d.proc.wait_exit(DEADLINE).await.success(),
+        "{}",
+        d.proc.log_tail()
+    );
 
     let extra = disk_alert(7, "/");
     produce(
@@ -800,7 +679,7 @@ async fn kill_between_store_and_commit_replays_into_dedup() {
         "the kill must come between store and commit"
     );
     d.proc.signal("KILL");
-    d.proc.wait_exit().await;
+    d.proc.wait_exit(DEADLINE).await;
 
     let d = Incidentd::start("incidentd-2", &data, tmp.path(), &broker, Some(&settings)).await;
     let procs = [&d.proc, &broker.proc];
@@ -832,7 +711,11 @@ async fn kill_between_store_and_commit_replays_into_dedup() {
     assert_eq!(ids(&after), ids(&before), "replay changed the incidents");
 
     d.proc.signal("TERM");
-    assert!(d.proc.wait_exit().await.success(), "{}", d.proc.log_tail());
+    assert!(
+        d.proc.wait_exit(DEADLINE).await.success(),
+        "{}",
+        d.proc.log_tail()
+    );
     let hw = broker.high_watermarks("alerts", 2).await;
     assert_eq!(
         broker.committed("g2", "alerts", 2).await,
@@ -1124,7 +1007,7 @@ async fn new_owner_of_a_partition_starts_fresh_and_the_old_copy_expires() {
     let old = a.incidents().await.expect("incidents");
     assert_eq!(old.len(), 1);
     a.proc.signal("TERM");
-    assert!(a.proc.wait_exit().await.success());
+    assert!(a.proc.wait_exit(DEADLINE).await.success());
 
     // b takes the partition over.
     let b = Incidentd::start(
