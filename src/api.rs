@@ -552,33 +552,24 @@ async fn create_silence(
             )
         }
     };
-    let created_by = match req
-        .created_by
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        Some(c) => c.to_string(),
-        None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "createdBy: say who creates the silence",
-            )
-        }
+    // Both are required and must say something.
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
     };
-    let comment = match req
-        .comment
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        Some(c) => c.to_string(),
-        None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "comment: say why (a change ticket, a reason)",
-            )
-        }
+    let Some(created_by) = text(&req.created_by) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "createdBy: say who creates the silence",
+        );
+    };
+    let Some(comment) = text(&req.comment) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "comment: say why (a change ticket, a reason)",
+        );
     };
     let silence = Silence {
         id: String::new(),
