@@ -199,6 +199,7 @@ fn engine_step(c: &mut Criterion) {
                     rules.clone(),
                     Settings {
                         close_after: Duration::from_secs(3600),
+                        id_slot: None,
                     },
                 )
             },
@@ -213,6 +214,7 @@ fn engine_step(c: &mut Criterion) {
         rules.clone(),
         Settings {
             close_after: Duration::from_secs(3600),
+            id_slot: None,
         },
     );
     for batch in &batches {
@@ -243,6 +245,7 @@ fn store_commit(c: &mut Criterion) {
             rules.clone(),
             Settings {
                 close_after: Duration::from_secs(3600),
+                id_slot: None,
             },
         );
         let mut offset = 0usize;
@@ -279,6 +282,7 @@ fn store_commit_repeats(c: &mut Criterion) {
         rules,
         Settings {
             close_after: Duration::from_secs(3600),
+            id_slot: None,
         },
     );
     let body = v2_body(1000, 0);

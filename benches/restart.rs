@@ -63,6 +63,7 @@ fn main() {
             Arc::new(RuleSet::builtin().expect("rules")),
             Settings {
                 close_after: Duration::from_secs(3600),
+                id_slot: None,
             },
         );
         let now = Utc::now();

@@ -194,6 +194,16 @@ pub struct KafkaConfig {
     /// storage fails (partitions stay paused meanwhile).
     #[serde(with = "duration")]
     pub max_retry_backoff: Duration,
+    /// Hand incident state over when a partition moves to another instance:
+    /// each incident that came from a partition is written to the same
+    /// partition of `<topic>-changelog` (a compacted topic), and the
+    /// instance a partition moves to restores those incidents before it
+    /// reads the partition. Needs `instance`.
+    pub changelog: bool,
+    /// This instance's number in the group, 0 to 99, unique per instance:
+    /// the incident ids it opens end in it, so ids never collide when
+    /// incidents move between instances.
+    pub instance: Option<u32>,
     /// Extra librdkafka properties, e.g. `security.protocol`, `sasl.*`,
     /// `ssl.*`, `session.timeout.ms`. The ones that carry the delivery
     /// guarantee (`enable.auto.commit`, `enable.auto.offset.store`,
@@ -214,6 +224,8 @@ impl Default for KafkaConfig {
             lag_interval: Duration::from_secs(10),
             max_batch_messages: 500,
             max_retry_backoff: Duration::from_secs(5),
+            changelog: false,
+            instance: None,
             options: BTreeMap::new(),
         }
     }
@@ -249,6 +261,11 @@ pub const KAFKA_RESERVED_OPTIONS: [&str; 4] = [
     "group.id",
     "bootstrap.servers",
 ];
+
+/// The compacted topic holding the incident state of `topic`'s partitions.
+pub fn changelog_topic(topic: &str) -> String {
+    format!("{topic}-changelog")
+}
 
 impl KafkaConfig {
     /// Every problem with this section, each naming its key.
@@ -294,6 +311,26 @@ impl KafkaConfig {
         }
         if self.max_retry_backoff.is_zero() {
             p.push("kafka.max_retry_backoff must be > 0".to_string());
+        }
+        if let Some(i) = self.instance.filter(|i| *i >= crate::engine::ID_SLOTS) {
+            p.push(format!(
+                "kafka.instance must be between 0 and {}, got {i}",
+                crate::engine::ID_SLOTS - 1
+            ));
+        }
+        if self.changelog && self.instance.is_none() {
+            p.push(
+                "kafka.changelog needs kafka.instance (0-99, unique per instance) so incident ids opened by different instances never collide"
+                    .to_string(),
+            );
+        }
+        for t in &self.topics {
+            if self.changelog && self.topics.contains(&changelog_topic(t)) {
+                p.push(format!(
+                    "kafka.topics: {:?} is the changelog of {t:?} and cannot be consumed as alerts",
+                    changelog_topic(t)
+                ));
+            }
         }
         for k in self.options.keys() {
             if KAFKA_RESERVED_OPTIONS.contains(&k.as_str()) {

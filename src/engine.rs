@@ -124,6 +124,15 @@ pub struct WriteSet {
     /// Kafka offsets the alerts of this write set came up to (set by the
     /// pipeline, not the engine).
     pub kafka_positions: Vec<crate::store::KafkaPosition>,
+    /// Incidents that closed in this write set, with the fingerprints of
+    /// their alerts (the changelog writes a tombstone for each).
+    pub closed: Vec<(IncidentKey, Vec<u64>)>,
+    /// Incidents handed over to another instance: deleted from the store
+    /// after everything else in this write set.
+    pub dropped: Vec<IncidentKey>,
+    /// The Kafka partition each incident belongs to (`None`: forget it);
+    /// set by the pipeline, not the engine.
+    pub homes: Vec<(IncidentKey, Option<crate::store::Home>)>,
 }
 
 impl WriteSet {
@@ -138,6 +147,8 @@ impl WriteSet {
             && self.silences.is_empty()
             && self.jobs.is_empty()
             && self.kafka_positions.is_empty()
+            && self.dropped.is_empty()
+            && self.homes.is_empty()
     }
 }
 
@@ -224,6 +235,10 @@ fn chrono_dur(d: Duration) -> chrono::Duration {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub close_after: Duration,
+    /// With several instances: this instance's slot (0..100); every id it
+    /// opens ends in it (`INC-20261123-0103` is slot 3's second id that
+    /// day), so ids opened by different instances never collide.
+    pub id_slot: Option<u32>,
 }
 
 /// Why a lifecycle request failed.
@@ -274,7 +289,14 @@ pub struct Engine {
     external_url: String,
     /// The status each live incident has in the store's indexes.
     indexed_status: HashMap<IncidentKey, Status>,
+    /// See [`Settings::id_slot`].
+    id_slot: Option<u32>,
+    /// Handed over since the last take (see [`Engine::hand_over`]).
+    dropped: Vec<IncidentKey>,
 }
+
+/// How many instances incident ids can tell apart ([`Engine::set_id_slot`]).
+pub const ID_SLOTS: u32 = 100;
 
 /// What [`Engine::restore`] starts from besides live incidents.
 #[derive(Debug, Default)]
@@ -325,6 +347,7 @@ impl Aggregates {
 
 impl Engine {
     pub fn new(rules: Arc<RuleSet>, settings: Settings) -> Engine {
+        let id_slot = settings.id_slot.map(|s| s % ID_SLOTS);
         Engine {
             rules,
             settings,
@@ -355,7 +378,72 @@ impl Engine {
             rate: HashMap::default(),
             external_url: "http://127.0.0.1:9095".into(),
             indexed_status: HashMap::default(),
+            id_slot,
+            dropped: Vec::new(),
         }
+    }
+
+    /// Takes over an incident another instance owned (from the Kafka
+    /// changelog), with the timeline entries it had. An incident this engine
+    /// already holds live is kept as it is (its own state is at least as
+    /// new); returns whether the incident was adopted. Its alerts take over
+    /// their fingerprints unless a live incident here saw them later.
+    pub fn adopt(&mut self, live: Live, timeline: Vec<(u32, TimelineEntry)>) -> bool {
+        let key = live.incident.id;
+        if self.incidents.contains_key(&key) || live.incident.status == Status::Closed {
+            return false;
+        }
+        let g = self
+            .groups
+            .entry(live.incident.group_key.clone())
+            .or_insert(key);
+        if key > *g {
+            *g = key;
+        }
+        let rules = self.rules.clone();
+        for (fp, rec) in &live.alerts {
+            let newer = match self.active.get(fp) {
+                Some(other) => self
+                    .incidents
+                    .get(other)
+                    .and_then(|l| l.alerts.get(fp))
+                    .is_none_or(|o| o.last_seen_at < rec.last_seen_at),
+                None => true,
+            };
+            if newer {
+                self.active.insert(*fp, key);
+                if rec.status == AlertStatus::Firing {
+                    self.inhibit.add(&rules.inhibit, *fp, &rec.labels);
+                    self.sources_changed = true;
+                }
+            }
+            self.dirty_alerts.insert((key, *fp));
+        }
+        for (seq, entry) in timeline {
+            self.timeline.push((key, seq, entry));
+        }
+        self.aggregates.remove(&key);
+        self.indexed_status.remove(&key);
+        self.dirty_incidents.insert(key);
+        self.incidents.insert(key, live);
+        true
+    }
+
+    /// Lets go of a live incident whose partition moved to another
+    /// instance: it leaves memory, and the next write set deletes it from
+    /// the store (its state lives on in the changelog and at the new owner).
+    /// Returns false for an incident that is not live here.
+    pub fn hand_over(&mut self, key: IncidentKey) -> bool {
+        if !self.incidents.contains_key(&key) {
+            return false;
+        }
+        self.dirty_incidents.remove(&key);
+        self.touched_incidents.remove(&key);
+        self.dirty_alerts.retain(|(k, _)| *k != key);
+        self.touched_alerts.retain(|(k, _)| *k != key);
+        self.evict(key);
+        self.dropped.push(key);
+        true
     }
 
     /// Rebuilds the live state from what the store holds.
@@ -592,14 +680,16 @@ impl Engine {
             }
         }
         for key in std::mem::take(&mut self.closed) {
-            if self
+            if let Some(l) = self
                 .incidents
                 .get(&key)
-                .is_some_and(|l| l.incident.status == Status::Closed)
+                .filter(|l| l.incident.status == Status::Closed)
             {
+                ws.closed.push((key, l.alerts.keys().copied().collect()));
                 self.evict(key);
             }
         }
+        ws.dropped = std::mem::take(&mut self.dropped);
         ws
     }
 
@@ -616,6 +706,7 @@ impl Engine {
         self.timeline.clear();
         self.events.clear();
         self.closed.clear();
+        self.dropped.clear();
     }
 
     fn evict(&mut self, key: IncidentKey) {
@@ -1049,10 +1140,16 @@ impl Engine {
 
     fn next_key(&mut self, now: DateTime<Utc>) -> IncidentKey {
         let date = now.year() as u32 * 10_000 + now.month() * 100 + now.day();
-        let key = match self.last_key {
-            Some(k) if k.date() >= date => IncidentKey::new(k.date(), k.seq() + 1),
-            _ => IncidentKey::new(date, 1),
+        let (date, mut seq) = match self.last_key {
+            Some(k) if k.date() >= date => (k.date(), k.seq() + 1),
+            _ => (date, 1),
         };
+        if let Some(slot) = self.id_slot {
+            // The next sequence number at or after `seq` that ends in the slot.
+            let n = u64::from(ID_SLOTS);
+            seq += (u64::from(slot) + n - seq % n) % n;
+        }
+        let key = IncidentKey::new(date, seq);
         self.last_key = Some(key);
         key
     }
@@ -2007,6 +2104,7 @@ sla:
             Arc::new(rules),
             Settings {
                 close_after: Duration::from_secs(3600),
+                id_slot: None,
             },
         )
     }
@@ -2615,6 +2713,7 @@ sla:
             e.rules().clone(),
             Settings {
                 close_after: Duration::from_secs(60),
+                id_slot: None,
             },
             live,
             Restored {
@@ -2684,6 +2783,7 @@ problems:
             Arc::new(rules),
             Settings {
                 close_after: Duration::from_secs(60),
+                id_slot: None,
             },
         )
     }
@@ -3037,6 +3137,7 @@ escalations:
             Arc::new(rules),
             Settings {
                 close_after: Duration::from_secs(3600),
+                id_slot: None,
             },
         )
     }
@@ -3240,6 +3341,7 @@ escalations:
             e.rules().clone(),
             Settings {
                 close_after: Duration::from_secs(3600),
+                id_slot: None,
             },
             live,
             Restored {

@@ -47,10 +47,12 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::alert::{Alert, Source};
+use crate::changelog::Changelog;
 use crate::config::{KafkaConfig, KafkaFormat, Limits, StartFrom};
 use crate::ingest::{self, Format};
 use crate::metrics::Metrics;
 use crate::pipeline::{Handle, PipelineError};
+use crate::store::Home;
 
 /// Header carrying the parse error on a dead-lettered message.
 pub const ERROR_HEADER: &str = "incidentd-error";
@@ -65,6 +67,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a dead-letter produce may wait in the producer queue and for
 /// the broker's acknowledgement.
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long offsets wait for the changelog to be delivered.
+const CHANGELOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the Kafka source could not start.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +206,14 @@ pub fn partition_lag(hi: i64, stored: i64, committed: i64, app: i64, next: i64) 
 
 type TopicPartition = (String, i32);
 
+/// Appends `n` alerts of partition `tp` to the runs (merging with the last).
+fn add_run(runs: &mut Vec<(Home, usize)>, tp: &TopicPartition, n: usize) {
+    match runs.last_mut() {
+        Some((h, count)) if h.topic == tp.0 && h.partition == tp.1 => *count += n,
+        _ => runs.push((home(tp), n)),
+    }
+}
+
 /// A poisoned lock only means a thread panicked while holding it; the
 /// maps behind these locks are always left consistent.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -213,12 +225,34 @@ struct Context {
     metrics: Arc<Metrics>,
     /// Partitions currently assigned to this member.
     assigned: Mutex<BTreeSet<TopicPartition>>,
+    /// The changelog, when incident state is handed over.
+    changelog: Option<Arc<Changelog>>,
+    /// Assigned partitions kept paused until their changelog is restored.
+    restoring: Mutex<BTreeSet<TopicPartition>>,
+    /// Revoked partitions whose incidents are still to be let go.
+    revoked: Mutex<Vec<TopicPartition>>,
+    /// Wakes the consume loop when there is hand-over work.
+    wake: tokio::sync::Notify,
 }
 
 impl Context {
     fn assigned(&self) -> std::sync::MutexGuard<'_, BTreeSet<TopicPartition>> {
         // A poisoned lock means a callback panicked; the set is still usable.
         self.assigned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn has_handover_work(&self) -> bool {
+        !lock(&self.revoked).is_empty()
+            || lock(&self.restoring)
+                .iter()
+                .any(|tp| self.assigned().contains(tp))
+    }
+}
+
+fn home((topic, partition): &TopicPartition) -> Home {
+    Home {
+        topic: topic.clone(),
+        partition: *partition,
     }
 }
 
@@ -266,14 +300,35 @@ impl ClientContext for Context {
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            // Everything stored is durable (batches finish before the next
-            // poll, and rebalances run inside the poll): hand it over.
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                if !is_no_offset(&e) {
-                    tracing::warn!(error = %e, "kafka: committing offsets before revocation failed; the new owner replays them");
+            // Every stored offset's alerts are durable (offsets are stored
+            // after the commit): hand them over, after the changelog holds
+            // their state. A changelog that cannot be flushed leaves the
+            // offsets uncommitted: the new owner replays those messages.
+            let flushed = match &self.changelog {
+                Some(log) => log.flush(CHANGELOG_FLUSH_TIMEOUT),
+                None => Ok(()),
+            };
+            match flushed {
+                Ok(()) => {
+                    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                        if !is_no_offset(&e) {
+                            tracing::warn!(error = %e, "kafka: committing offsets before revocation failed; the new owner replays them");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka: changelog not flushed before revocation; offsets left uncommitted, the new owner replays them")
                 }
             }
             let revoked = partitions(tpl);
+            if self.changelog.is_some() {
+                let mut restoring = lock(&self.restoring);
+                for tp in &revoked {
+                    restoring.remove(tp);
+                }
+                lock(&self.revoked).extend(revoked.iter().cloned());
+                self.wake.notify_one();
+            }
             let mut assigned = self.assigned();
             for (topic, partition) in &revoked {
                 assigned.remove(&(topic.clone(), *partition));
@@ -286,10 +341,19 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let added = partitions(tpl);
+                if self.changelog.is_some() && !added.is_empty() {
+                    // Not a message is read before the partition's incidents
+                    // are restored from its changelog.
+                    if let Err(e) = consumer.pause(tpl) {
+                        tracing::warn!(error = %e, "kafka: cannot pause assigned partitions for the changelog restore");
+                    }
+                    lock(&self.restoring).extend(added.iter().cloned());
+                    self.wake.notify_one();
+                }
                 self.assigned().extend(added.iter().cloned());
                 tracing::info!(partitions = ?added, "kafka partitions assigned");
             }
@@ -336,6 +400,7 @@ impl KafkaSource {
         handle: Handle,
         metrics: Arc<Metrics>,
         stored: Vec<crate::store::KafkaPosition>,
+        changelog: Option<Arc<Changelog>>,
     ) -> Result<KafkaSource, KafkaError> {
         let mut c = client_config(config);
         c.set("group.id", &config.group)
@@ -361,6 +426,10 @@ impl KafkaSource {
         let context = Context {
             metrics: metrics.clone(),
             assigned: Mutex::new(BTreeSet::new()),
+            changelog,
+            restoring: Mutex::new(BTreeSet::new()),
+            revoked: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
         };
         let consumer: StreamConsumer<Context> =
             c.create_with_context(context)
@@ -448,7 +517,14 @@ impl KafkaSource {
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One batch may be in the pipeline while the next one is parsed.
         let mut inflight: Option<Inflight> = None;
+        let handover = self.consumer.context().changelog.is_some();
         while !*stop.borrow() {
+            if handover && self.consumer.context().has_handover_work() {
+                if self.hand_over(&mut inflight).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             if inflight.is_some() {
                 // Nothing more fetched yet: finish the batch in flight first,
                 // so its offsets do not wait for the next message.
@@ -483,9 +559,10 @@ impl KafkaSource {
                     // Commits what was stored since the last commit; with
                     // nothing new this is a local no-op (NoOffset), and a
                     // failed commit is simply retried on the next tick.
-                    self.commit(CommitMode::Async);
+                    self.commit(CommitMode::Async).await;
                     continue;
                 }
+                _ = self.consumer.context().wake.notified(), if handover => continue,
                 m = self.consumer.recv() => m,
             };
             if self
@@ -500,7 +577,7 @@ impl KafkaSource {
             // A stop while it was in the pipeline leaves its offsets unstored.
             let _ = self.finish(f).await;
         }
-        self.commit(CommitMode::Sync);
+        self.commit(CommitMode::Sync).await;
         tracing::info!("kafka source stopping: offsets committed, leaving the group");
         // Dropping the consumer closes it, which blocks on the group leave.
         let consumer = self.consumer;
@@ -560,6 +637,7 @@ impl KafkaSource {
         let now = Utc::now();
         let assigned = self.consumer.context().assigned().clone();
         let mut alerts = Vec::new();
+        let mut homes = Vec::new();
         let mut rejected = Vec::new();
         let mut last: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         let mut skipped = 0usize;
@@ -580,6 +658,7 @@ impl KafkaSource {
             let format = self.config.format_of(m.topic());
             match parse_message(format, m.payload(), &self.limits, now) {
                 Ok(mut a) => {
+                    add_run(&mut homes, &tp, a.len());
                     alerts.append(&mut a);
                     parsed[i] = true;
                 }
@@ -635,7 +714,7 @@ impl KafkaSource {
             let stop = stop.clone();
             let positions = positions.clone();
             Some(tokio::spawn(async move {
-                ingest.run(alerts, positions, stop).await
+                ingest.run((alerts, homes), positions, stop).await
             }))
         } else {
             None
@@ -678,6 +757,78 @@ impl KafkaSource {
         }
         if let Err(e) = self.consumer.store_offsets(&tpl) {
             tracing::warn!(error = %e, "kafka: storing offsets failed; these messages will be replayed and deduplicated");
+        }
+        Ok(())
+    }
+
+    /// Lets go of the incidents of revoked partitions, then restores the
+    /// incidents of newly assigned ones from their changelog and resumes
+    /// them. The batch in flight finishes first, so its alerts land before
+    /// the incidents they touched are let go.
+    async fn hand_over(&self, inflight: &mut Option<Inflight>) -> Result<(), Stopped> {
+        if let Some(f) = inflight.take() {
+            self.finish(f).await?;
+        }
+        let ctx = self.consumer.context();
+        let Some(log) = ctx.changelog.clone() else {
+            return Ok(());
+        };
+        let revoked: Vec<Home> = std::mem::take(&mut *lock(&ctx.revoked))
+            .iter()
+            .map(home)
+            .collect();
+        if !revoked.is_empty() {
+            match self.handle.release(revoked.clone()).await {
+                Ok(n) => {
+                    tracing::info!(partitions = ?revoked, incidents = n, "incidents of revoked partitions let go to their new owner")
+                }
+                Err(PipelineError::ShuttingDown) => return Err(Stopped),
+                Err(e) => {
+                    tracing::error!(partitions = ?revoked, error = %e, "cannot let go of the incidents of revoked partitions; they stay here too")
+                }
+            }
+        }
+        let pending: Vec<TopicPartition> = lock(&ctx.restoring).iter().cloned().collect();
+        for tp in pending {
+            if !ctx.assigned().contains(&tp) {
+                lock(&ctx.restoring).remove(&tp);
+                continue;
+            }
+            let h = home(&tp);
+            let read = {
+                let (log, h) = (log.clone(), h.clone());
+                tokio::task::spawn_blocking(move || log.read_partition(&h))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()))
+            };
+            match read {
+                Ok(incidents) => {
+                    let found = incidents.len();
+                    match self.handle.adopt(h.clone(), incidents).await {
+                        Ok(n) => {
+                            tracing::info!(topic = %h.topic, partition = h.partition, found, adopted = n,
+                            "incidents restored from the changelog")
+                        }
+                        Err(PipelineError::ShuttingDown) => return Err(Stopped),
+                        Err(e) => {
+                            // Retried on the next pass: the partition stays paused.
+                            tracing::error!(topic = %h.topic, partition = h.partition, error = %e, "cannot adopt changelog incidents; retrying");
+                            tokio::time::sleep(FIRST_BACKOFF * 20).await;
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(topic = %h.topic, partition = h.partition, error = %e,
+                    "cannot read the changelog; the partition starts without its incidents"),
+            }
+            lock(&ctx.restoring).remove(&tp);
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&tp.0, tp.1);
+            if ctx.assigned().contains(&tp) {
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "kafka: cannot resume a restored partition");
+                }
+            }
         }
         Ok(())
     }
@@ -759,7 +910,22 @@ impl KafkaSource {
         Ok(())
     }
 
-    fn commit(&self, mode: CommitMode) {
+    /// Commits the stored offsets; with the changelog on, only once every
+    /// changelog record produced so far is delivered.
+    async fn commit(&self, mode: CommitMode) {
+        if let Some(log) = self.consumer.context().changelog.clone() {
+            if let Err(e) = self.handle.flush_changelog().await {
+                tracing::warn!(error = %e, "changelog not flushed; offsets stay uncommitted until the next try");
+                return;
+            }
+            let flushed = tokio::task::spawn_blocking(move || log.flush(CHANGELOG_FLUSH_TIMEOUT))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            if let Err(e) = flushed {
+                tracing::warn!(error = %e, "changelog not delivered; offsets stay uncommitted until the next try");
+                return;
+            }
+        }
         if let Err(e) = self.consumer.commit_consumer_state(mode) {
             if !is_no_offset(&e) {
                 tracing::warn!(error = %e, "kafka offset commit failed; it is retried with the next commit");
@@ -792,22 +958,25 @@ struct Ingest {
 }
 
 impl Ingest {
-    /// The alerts again, after a failed commit consumed the first parse.
-    fn reparse(&self) -> Vec<Alert> {
+    /// The alerts (and their partitions) again, after a failed commit
+    /// consumed the first parse.
+    fn reparse(&self) -> (Vec<Alert>, Vec<(Home, usize)>) {
         let now = Utc::now();
-        self.messages
-            .iter()
-            .flat_map(|(format, m)| {
-                parse_message(*format, m.payload(), &self.limits, now).unwrap_or_default()
-            })
-            .collect()
+        let mut alerts = Vec::new();
+        let mut homes = Vec::new();
+        for (format, m) in &self.messages {
+            let mut a = parse_message(*format, m.payload(), &self.limits, now).unwrap_or_default();
+            add_run(&mut homes, &(m.topic().to_string(), m.partition()), a.len());
+            alerts.append(&mut a);
+        }
+        (alerts, homes)
     }
 
     /// Hands alerts to the pipeline until they are durable, pausing every
     /// assigned partition while the pipeline cannot take them.
     async fn run(
         self,
-        alerts: Vec<Alert>,
+        alerts: (Vec<Alert>, Vec<(Home, usize)>),
         positions: Vec<crate::store::KafkaPosition>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), Stopped> {
@@ -819,8 +988,8 @@ impl Ingest {
                 Ok(permit) => {
                     // The writer drops the alerts when their commit fails
                     // (`Unavailable`): parse them again for the next try.
-                    let batch = alerts.take().unwrap_or_else(|| self.reparse());
-                    permit.ingest_kafka(batch, positions.clone()).await
+                    let (batch, homes) = alerts.take().unwrap_or_else(|| self.reparse());
+                    permit.ingest_kafka(batch, positions.clone(), homes).await
                 }
                 Err(e) => Err(e),
             };
@@ -856,7 +1025,18 @@ impl Ingest {
                 }
             }
         };
-        if let Some(tpl) = paused {
+        if let Some(mut tpl) = paused {
+            // Partitions waiting for their changelog restore stay paused.
+            let restoring = lock(&self.consumer.context().restoring).clone();
+            if !restoring.is_empty() {
+                let mut keep = TopicPartitionList::new();
+                for e in tpl.elements() {
+                    if !restoring.contains(&(e.topic().to_string(), e.partition())) {
+                        keep.add_partition(e.topic(), e.partition());
+                    }
+                }
+                tpl = keep;
+            }
             if let Err(e) = self.consumer.resume(&tpl) {
                 tracing::warn!(error = %e, "kafka: cannot resume partitions");
             } else if result.is_ok() {

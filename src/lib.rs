@@ -37,6 +37,7 @@
 pub mod actions;
 pub mod alert;
 pub mod api;
+pub mod changelog;
 pub mod config;
 pub mod engine;
 pub mod fingerprint;

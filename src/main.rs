@@ -100,6 +100,14 @@ struct KafkaArgs {
     /// Kafka consumer group (default: incidentd).
     #[arg(long, env = "INCIDENTD_KAFKA_GROUP")]
     kafka_group: Option<String>,
+    /// This instance's number in the group (0-99, unique per instance); the
+    /// incident ids it opens end in it.
+    #[arg(long, env = "INCIDENTD_KAFKA_INSTANCE")]
+    kafka_instance: Option<u32>,
+    /// Hand incidents over through `<topic>-changelog` when partitions move
+    /// (needs --kafka-instance).
+    #[arg(long, env = "INCIDENTD_KAFKA_CHANGELOG")]
+    kafka_changelog: bool,
 }
 
 impl KafkaArgs {
@@ -107,6 +115,8 @@ impl KafkaArgs {
         if self.kafka_brokers.is_none()
             && self.kafka_topics.is_empty()
             && self.kafka_group.is_none()
+            && self.kafka_instance.is_none()
+            && !self.kafka_changelog
         {
             return;
         }
@@ -119,6 +129,12 @@ impl KafkaArgs {
         }
         if let Some(g) = self.kafka_group {
             k.group = g;
+        }
+        if self.kafka_instance.is_some() {
+            k.instance = self.kafka_instance;
+        }
+        if self.kafka_changelog {
+            k.changelog = true;
         }
     }
 }

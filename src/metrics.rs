@@ -39,6 +39,8 @@ pub struct Metrics {
     pub escalations: IntCounterVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_messages_rejected: IntCounterVec,
+    pub kafka_changelog_records: IntCounterVec,
+    pub kafka_handovers: IntCounterVec,
 }
 
 const RESPONSE_BUCKETS: &[f64] = &[
@@ -191,11 +193,27 @@ impl Metrics {
                 "Kafka messages that could not be parsed, skipped after going to the dead-letter topic if one is set, by reason (invalid, too_large, empty).",
                 &["topic", "reason"]
             )),
+            kafka_changelog_records: reg!(counter_vec(
+                "incidentd_kafka_changelog_records_total",
+                "Incident state records produced to the changelog topics, by outcome (delivered, failed; a failed record is sent again).",
+                &["outcome"]
+            )),
+            kafka_handovers: reg!(counter_vec(
+                "incidentd_kafka_incidents_handed_over_total",
+                "Live incidents that moved with their partition: adopted from the changelog (in) or let go to the partition's new owner (out).",
+                &["direction"]
+            )),
             registry,
         };
         // Known label values start at zero so dashboards see them before the first event.
         for s in Source::ALL {
             m.alerts_received.with_label_values(&[s.as_str()]);
+        }
+        for o in ["delivered", "failed"] {
+            m.kafka_changelog_records.with_label_values(&[o]);
+        }
+        for d in ["in", "out"] {
+            m.kafka_handovers.with_label_values(&[d]);
         }
         for r in ["silence", "inhibit", "maintenance", "flapping"] {
             m.alerts_suppressed.with_label_values(&[r]);

@@ -19,12 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::actions::{AttemptResult, Dispatcher, Job};
 use crate::alert::{Alert, Source};
+use crate::changelog::ChangelogWriter;
 use crate::config::PipelineSettings;
 use crate::engine::{Engine, OpError, Outcome, Settings};
 use crate::incident::{Incident, IncidentKey, Op, OpRequest};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
-use crate::store::Store;
+use crate::store::{Home, Store};
 use crate::suppress::Silence;
 
 /// Why an ingest or lifecycle request was not acknowledged.
@@ -89,7 +90,25 @@ pub enum Command {
         /// Kafka: the last offset per partition these alerts came up to,
         /// stored in the same transaction (see [`IngestPermit::ingest_kafka`]).
         positions: Vec<crate::store::KafkaPosition>,
+        /// Kafka: the partition of each run of alerts, in order (partition,
+        /// number of alerts), for the changelog.
+        homes: Vec<(Home, usize)>,
         reply: oneshot::Sender<Result<IngestSummary, PipelineError>>,
+    },
+    /// Incidents read from the changelog of a partition just assigned.
+    Adopt {
+        home: Home,
+        incidents: Vec<crate::changelog::Adopted>,
+        reply: oneshot::Sender<Result<usize, PipelineError>>,
+    },
+    /// Partitions revoked: let their incidents go.
+    Release {
+        homes: Vec<Home>,
+        reply: oneshot::Sender<Result<usize, PipelineError>>,
+    },
+    /// Produce the changelog's pending repeat-only changes now.
+    FlushChangelog {
+        reply: oneshot::Sender<Result<(), PipelineError>>,
     },
     Op {
         key: IncidentKey,
@@ -118,13 +137,24 @@ impl IngestPermit<'_> {
         self,
         source: Source,
         alerts: Vec<Alert>,
+    ) -> Result<IngestSummary, PipelineError> {
+        self.send_ingest(source, alerts, Vec::new(), Vec::new())
+            .await
+    }
+
+    async fn send_ingest(
+        self,
+        source: Source,
+        alerts: Vec<Alert>,
         positions: Vec<crate::store::KafkaPosition>,
+        homes: Vec<(Home, usize)>,
     ) -> Result<IngestSummary, PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.0.send(Command::Ingest {
             source,
             alerts,
             positions,
+            homes,
             reply,
         });
         rx.await.map_err(|_| PipelineError::ShuttingDown)?
@@ -134,12 +164,16 @@ impl IngestPermit<'_> {
     /// last offset per partition of the messages the alerts came from)
     /// commit in the same transaction as the alerts, so after a crash the
     /// source knows exactly which redelivered messages are already stored.
+    /// `homes` names the partition of each run of alerts, in order, so the
+    /// incidents they touch belong to it (changelog).
     pub async fn ingest_kafka(
         self,
         alerts: Vec<Alert>,
         positions: Vec<crate::store::KafkaPosition>,
+        homes: Vec<(Home, usize)>,
     ) -> Result<IngestSummary, PipelineError> {
-        self.ingest(Source::Kafka, alerts, positions).await
+        self.send_ingest(Source::Kafka, alerts, positions, homes)
+            .await
     }
 }
 
@@ -201,7 +235,45 @@ impl Handle {
         source: Source,
         alerts: Vec<Alert>,
     ) -> Result<IngestSummary, PipelineError> {
-        self.reserve()?.ingest(source, alerts, Vec::new()).await
+        self.reserve()?.ingest(source, alerts).await
+    }
+
+    /// Adopts the live incidents of a partition's changelog; answers how
+    /// many were adopted once they are durable.
+    pub async fn adopt(
+        &self,
+        home: Home,
+        incidents: Vec<crate::changelog::Adopted>,
+    ) -> Result<usize, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Adopt {
+            home,
+            incidents,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Lets go of the incidents of revoked partitions; answers how many.
+    pub async fn release(&self, homes: Vec<Home>) -> Result<usize, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Release { homes, reply }).await?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Produces the changelog's pending changes (then flush the producer).
+    pub async fn flush_changelog(&self) -> Result<(), PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::FlushChangelog { reply }).await?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    async fn send(&self, c: Command) -> Result<(), PipelineError> {
+        self.tx
+            .send(c)
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)
     }
 
     /// A place in the writer's queue, or `Overloaded` / `ShuttingDown`
@@ -277,6 +349,8 @@ pub struct Writer {
     pub settings: PipelineSettings,
     pub engine_settings: Settings,
     pub metrics_window: Duration,
+    /// Kafka changelog hand-over, when on.
+    pub changelog: Option<ChangelogWriter>,
 }
 
 /// Starts the writer thread and the ticker; returns the handle and the thread.
@@ -315,6 +389,13 @@ enum Reply {
         oneshot::Sender<Result<Silence, SilenceError>>,
         Result<Silence, SilenceError>,
     ),
+    /// Adopted (in) or released (out) incidents.
+    Handover(
+        oneshot::Sender<Result<usize, PipelineError>>,
+        &'static str,
+        usize,
+    ),
+    Flushed(oneshot::Sender<Result<(), PipelineError>>),
 }
 
 impl Writer {
@@ -347,17 +428,34 @@ impl Writer {
         let now = Utc::now();
         let mut replies = Vec::with_capacity(batch.len());
         let mut ticked = false;
+        let mut flush = false;
         let mut positions = Vec::new();
+        let mut homes = Vec::new();
         for cmd in batch {
             match cmd {
                 Command::Ingest {
                     source,
                     alerts,
                     positions: mut p,
+                    homes: runs,
                     reply,
                 } => {
                     positions.append(&mut p);
                     let outcomes = self.engine.ingest(alerts, now);
+                    if let Some(c) = &mut self.changelog {
+                        let mut outcomes = outcomes.iter();
+                        for (home, n) in &runs {
+                            for o in outcomes.by_ref().take(*n) {
+                                if let Outcome::Created(k)
+                                | Outcome::Joined(k)
+                                | Outcome::Deduplicated(k)
+                                | Outcome::Resolved(k) = o
+                                {
+                                    c.settle(*k, home, &mut homes);
+                                }
+                            }
+                        }
+                    }
                     replies.push(Reply::Ingest(
                         reply,
                         source,
@@ -413,10 +511,37 @@ impl Writer {
                         ticked = true;
                     }
                 }
+                Command::Adopt {
+                    home,
+                    incidents,
+                    reply,
+                } => {
+                    let n = self.adopt(&home, incidents, &mut homes);
+                    replies.push(Reply::Handover(reply, "in", n));
+                }
+                Command::Release { homes: gone, reply } => {
+                    let mut n = 0;
+                    if let Some(c) = &self.changelog {
+                        for k in c.incidents_of(&gone) {
+                            if self.engine.hand_over(k) {
+                                n += 1;
+                            }
+                        }
+                    }
+                    replies.push(Reply::Handover(reply, "out", n));
+                }
+                Command::FlushChangelog { reply } => {
+                    flush = true;
+                    replies.push(Reply::Flushed(reply));
+                }
             }
         }
         let mut ws = self.engine.take_changes();
         ws.kafka_positions = positions;
+        ws.homes = homes;
+        if let Some(c) = &mut self.changelog {
+            c.prepare(&mut ws);
+        }
         let result = if ws.is_empty() {
             Ok(())
         } else {
@@ -429,6 +554,14 @@ impl Writer {
         };
         match result {
             Ok(()) => {
+                if let Some(c) = &mut self.changelog {
+                    // Queued before anyone hears of the commit, so a flush
+                    // after an acknowledgement covers these records.
+                    c.committed(&ws);
+                    if flush || ticked {
+                        c.produce_pending(&self.engine, &self.store);
+                    }
+                }
                 self.metrics.record(&ws.events);
                 self.dispatch(ws.dispatch);
                 let changed_state = ws
@@ -455,6 +588,16 @@ impl Writer {
                         }
                         Reply::Silence(tx, r) => {
                             let _ = tx.send(r);
+                        }
+                        Reply::Handover(tx, direction, n) => {
+                            self.metrics
+                                .kafka_handovers
+                                .with_label_values(&[direction])
+                                .inc_by(n as u64);
+                            let _ = tx.send(Ok(n));
+                        }
+                        Reply::Flushed(tx) => {
+                            let _ = tx.send(Ok(()));
                         }
                     }
                 }
@@ -483,11 +626,57 @@ impl Writer {
                                 Err(e) => Err(e),
                             });
                         }
+                        Reply::Handover(tx, _, _) => {
+                            let _ = tx.send(Err(err.clone()));
+                        }
+                        Reply::Flushed(tx) => {
+                            let _ = tx.send(Err(err.clone()));
+                        }
                     }
                 }
                 self.reload_state();
             }
         }
+    }
+
+    /// Adopts a changelog partition's incidents. One this instance holds
+    /// live keeps its own state; one its store holds otherwise (a closed
+    /// incident, or an id collision from two instances sharing a number) is
+    /// skipped with a warning.
+    fn adopt(
+        &mut self,
+        home: &Home,
+        incidents: Vec<crate::changelog::Adopted>,
+        homes: &mut Vec<(IncidentKey, Option<Home>)>,
+    ) -> usize {
+        let Some(c) = &mut self.changelog else {
+            return 0;
+        };
+        let mut n = 0;
+        for (live, timeline) in incidents {
+            let k = live.incident.id;
+            if self.engine.live(k).is_some() {
+                c.settle(k, home, homes);
+                continue;
+            }
+            match self.store.incident(k) {
+                Ok(None) => {}
+                Ok(Some(local)) => {
+                    tracing::warn!(incident = %k, local_group = %local.group_key, changelog_group = %live.incident.group_key,
+                        "changelog incident not adopted: this store already has that id (do two instances share kafka.instance?)");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(incident = %k, error = %e, "changelog incident not adopted: cannot read the store");
+                    continue;
+                }
+            }
+            if self.engine.adopt(live, timeline) {
+                c.settle(k, home, homes);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Hands committed pending jobs to the executor.
@@ -511,6 +700,12 @@ impl Writer {
                     snap.live,
                     snap.restored,
                 );
+                if let Some(c) = &mut self.changelog {
+                    match self.store.homes() {
+                        Ok(h) => c.reset(h),
+                        Err(e) => tracing::error!(error = %e, "cannot reload incident homes"),
+                    }
+                }
             }
             Err(e) => tracing::error!(error = %e, "cannot reload state from the store"),
         }

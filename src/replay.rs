@@ -182,6 +182,7 @@ impl Default for Options {
             tick: Duration::from_secs(60),
             settings: Settings {
                 close_after: crate::config::IncidentSettings::default().close_after,
+                id_slot: None,
             },
             limits: Limits::default(),
         }

@@ -788,6 +788,7 @@ pub fn run_case(file: &TestFile, tc: &TestCase, rules: Arc<RuleSet>) -> CaseResu
         rules,
         Settings {
             close_after: file.close_after,
+            id_slot: None,
         },
     );
     let mut failures = Vec::new();

@@ -145,6 +145,7 @@ impl Server {
         );
         let settings = Settings {
             close_after: config.incidents.close_after,
+            id_slot: config.kafka.as_ref().and_then(|k| k.instance),
         };
         let engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
         let metrics = Arc::new(Metrics::new());
@@ -161,6 +162,20 @@ impl Server {
         engine.set_external_url(&external);
         let (rules_tx, rules_rx) = tokio::sync::watch::channel(engine.rules().clone());
         let (dispatcher, jobs_rx) = crate::actions::channel(config.actions.queue_capacity);
+        let changelog = match &config.kafka {
+            Some(k) if k.changelog => Some(Arc::new(crate::changelog::Changelog::new(
+                k,
+                metrics.clone(),
+            )?)),
+            _ => None,
+        };
+        let changelog_writer = match &changelog {
+            Some(log) => Some(crate::changelog::ChangelogWriter::new(
+                log.clone(),
+                store.homes()?,
+            )),
+            None => None,
+        };
         let (handle, writer) = pipeline::spawn(Writer {
             dispatcher: Some(dispatcher),
             rules_tx: Some(rules_tx),
@@ -170,6 +185,7 @@ impl Server {
             settings: config.pipeline.clone(),
             engine_settings: settings,
             metrics_window: config.incidents.metrics_window,
+            changelog: changelog_writer,
         })?;
         crate::actions::spawn_executor(
             crate::actions::ExecutorSettings {
@@ -191,6 +207,7 @@ impl Server {
                 handle.clone(),
                 metrics.clone(),
                 store.kafka_positions()?,
+                changelog,
             )?),
             None => None,
         };

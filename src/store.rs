@@ -24,6 +24,10 @@
 //!
 //! `kafka_positions` ((topic, partition) → offset) holds the last Kafka
 //! offset whose alerts are stored, written in the same transaction as them.
+//! With the Kafka changelog on, `incident_home` (key → (topic, partition))
+//! names the partition a live incident belongs to; an incident handed over
+//! to another instance is deleted from every incident table (rows it left
+//! in `seen_log` fold into orphan small rows that nothing reads).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +52,7 @@ const SEEN_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("seen_log");
 /// longer log for readers to scan.
 const FOLD_BYTES: u64 = 1024 * 1024;
 const KAFKA_POSITIONS: TableDefinition<(&str, i32), i64> = TableDefinition::new("kafka_positions");
+const HOMES: TableDefinition<u64, (&str, i32)> = TableDefinition::new("incident_home");
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
 const BY_STATUS: TableDefinition<(&str, u64), ()> = TableDefinition::new("incidents_by_status");
 const SUPPRESSED: TableDefinition<u64, &[u8]> = TableDefinition::new("suppressed_alerts");
@@ -118,6 +123,14 @@ pub struct KafkaPosition {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+}
+
+/// The Kafka partition an incident's alerts come from: the instance that
+/// owns the partition owns the incident.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Home {
+    pub topic: String,
+    pub partition: i32,
 }
 
 /// An incident with its alerts and timeline.
@@ -422,6 +435,7 @@ impl Store {
         tx.open_table(SILENCES)?;
         tx.open_table(ACTION_JOBS)?;
         tx.open_table(KAFKA_POSITIONS)?;
+        tx.open_table(HOMES)?;
         tx.open_table(SEEN_LOG)?;
         // Start with an empty log: what a previous run appended goes into
         // the tables now.
@@ -503,6 +517,27 @@ impl Store {
             let mut positions = tx.open_table(KAFKA_POSITIONS)?;
             for p in &ws.kafka_positions {
                 positions.insert((p.topic.as_str(), p.partition), p.offset)?;
+            }
+            let mut homes = tx.open_table(HOMES)?;
+            for (key, home) in &ws.homes {
+                match home {
+                    Some(h) => homes.insert(key.0, (h.topic.as_str(), h.partition))?,
+                    None => homes.remove(key.0)?,
+                };
+            }
+            for key in &ws.dropped {
+                let k = key.0;
+                incidents.remove(k)?;
+                open.remove(k)?;
+                homes.remove(k)?;
+                for s in STATUSES {
+                    by_status.remove((s.as_str(), k))?;
+                }
+                alerts.retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;
+                timeline.retain_in((k, 0)..=(k, u32::MAX), |_, _| false)?;
+                tx.open_table(ALERT_SEEN)?
+                    .retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;
+                tx.open_table(ACTIVITY)?.remove(k)?;
             }
         }
         tx.commit()?;
@@ -651,6 +686,27 @@ impl Store {
         }))
     }
 
+    /// The partition of every live incident that has one.
+    pub fn homes(&self) -> Result<Vec<(IncidentKey, Home)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let open = tx.open_table(OPEN)?;
+        let mut out = Vec::new();
+        for row in tx.open_table(HOMES)?.iter()? {
+            let (k, v) = row?;
+            if open.get(k.value())?.is_some() {
+                let (topic, partition) = v.value();
+                out.push((
+                    IncidentKey(k.value()),
+                    Home {
+                        topic: topic.to_string(),
+                        partition,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// The last stored Kafka offset of every partition this store has seen.
     pub fn kafka_positions(&self) -> Result<Vec<KafkaPosition>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -769,6 +825,7 @@ mod tests {
             Arc::new(RuleSet::builtin().expect("rules")),
             Settings {
                 close_after: Duration::from_secs(0),
+                id_slot: None,
             },
         )
     }

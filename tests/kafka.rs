@@ -125,17 +125,24 @@ impl Broker {
     }
 
     fn create_topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(&self.tansu)
-            .args([
-                "topic",
-                "create",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-            ])
-            .args(["--broker", &format!("tcp://{}", self.addr)])
-            .output()
-            .expect("run tansu topic create");
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// A topic with settings (`--config key=value`).
+    fn create_topic_with(&self, name: &str, partitions: u32, config: &[&str]) {
+        let mut cmd = Command::new(&self.tansu);
+        cmd.args([
+            "topic",
+            "create",
+            name,
+            "--partitions",
+            &partitions.to_string(),
+        ])
+        .args(["--broker", &format!("tcp://{}", self.addr)]);
+        for c in config {
+            cmd.args(["--config", c]);
+        }
+        let out = cmd.output().expect("run tansu topic create");
         assert!(
             out.status.success(),
             "tansu topic create {name}: {}\n{}\n{}",
@@ -242,9 +249,24 @@ async fn produce_with(
     payload: Option<&str>,
     headers: OwnedHeaders,
 ) {
+    produce_to(p, topic, None, key, payload, headers).await
+}
+
+/// Produces to a given partition (`None`: the key decides).
+async fn produce_to(
+    p: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: &str,
+    payload: Option<&str>,
+    headers: OwnedHeaders,
+) {
     let mut record = FutureRecord::<str, str>::to(topic)
         .key(key)
         .headers(headers);
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
     if let Some(payload) = payload {
         record = record.payload(payload);
     }
@@ -284,6 +306,8 @@ struct KafkaSettings<'a> {
     dead_letter_topic: Option<&'a str>,
     /// Rules directory instead of the shipped `rules/`.
     rules: Option<&'a Path>,
+    /// `kafka.changelog` on, with this `kafka.instance`.
+    changelog_instance: Option<u32>,
 }
 
 impl<'a> KafkaSettings<'a> {
@@ -294,6 +318,7 @@ impl<'a> KafkaSettings<'a> {
             commit_interval: "200ms",
             dead_letter_topic: None,
             rules: None,
+            changelog_instance: None,
         }
     }
 }
@@ -340,6 +365,9 @@ impl Incidentd {
             );
             if let Some(d) = k.dead_letter_topic {
                 let _ = writeln!(yaml, "  dead_letter_topic: {d}");
+            }
+            if let Some(i) = k.changelog_instance {
+                let _ = writeln!(yaml, "  changelog: true\n  instance: {i}");
             }
             std::fs::write(&config, yaml).expect("write config");
             cmd.arg("--config").arg(&config);
@@ -1047,6 +1075,206 @@ async fn new_owner_of_a_partition_starts_fresh_and_the_old_copy_expires() {
             Err(i.to_string())
         }
     })
+    .await;
+}
+
+/// Item 5 with the changelog: when a partition moves, its live incidents
+/// move with it (same id, acknowledgement, alerts and timeline), the old
+/// owner lets them go, new alerts of the group join the moved incident, and
+/// moving back brings the newer state home.
+#[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::await_holding_lock)] // see serial()
+async fn changelog_hands_incidents_over_when_partitions_move() {
+    let _serial = serial();
+    let tmp = TempDir::new().expect("tempdir");
+    let broker = Broker::start(tmp.path()).await;
+    broker.create_topic("alerts", 2);
+    broker.create_topic_with("alerts-changelog", 2, &["cleanup.policy=compact"]);
+    let p = broker.producer();
+    let mut sa = KafkaSettings::new(&["alerts"], "handover");
+    sa.changelog_instance = Some(1);
+    let mut sb = KafkaSettings::new(&["alerts"], "handover");
+    sb.changelog_instance = Some(2);
+
+    let a = Incidentd::start(
+        "incidentd-a",
+        &tmp.path().join("a"),
+        tmp.path(),
+        &broker,
+        Some(&sa),
+    )
+    .await;
+    // Host 0's disk alerts on partition 0, host 1's on partition 1.
+    for part in 0..2 {
+        let x = disk_alert(part, "/");
+        produce_to(
+            &p,
+            "alerts",
+            Some(part as i32),
+            "k",
+            Some(&x.to_string()),
+            OwnedHeaders::new(),
+        )
+        .await;
+    }
+    let all: BTreeSet<i32> = [0, 1].into();
+    wait_caught_up(&a, "alerts", 2.0, Some(&all), &[&a.proc, &broker.proc]).await;
+    let before = a.incidents().await.expect("incidents");
+    assert_eq!(before.len(), 2, "{before:#?}");
+    for i in &before {
+        let id = i["id"].as_str().expect("id");
+        assert!(id.ends_with("01"), "ids of instance 1 end in 01: {id}");
+    }
+    let by_host = |list: &[Value], host: usize| -> Option<Value> {
+        list.iter()
+            .find(|i| {
+                i["group_key"]
+                    .as_str()
+                    .is_some_and(|g| g.contains(&format!("host{host}:")))
+            })
+            .cloned()
+    };
+    for host in 0..2 {
+        let id = by_host(&before, host).expect("incident per host")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let r = client()
+            .post(format!("{}/api/v1/incidents/{id}/ack", a.base))
+            .json(&json!({"by": format!("alice{host}")}))
+            .send()
+            .await
+            .expect("ack");
+        assert!(r.status().is_success(), "ack: {}", r.status());
+    }
+
+    // b joins: one partition moves to it, with its incident.
+    let b = Incidentd::start(
+        "incidentd-b",
+        &tmp.path().join("b"),
+        tmp.path(),
+        &broker,
+        Some(&sb),
+    )
+    .await;
+    let procs = [&a.proc, &b.proc, &broker.proc];
+    let (moved, moved_host) =
+        wait_for("b to take a partition and its incident", &procs, || async {
+            let owned: Vec<i32> = b.metrics().await?.lag("alerts").keys().copied().collect();
+            let kept: Vec<i32> = a.metrics().await?.lag("alerts").keys().copied().collect();
+            let (ib, ia) = (b.incidents().await?, a.incidents().await?);
+            match (owned.as_slice(), kept.as_slice()) {
+                ([p], [_]) if ib.len() == 1 && ia.len() == 1 => Ok((ib[0].clone(), *p as usize)),
+                _ => Err(format!(
+                    "b owns {owned:?} with {} incidents, a owns {kept:?} with {}",
+                    ib.len(),
+                    ia.len()
+                )),
+            }
+        })
+        .await;
+    let original = by_host(&before, moved_host).expect("moved incident existed on a");
+    assert_eq!(moved["id"], original["id"], "same id after the move");
+    assert_eq!(moved["group_key"], original["group_key"]);
+    assert_eq!(moved["status"], "acknowledged");
+    assert_eq!(
+        moved["acknowledged_by"],
+        format!("alice{moved_host}").as_str()
+    );
+    assert_eq!(moved["alert_count"], 1);
+    let id = moved["id"].as_str().expect("id").to_string();
+    let full: Value = client()
+        .get(format!("{}/api/v1/incidents/{id}", b.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let kinds: Vec<&str> = full["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"created") && kinds.contains(&"acknowledged"),
+        "timeline moved too: {kinds:?}\n{}",
+        logs(&procs)
+    );
+    assert_eq!(full["alerts"][0]["labels"]["mountpoint"], "/");
+    let kept = a.incidents().await.expect("a");
+    assert!(
+        kept.iter().all(|i| i["id"] != id.as_str()),
+        "a let the moved incident go: {kept:#?}"
+    );
+    let (ma, mb) = (a.metrics().await.expect("a"), b.metrics().await.expect("b"));
+    assert_eq!(
+        ma.get(
+            "incidentd_kafka_incidents_handed_over_total",
+            &[("direction", "out")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        mb.get(
+            "incidentd_kafka_incidents_handed_over_total",
+            &[("direction", "in")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        mb.get(
+            "incidentd_kafka_changelog_records_total",
+            &[("outcome", "failed")]
+        ),
+        0.0
+    );
+
+    // A new alert of the group joins the moved incident at b.
+    let y = disk_alert(moved_host, "/var");
+    produce_to(
+        &p,
+        "alerts",
+        Some(moved_host as i32),
+        "k",
+        Some(&y.to_string()),
+        OwnedHeaders::new(),
+    )
+    .await;
+    wait_for(
+        "the new alert to join the moved incident",
+        &procs,
+        || async {
+            let ib = b.incidents().await?;
+            match ib.as_slice() {
+                [i] if i["id"] == id.as_str() && i["alert_count"] == 2 => Ok(()),
+                _ => Err(format!("{ib:#?}")),
+            }
+        },
+    )
+    .await;
+
+    // b leaves: the partition and the newer state come back to a.
+    b.proc.signal("TERM");
+    assert!(b.proc.wait_exit(DEADLINE).await.success());
+    let procs = [&a.proc, &broker.proc];
+    wait_for(
+        "a to take the incident back with b's changes",
+        &procs,
+        || async {
+            let ia = a.incidents().await?;
+            let back = ia.iter().find(|i| i["id"] == id.as_str());
+            match back {
+                Some(i)
+                    if ia.len() == 2 && i["alert_count"] == 2 && i["status"] == "acknowledged" =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("{ia:#?}")),
+            }
+        },
+    )
     .await;
 }
 

@@ -1,0 +1,523 @@
+//! Incident state hand-over between instances through compacted Kafka
+//! changelog topics (the Kafka Streams way).
+//!
+//! Contract. With `kafka.changelog` on, every live incident whose alerts
+//! came from partition P of topic T has a *home* (T, P), and its state is
+//! written to partition P of `T-changelog` (see
+//! [`crate::config::changelog_topic`]) as one record per key:
+//!
+//! | key | value |
+//! |---|---|
+//! | `INC-…` | the incident (JSON, as the API shows it) |
+//! | `INC-…/a/<fingerprint>` | one alert record (JSON) |
+//! | `INC-…/t/<seq>` | one timeline entry (JSON) |
+//!
+//! A null value (tombstone) deletes a key: every key of an incident gets
+//! one when it closes, so compaction keeps only live incidents. Records of
+//! one incident go to one partition in commit order (`acks=all`,
+//! idempotent producer). Full rows are produced right after the redb
+//! commit that wrote them; changes a plain repeat makes (last seen, ends
+//! at, repeat count, last activity) are produced on the next tick or flush,
+//! from memory, latest state only.
+//!
+//! Ordering with offsets: the Kafka source commits offsets only after
+//! [`Changelog::flush`] saw every record produced so far delivered, so an
+//! instance that takes a partition over finds in the changelog every state
+//! change of every message whose offset was committed, and replays the rest.
+//! A record that fails is produced again in full (from the store) before the
+//! next flush can succeed.
+//!
+//! On assignment the new owner reads the changelog partition to its end
+//! ([`read_partition`]) and adopts the live incidents there before it reads
+//! the alert partition; on revocation the old owner flushes, commits, and
+//! then lets the partition's incidents go (memory and store).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::{changelog_topic, KafkaConfig};
+use crate::engine::{Engine, Live, WriteSet};
+use crate::incident::{AlertRecord, Incident, IncidentKey, TimelineEntry};
+use crate::metrics::Metrics;
+use crate::store::{Home, Store};
+
+/// How long a produce may wait for the broker before it counts as failed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the changelog partition to be read to its end.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for more records once the high watermark is reached.
+const TAIL_WAIT: Duration = Duration::from_millis(200);
+
+/// An incident adopted from the changelog: its state and timeline entries.
+pub type Adopted = (Live, Vec<(u32, TimelineEntry)>);
+
+fn incident_key(k: IncidentKey) -> String {
+    k.to_string()
+}
+
+fn alert_key(k: IncidentKey, fp: u64) -> String {
+    format!("{k}/a/{}", crate::fingerprint::to_hex(fp))
+}
+
+fn timeline_key(k: IncidentKey, seq: u32) -> String {
+    format!("{k}/t/{seq:010}")
+}
+
+/// The incident a record key belongs to.
+fn key_incident(key: &[u8]) -> Option<IncidentKey> {
+    let key = std::str::from_utf8(key).ok()?;
+    IncidentKey::parse(key.split('/').next()?)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // These types serialize infallibly (string keys, no custom errors).
+    serde_json::to_vec(v).expect("incident state serializes")
+}
+
+/// Delivery reports: counts, and remembers which incidents lost a record.
+struct Reports {
+    metrics: Arc<Metrics>,
+    failed: Mutex<BTreeSet<IncidentKey>>,
+    /// Failures since the last [`Changelog::flush`].
+    failures: AtomicU64,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self
+                .metrics
+                .kafka_changelog_records
+                .with_label_values(&["delivered"])
+                .inc(),
+            Err((e, m)) => {
+                self.metrics
+                    .kafka_changelog_records
+                    .with_label_values(&["failed"])
+                    .inc();
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                let inc = m.key().and_then(key_incident);
+                tracing::warn!(topic = m.topic(), partition = m.partition(), incident = ?inc.map(|k| k.to_string()), error = %e,
+                    "changelog record not delivered; the incident is produced again in full");
+                if let Some(k) = inc {
+                    self.failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(k);
+                }
+            }
+        }
+    }
+}
+
+/// The changelog producer, shared by the writer (which produces) and the
+/// Kafka source (which flushes before it commits offsets).
+pub struct Changelog {
+    producer: ThreadedProducer<Reports>,
+    config: KafkaConfig,
+}
+
+impl Changelog {
+    pub fn new(
+        k: &KafkaConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Changelog, crate::kafka::KafkaError> {
+        let mut c = crate::kafka::client_config(k);
+        c.set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .set("linger.ms", "5");
+        let producer = c
+            .create_with_context(Reports {
+                metrics,
+                failed: Mutex::new(BTreeSet::new()),
+                failures: AtomicU64::new(0),
+            })
+            .map_err(|source| crate::kafka::KafkaError::Producer {
+                topic: "<topic>-changelog".into(),
+                brokers: k.brokers.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(Changelog {
+            producer,
+            config: k.clone(),
+        })
+    }
+
+    /// Queues one record (`None`: a tombstone). A full local queue waits
+    /// for the broker instead of dropping the record.
+    fn send(&self, home: &Home, key: &str, value: Option<&[u8]>) {
+        let topic = changelog_topic(&home.topic);
+        let mut record = BaseRecord::to(&topic).key(key).partition(home.partition);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => {
+                    self.reports().failures.fetch_add(1, Ordering::SeqCst);
+                    if let Some(k) = key_incident(key.as_bytes()) {
+                        self.take_failed_lock().insert(k);
+                    }
+                    tracing::warn!(topic = %topic, partition = home.partition, key, error = %e,
+                        "cannot queue a changelog record; the incident is produced again in full");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reports(&self) -> &Reports {
+        self.producer.context()
+    }
+
+    fn take_failed_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<IncidentKey>> {
+        self.reports()
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until every queued record is delivered. `Err` when one failed
+    /// since the last flush (offsets must then not be committed yet).
+    /// Blocking: call from a blocking context.
+    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
+        self.producer
+            .flush(timeout)
+            .map_err(|e| format!("changelog flush: {e}"))?;
+        match self.reports().failures.swap(0, Ordering::SeqCst) {
+            0 => Ok(()),
+            n => Err(format!("{n} changelog records were not delivered")),
+        }
+    }
+
+    /// Reads `home`'s changelog partition to its end and assembles the live
+    /// incidents in it. Blocking.
+    pub fn read_partition(&self, home: &Home) -> Result<Vec<Adopted>, String> {
+        read_partition(&self.config, home)
+    }
+}
+
+/// Reads one changelog partition from the beginning to its high watermark
+/// (latest value per key wins; tombstones delete). Blocking.
+pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Vec<Adopted>, String> {
+    let topic = changelog_topic(&home.topic);
+    let mut c = crate::kafka::client_config(k);
+    c.set("group.id", format!("{}-changelog-reader", k.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c
+        .create()
+        .map_err(|e| format!("changelog reader for {topic}: {e}"))?;
+    let (low, high) = consumer
+        .fetch_watermarks(&topic, home.partition, Duration::from_secs(10))
+        .map_err(|e| {
+            format!(
+                "changelog topic {topic:?} partition {}: {e} (create it compacted, with as many partitions as {:?})",
+                home.partition, home.topic
+            )
+        })?;
+    let mut latest: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    if high > low {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, home.partition, Offset::Offset(low))
+            .map_err(|e| e.to_string())?;
+        consumer.assign(&tpl).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mut at_end = false;
+        loop {
+            if started.elapsed() > READ_TIMEOUT {
+                return Err(format!(
+                    "changelog topic {topic:?} partition {}: not read to offset {high} within {READ_TIMEOUT:?}",
+                    home.partition
+                ));
+            }
+            // Past the high watermark, take only what is already fetched:
+            // some brokers (tansu 0.6) report the watermark of a batch's
+            // first record, so the rest of that batch lies beyond it.
+            let wait = if at_end {
+                TAIL_WAIT
+            } else {
+                Duration::from_millis(500)
+            };
+            let Some(m) = consumer.poll(wait) else {
+                if at_end {
+                    break;
+                }
+                continue;
+            };
+            let m = m.map_err(|e| format!("changelog topic {topic:?}: {e}"))?;
+            if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                match m.payload() {
+                    Some(v) => latest.insert(key.to_string(), v.to_vec()),
+                    None => latest.remove(key),
+                };
+            }
+            at_end |= m.offset() + 1 >= high;
+        }
+    }
+    assemble(latest).map_err(|e| {
+        format!(
+            "changelog topic {topic:?} partition {}: {e}",
+            home.partition
+        )
+    })
+}
+
+/// Turns the latest record per key into live incidents. Alert and timeline
+/// records without their incident record (a partly compacted tail) are
+/// left out; a record that does not decode is an error naming its key.
+pub fn assemble(latest: BTreeMap<String, Vec<u8>>) -> Result<Vec<Adopted>, String> {
+    let mut incidents: BTreeMap<String, Adopted> = BTreeMap::new();
+    let mut parts = Vec::new();
+    for (key, value) in latest {
+        match key.split_once('/') {
+            None => {
+                let inc: Incident =
+                    serde_json::from_slice(&value).map_err(|e| format!("record {key:?}: {e}"))?;
+                if inc.status != crate::incident::Status::Closed {
+                    incidents.insert(
+                        key,
+                        (
+                            Live {
+                                incident: inc,
+                                alerts: BTreeMap::new(),
+                            },
+                            Vec::new(),
+                        ),
+                    );
+                }
+            }
+            Some((id, rest)) => parts.push((id.to_string(), rest.to_string(), key, value)),
+        }
+    }
+    for (id, rest, key, value) in parts {
+        let Some((live, timeline)) = incidents.get_mut(&id) else {
+            continue;
+        };
+        let bad = |e: String| format!("record {key:?}: {e}");
+        match rest.split_once('/') {
+            Some(("a", _)) => {
+                let rec: AlertRecord =
+                    serde_json::from_slice(&value).map_err(|e| bad(e.to_string()))?;
+                live.alerts.insert(rec.fingerprint, rec);
+            }
+            Some(("t", seq)) => {
+                let seq: u32 = seq.parse().map_err(|_| bad("bad sequence".into()))?;
+                let entry: TimelineEntry =
+                    serde_json::from_slice(&value).map_err(|e| bad(e.to_string()))?;
+                timeline.push((seq, entry));
+            }
+            _ => return Err(bad("unknown record kind".into())),
+        }
+    }
+    Ok(incidents.into_values().collect())
+}
+
+/// The writer's side: which partition each live incident belongs to, and
+/// the repeat-only changes not produced yet.
+pub struct ChangelogWriter {
+    log: Arc<Changelog>,
+    homes: HashMap<IncidentKey, Home>,
+    pending_alerts: BTreeSet<(IncidentKey, u64)>,
+    pending_incidents: BTreeSet<IncidentKey>,
+}
+
+impl ChangelogWriter {
+    pub fn new(log: Arc<Changelog>, homes: Vec<(IncidentKey, Home)>) -> ChangelogWriter {
+        ChangelogWriter {
+            log,
+            homes: homes.into_iter().collect(),
+            pending_alerts: BTreeSet::new(),
+            pending_incidents: BTreeSet::new(),
+        }
+    }
+
+    /// Replaces the homes after the live state was reloaded from the store.
+    pub fn reset(&mut self, homes: Vec<(IncidentKey, Home)>) {
+        self.homes = homes.into_iter().collect();
+        self.pending_alerts.clear();
+        self.pending_incidents.clear();
+    }
+
+    pub fn home(&self, k: IncidentKey) -> Option<&Home> {
+        self.homes.get(&k)
+    }
+
+    /// Gives an incident a home (if it has none yet); the write set stores it.
+    pub fn settle(
+        &mut self,
+        k: IncidentKey,
+        home: &Home,
+        ws_homes: &mut Vec<(IncidentKey, Option<Home>)>,
+    ) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.homes.entry(k) {
+            e.insert(home.clone());
+            ws_homes.push((k, Some(home.clone())));
+        }
+    }
+
+    /// The live incidents that belong to one of `homes`.
+    pub fn incidents_of(&self, homes: &[Home]) -> Vec<IncidentKey> {
+        self.homes
+            .iter()
+            .filter(|(_, h)| homes.contains(h))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Before the commit: closed and handed-over incidents lose their home.
+    pub fn prepare(&mut self, ws: &mut WriteSet) {
+        for (k, _) in &ws.closed {
+            if self.homes.contains_key(k) {
+                ws.homes.push((*k, None));
+            }
+        }
+    }
+
+    /// After a successful commit: produces the full rows it wrote and the
+    /// tombstones of closed incidents; remembers repeat-only changes.
+    pub fn committed(&mut self, ws: &WriteSet) {
+        let full_alerts: BTreeSet<(IncidentKey, u64)> =
+            ws.alerts.iter().map(|(k, r)| (*k, r.fingerprint)).collect();
+        let full_incidents: BTreeSet<IncidentKey> = ws.incidents.iter().map(|i| i.id).collect();
+        for inc in &ws.incidents {
+            if let Some(h) = self.homes.get(&inc.id) {
+                self.log.send(h, &incident_key(inc.id), Some(&json(inc)));
+                self.pending_incidents.remove(&inc.id);
+            }
+        }
+        for (k, rec) in &ws.alerts {
+            if let Some(h) = self.homes.get(k) {
+                self.log
+                    .send(h, &alert_key(*k, rec.fingerprint), Some(&json(rec)));
+                self.pending_alerts.remove(&(*k, rec.fingerprint));
+            }
+        }
+        for (k, seq, entry) in &ws.timeline {
+            if let Some(h) = self.homes.get(k) {
+                self.log
+                    .send(h, &timeline_key(*k, *seq), Some(&json(entry)));
+            }
+        }
+        for (k, fp, _) in &ws.seen {
+            if self.homes.contains_key(k) && !full_alerts.contains(&(*k, *fp)) {
+                self.pending_alerts.insert((*k, *fp));
+            }
+        }
+        for (k, _) in &ws.activity {
+            if self.homes.contains_key(k) && !full_incidents.contains(k) {
+                self.pending_incidents.insert(*k);
+            }
+        }
+        for (k, fps) in &ws.closed {
+            let Some(h) = self.homes.remove(k) else {
+                continue;
+            };
+            let timeline_len = ws
+                .incidents
+                .iter()
+                .find(|i| i.id == *k)
+                .map_or(0, |i| i.timeline_len);
+            for fp in fps {
+                self.log.send(&h, &alert_key(*k, *fp), None);
+            }
+            for seq in 0..timeline_len {
+                self.log.send(&h, &timeline_key(*k, seq), None);
+            }
+            self.log.send(&h, &incident_key(*k), None);
+            self.forget(*k);
+        }
+        for k in &ws.dropped {
+            self.homes.remove(k);
+            self.forget(*k);
+        }
+    }
+
+    fn forget(&mut self, k: IncidentKey) {
+        self.pending_incidents.remove(&k);
+        self.pending_alerts.retain(|(i, _)| *i != k);
+    }
+
+    /// Produces the repeat-only changes (latest state, from memory) and
+    /// every incident a failed record belonged to (in full, from the store).
+    pub fn produce_pending(&mut self, engine: &Engine, store: &Store) {
+        let failed = std::mem::take(&mut *self.log.take_failed_lock());
+        for k in failed {
+            let Some(h) = self.homes.get(&k) else {
+                continue;
+            };
+            match store.incident_full(k) {
+                Ok(Some((inc, alerts, timeline))) => {
+                    for (seq, entry) in timeline.iter().enumerate() {
+                        self.log
+                            .send(h, &timeline_key(k, seq as u32), Some(&json(entry)));
+                    }
+                    for rec in &alerts {
+                        self.log
+                            .send(h, &alert_key(k, rec.fingerprint), Some(&json(rec)));
+                    }
+                    self.log.send(h, &incident_key(k), Some(&json(&inc)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(incident = %k, error = %e, "cannot read an incident to produce it to the changelog again");
+                    self.log.take_failed_lock().insert(k);
+                    self.log.reports().failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        for (k, fp) in std::mem::take(&mut self.pending_alerts) {
+            let (Some(h), Some(rec)) = (
+                self.homes.get(&k),
+                engine.live(k).and_then(|l| l.alerts.get(&fp)),
+            ) else {
+                continue;
+            };
+            self.log.send(h, &alert_key(k, fp), Some(&json(rec)));
+        }
+        for k in std::mem::take(&mut self.pending_incidents) {
+            let (Some(h), Some(l)) = (self.homes.get(&k), engine.live(k)) else {
+                continue;
+            };
+            self.log.send(h, &incident_key(k), Some(&json(&l.incident)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_name_their_incident() {
+        let k = IncidentKey::new(20261123, 103);
+        assert_eq!(incident_key(k), "INC-20261123-0103");
+        assert_eq!(alert_key(k, 0xab), "INC-20261123-0103/a/00000000000000ab");
+        assert_eq!(timeline_key(k, 7), "INC-20261123-0103/t/0000000007");
+        for key in [incident_key(k), alert_key(k, 1), timeline_key(k, 2)] {
+            assert_eq!(key_incident(key.as_bytes()), Some(k));
+        }
+        assert_eq!(key_incident(b"garbage"), None);
+    }
+}
