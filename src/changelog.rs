@@ -520,4 +520,62 @@ mod tests {
         }
         assert_eq!(key_incident(b"garbage"), None);
     }
+
+    fn incident(id: IncidentKey, status: crate::incident::Status) -> Vec<u8> {
+        let now = chrono::Utc::now();
+        let v = serde_json::json!({
+            "id": id.to_string(), "title": "t", "status": status, "priority": "P3",
+            "impact": "low", "urgency": "medium", "category": "other", "rule": "r",
+            "group_key": "g", "labels": {}, "alert_count": 1, "firing_count": 1,
+            "created_at": now, "last_activity_at": now, "escalation_level": 0,
+            "sla": {"acknowledge_by": now, "resolve_by": now, "breached": false},
+            "similar": [], "problem_candidate": false, "reopen_count": 0,
+            "occurred_at": now, "timeline_len": 1
+        });
+        let parsed: Incident = serde_json::from_value(v).expect("incident JSON");
+        json(&parsed)
+    }
+
+    #[test]
+    fn assembling_keeps_the_latest_live_incidents_only() {
+        use crate::incident::Status;
+        let (live, closed, gone) = (
+            IncidentKey::new(20261123, 1),
+            IncidentKey::new(20261123, 101),
+            IncidentKey::new(20261123, 201),
+        );
+        let entry = |kind: &str| {
+            json(&TimelineEntry {
+                at: chrono::Utc::now(),
+                kind: kind.into(),
+                by: "system".into(),
+                message: String::new(),
+            })
+        };
+        let mut latest = BTreeMap::new();
+        latest.insert(incident_key(live), incident(live, Status::Acknowledged));
+        latest.insert(timeline_key(live, 0), entry("created"));
+        latest.insert(timeline_key(live, 1), entry("acknowledged"));
+        latest.insert(incident_key(closed), incident(closed, Status::Closed));
+        // Only a timeline record left of an incident whose record was
+        // tombstoned (compaction keeps the latest per key).
+        latest.insert(timeline_key(gone, 0), entry("created"));
+        let got = assemble(latest.clone()).expect("assembles");
+        assert_eq!(got.len(), 1, "closed and tombstoned incidents are not live");
+        let (l, timeline) = &got[0];
+        assert_eq!(l.incident.id, live);
+        assert_eq!(l.incident.status, Status::Acknowledged);
+        let kinds: Vec<(u32, &str)> = timeline
+            .iter()
+            .map(|(s, e)| (*s, e.kind.as_str()))
+            .collect();
+        assert_eq!(kinds, [(0, "created"), (1, "acknowledged")]);
+
+        latest.insert(alert_key(live, 7), b"{not json".to_vec());
+        let err = assemble(latest).expect_err("bad record");
+        assert!(
+            err.contains("INC-20261123-0001/a/0000000000000007"),
+            "{err}"
+        );
+    }
 }

@@ -507,5 +507,48 @@ mod tests {
         ] {
             assert!(e.contains(want), "{want:?} missing in {e}");
         }
+
+        std::fs::write(
+            &path,
+            "kafka:\n  brokers: k\n  topics: [a, a-changelog]\n  changelog: true\n",
+        )
+        .expect("write");
+        let e = Config::from_file(&path)
+            .expect("parses")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "kafka.changelog needs kafka.instance",
+            "\"a-changelog\" is the changelog of \"a\"",
+        ] {
+            assert!(e.contains(want), "{want:?} missing in {e}");
+        }
+        std::fs::write(
+            &path,
+            "kafka:\n  brokers: k\n  topics: [a]\n  instance: 100\n",
+        )
+        .expect("write");
+        let e = Config::from_file(&path)
+            .expect("parses")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kafka.instance must be between 0 and 99, got 100"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            "kafka:\n  brokers: k\n  topics: [a]\n  changelog: true\n  instance: 7\n",
+        )
+        .expect("write");
+        let k = Config::from_file(&path)
+            .expect("valid")
+            .kafka
+            .expect("kafka");
+        assert!(k.changelog);
+        assert_eq!(k.instance, Some(7));
+        assert_eq!(changelog_topic("a"), "a-changelog");
     }
 }

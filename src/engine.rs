@@ -2196,6 +2196,94 @@ sla:
         }));
     }
 
+    fn engine_in_slot(slot: u32) -> Engine {
+        let mut e = engine();
+        e.id_slot = Some(slot);
+        e
+    }
+
+    #[test]
+    fn ids_of_an_instance_end_in_its_slot() {
+        let mut a = engine_in_slot(1);
+        let mut b = engine_in_slot(0);
+        let ids = |e: &mut Engine| -> Vec<String> {
+            (0..3).map(|_| e.next_key(t(0)).to_string()).collect()
+        };
+        assert_eq!(
+            ids(&mut a),
+            [
+                "INC-20261123-0001",
+                "INC-20261123-0101",
+                "INC-20261123-0201"
+            ]
+        );
+        assert_eq!(
+            ids(&mut b),
+            [
+                "INC-20261123-0100",
+                "INC-20261123-0200",
+                "INC-20261123-0300"
+            ]
+        );
+        // After adopting a higher id from another instance, the next local
+        // id is still this instance's own.
+        a.last_key = Some(IncidentKey::new(20261123, 957));
+        assert_eq!(a.next_key(t(0)).to_string(), "INC-20261123-1001");
+        // A new day starts over.
+        assert_eq!(a.next_key(t(24 * 60)).to_string(), "INC-20261124-0001");
+    }
+
+    #[test]
+    fn adopted_incidents_take_new_alerts_and_handed_over_ones_leave() {
+        let mut old = engine_in_slot(1);
+        let Outcome::Created(k) = old.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
+        old.take_changes();
+        let live = old.live(k).expect("live").clone();
+        let timeline = vec![(
+            0,
+            TimelineEntry {
+                at: t(0),
+                kind: "created".into(),
+                by: SYSTEM.into(),
+                message: "opened".into(),
+            },
+        )];
+
+        let mut new = engine_in_slot(2);
+        assert!(new.adopt(live.clone(), timeline.clone()));
+        assert!(!new.adopt(live.clone(), timeline), "already live here");
+        let ws = new.take_changes();
+        assert_eq!(ws.incidents.len(), 1, "the adopted incident is written");
+        assert_eq!(ws.alerts.len(), 1);
+        assert_eq!(ws.reindex, vec![k], "and indexed as open");
+        assert_eq!(kinds(&ws, k), vec!["created"]);
+        // Its alert repeats into it, and its group takes new alerts.
+        assert_eq!(new.ingest_one(firing(A), t(1)), Outcome::Deduplicated(k));
+        assert_eq!(new.ingest_one(firing(B), t(2)), Outcome::Joined(k));
+        assert_eq!(inc(&new, k).alert_count, 2);
+        // A closed incident is not adopted.
+        let mut closed = live.clone();
+        closed.incident.id = IncidentKey::new(20261123, 201);
+        closed.incident.status = Status::Closed;
+        assert!(!new.adopt(closed, Vec::new()));
+
+        // The old owner lets it go: out of memory, dropped from the store,
+        // and the next alert of the group opens a new incident there.
+        old.ingest_one(firing(A), t(1));
+        assert!(old.hand_over(k));
+        assert!(!old.hand_over(k));
+        assert!(old.live(k).is_none());
+        let ws = old.take_changes();
+        assert_eq!(ws.dropped, vec![k]);
+        assert!(
+            ws.incidents.is_empty() && ws.alerts.is_empty() && ws.seen.is_empty(),
+            "nothing of a handed-over incident is written back"
+        );
+        assert!(matches!(old.ingest_one(firing(B), t(3)), Outcome::Created(k2) if k2 != k));
+    }
+
     #[test]
     fn repeats_are_deduplicated_and_counted() {
         let mut e = engine();

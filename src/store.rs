@@ -892,6 +892,64 @@ mod tests {
     }
 
     #[test]
+    fn homes_are_kept_for_live_incidents_and_handed_over_ones_are_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = engine();
+        let out = e.ingest(
+            vec![
+                alert("A", AlertStatus::Firing),
+                alert("B", AlertStatus::Firing),
+            ],
+            now(),
+        );
+        let keys: Vec<IncidentKey> = out
+            .iter()
+            .filter_map(|o| match o {
+                crate::engine::Outcome::Created(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        let home = |p| Home {
+            topic: "alerts".into(),
+            partition: p,
+        };
+        let mut ws = e.take_changes();
+        ws.homes = vec![(keys[0], Some(home(0))), (keys[1], Some(home(1)))];
+        store.commit(&ws).expect("commit");
+        let mut homes = store.homes().expect("homes");
+        homes.sort();
+        assert_eq!(homes, vec![(keys[0], home(0)), (keys[1], home(1))]);
+        // A repeat lands in the log; the hand-over must delete under it too.
+        e.ingest(vec![alert("A", AlertStatus::Firing)], now());
+        store.commit(&e.take_changes()).expect("commit");
+
+        assert!(e.hand_over(keys[0]));
+        store.commit(&e.take_changes()).expect("commit");
+        assert!(store.incident(keys[0]).expect("read").is_none());
+        assert!(store.incident_full(keys[0]).expect("read").is_none());
+        let listed = store
+            .list(&ListFilter {
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .expect("list");
+        assert_eq!(
+            listed.iter().map(|i| i.id).collect::<Vec<_>>(),
+            vec![keys[1]]
+        );
+        assert_eq!(store.homes().expect("homes"), vec![(keys[1], home(1))]);
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
+        assert_eq!(
+            snap.live.iter().map(|l| l.incident.id).collect::<Vec<_>>(),
+            vec![keys[1]],
+            "the handed-over incident does not come back at restart"
+        );
+    }
+
+    #[test]
     fn closed_incidents_leave_the_live_set_but_stay_readable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
