@@ -130,6 +130,9 @@ pub struct WriteSet {
     /// Incidents handed over to another instance: deleted from the store
     /// after everything else in this write set.
     pub dropped: Vec<IncidentKey>,
+    /// Incidents replaced by a newer copy: their alerts and timeline are
+    /// deleted before this write set writes the new ones.
+    pub replaced: Vec<IncidentKey>,
     /// The Kafka partition each incident belongs to (`None`: forget it);
     /// set by the pipeline, not the engine.
     pub homes: Vec<(IncidentKey, Option<crate::store::Home>)>,
@@ -148,6 +151,7 @@ impl WriteSet {
             && self.jobs.is_empty()
             && self.kafka_positions.is_empty()
             && self.dropped.is_empty()
+            && self.replaced.is_empty()
             && self.homes.is_empty()
     }
 }
@@ -293,6 +297,19 @@ pub struct Engine {
     id_slot: Option<u32>,
     /// Handed over since the last take (see [`Engine::hand_over`]).
     dropped: Vec<IncidentKey>,
+    /// Replaced by a newer copy since the last take (see [`Engine::adopt`]).
+    replaced: Vec<IncidentKey>,
+}
+
+/// What [`Engine::adopt`] did with an incident from the changelog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// New here: adopted.
+    Adopted,
+    /// Held here in an older state: replaced by the changelog's.
+    Replaced,
+    /// Held here at least as new (or closed in the changelog): unchanged.
+    Kept,
 }
 
 /// How many instances incident ids can tell apart ([`Engine::set_id_slot`]).
@@ -380,18 +397,35 @@ impl Engine {
             indexed_status: HashMap::default(),
             id_slot,
             dropped: Vec::new(),
+            replaced: Vec::new(),
         }
     }
 
     /// Takes over an incident another instance owned (from the Kafka
     /// changelog), with the timeline entries it had. An incident this engine
-    /// already holds live is kept as it is (its own state is at least as
-    /// new); returns whether the incident was adopted. Its alerts take over
-    /// their fingerprints unless a live incident here saw them later.
-    pub fn adopt(&mut self, live: Live, timeline: Vec<(u32, TimelineEntry)>) -> bool {
+    /// already holds live is replaced only when the changelog's copy is
+    /// newer (more timeline entries, or as many and later activity): this
+    /// instance may have crashed before the partition moved, and come back
+    /// with an old copy. Its alerts take over their fingerprints unless a
+    /// live incident here saw them later.
+    pub fn adopt(&mut self, live: Live, timeline: Vec<(u32, TimelineEntry)>) -> Adoption {
         let key = live.incident.id;
-        if self.incidents.contains_key(&key) || live.incident.status == Status::Closed {
-            return false;
+        if live.incident.status == Status::Closed {
+            return Adoption::Kept;
+        }
+        let mut outcome = Adoption::Adopted;
+        if let Some(local) = self.incidents.get(&key) {
+            let version = |i: &Incident| (i.timeline_len, i.last_activity_at);
+            if version(&live.incident) <= version(&local.incident) {
+                return Adoption::Kept;
+            }
+            self.dirty_incidents.remove(&key);
+            self.touched_incidents.remove(&key);
+            self.dirty_alerts.retain(|(k, _)| *k != key);
+            self.touched_alerts.retain(|(k, _)| *k != key);
+            self.evict(key);
+            self.replaced.push(key);
+            outcome = Adoption::Replaced;
         }
         let g = self
             .groups
@@ -426,7 +460,7 @@ impl Engine {
         self.indexed_status.remove(&key);
         self.dirty_incidents.insert(key);
         self.incidents.insert(key, live);
-        true
+        outcome
     }
 
     /// Lets go of a live incident whose partition moved to another
@@ -690,6 +724,7 @@ impl Engine {
             }
         }
         ws.dropped = std::mem::take(&mut self.dropped);
+        ws.replaced = std::mem::take(&mut self.replaced);
         ws
     }
 
@@ -707,6 +742,7 @@ impl Engine {
         self.events.clear();
         self.closed.clear();
         self.dropped.clear();
+        self.replaced.clear();
     }
 
     fn evict(&mut self, key: IncidentKey) {
@@ -2252,8 +2288,12 @@ sla:
         )];
 
         let mut new = engine_in_slot(2);
-        assert!(new.adopt(live.clone(), timeline.clone()));
-        assert!(!new.adopt(live.clone(), timeline), "already live here");
+        assert_eq!(new.adopt(live.clone(), timeline.clone()), Adoption::Adopted);
+        assert_eq!(
+            new.adopt(live.clone(), timeline),
+            Adoption::Kept,
+            "the same state is already live here"
+        );
         let ws = new.take_changes();
         assert_eq!(ws.incidents.len(), 1, "the adopted incident is written");
         assert_eq!(ws.alerts.len(), 1);
@@ -2267,7 +2307,7 @@ sla:
         let mut closed = live.clone();
         closed.incident.id = IncidentKey::new(20261123, 201);
         closed.incident.status = Status::Closed;
-        assert!(!new.adopt(closed, Vec::new()));
+        assert_eq!(new.adopt(closed, Vec::new()), Adoption::Kept);
 
         // The old owner lets it go: out of memory, dropped from the store,
         // and the next alert of the group opens a new incident there.
@@ -2282,6 +2322,31 @@ sla:
             "nothing of a handed-over incident is written back"
         );
         assert!(matches!(old.ingest_one(firing(B), t(3)), Outcome::Created(k2) if k2 != k));
+    }
+
+    #[test]
+    fn a_newer_changelog_copy_replaces_a_stale_live_one() {
+        // x crashed holding k; y adopted k and moved on; k comes back to x.
+        let mut x = engine_in_slot(1);
+        let Outcome::Created(k) = x.ingest_one(firing(A), t(0)) else {
+            panic!()
+        };
+        x.take_changes();
+        let stale = x.live(k).expect("live").clone();
+        let mut y = engine_in_slot(2);
+        assert_eq!(y.adopt(stale.clone(), Vec::new()), Adoption::Adopted);
+        assert_eq!(y.ingest_one(firing(B), t(1)), Outcome::Joined(k));
+        let newer = y.live(k).expect("live").clone();
+
+        assert_eq!(x.adopt(stale, Vec::new()), Adoption::Kept);
+        assert_eq!(x.adopt(newer, Vec::new()), Adoption::Replaced);
+        assert_eq!(inc(&x, k).alert_count, 2);
+        let ws = x.take_changes();
+        assert_eq!(ws.replaced, vec![k]);
+        assert_eq!(ws.alerts.len(), 2, "every alert of the new copy is written");
+        // Both alerts now repeat into k.
+        assert_eq!(x.ingest_one(firing(B), t(2)), Outcome::Deduplicated(k));
+        assert_eq!(x.ingest_one(firing(A), t(2)), Outcome::Deduplicated(k));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::actions::{AttemptResult, Dispatcher, Job};
 use crate::alert::{Alert, Source};
 use crate::changelog::ChangelogWriter;
 use crate::config::PipelineSettings;
-use crate::engine::{Engine, OpError, Outcome, Settings};
+use crate::engine::{Adoption, Engine, OpError, Outcome, Settings};
 use crate::incident::{Incident, IncidentKey, Op, OpRequest};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
@@ -640,7 +640,7 @@ impl Writer {
     }
 
     /// Adopts a changelog partition's incidents. One this instance holds
-    /// live keeps its own state; one its store holds otherwise (a closed
+    /// live is replaced only by a newer copy; one its store holds otherwise (a closed
     /// incident, or an id collision from two instances sharing a number) is
     /// skipped with a warning.
     fn adopt(
@@ -657,6 +657,10 @@ impl Writer {
             let k = live.incident.id;
             if self.engine.live(k).is_some() {
                 c.settle(k, home, homes);
+                if self.engine.adopt(live, timeline) == Adoption::Replaced {
+                    tracing::info!(incident = %k, "the changelog's copy is newer than this instance's; replaced");
+                    n += 1;
+                }
                 continue;
             }
             match self.store.incident(k) {
@@ -671,7 +675,7 @@ impl Writer {
                     continue;
                 }
             }
-            if self.engine.adopt(live, timeline) {
+            if self.engine.adopt(live, timeline) == Adoption::Adopted {
                 c.settle(k, home, homes);
                 n += 1;
             }

@@ -466,6 +466,15 @@ impl Store {
                 (next, bytes) = (0, 0);
             }
         }
+        for key in &ws.replaced {
+            let k = key.0;
+            tx.open_table(ALERTS)?
+                .retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;
+            tx.open_table(TIMELINE)?
+                .retain_in((k, 0)..=(k, u32::MAX), |_, _| false)?;
+            tx.open_table(ALERT_SEEN)?
+                .retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;
+        }
         {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut open = tx.open_table(OPEN)?;

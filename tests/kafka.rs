@@ -1278,6 +1278,143 @@ async fn changelog_hands_incidents_over_when_partitions_move() {
     .await;
 }
 
+/// Item 5, crash: an instance killed while owning an incident comes back
+/// with its old copy; when the partition returns, the newer state from the
+/// changelog (written by the instance that took over) replaces it.
+#[tokio::test(flavor = "multi_thread")]
+#[allow(clippy::await_holding_lock)] // see serial()
+async fn changelog_state_replaces_a_stale_copy_after_a_crash() {
+    let _serial = serial();
+    let tmp = TempDir::new().expect("tempdir");
+    let broker = Broker::start(tmp.path()).await;
+    broker.create_topic("alerts", 1);
+    broker.create_topic_with("alerts-changelog", 1, &["cleanup.policy=compact"]);
+    let p = broker.producer();
+    let mut sa = KafkaSettings::new(&["alerts"], "crash");
+    sa.changelog_instance = Some(1);
+    let mut sb = KafkaSettings::new(&["alerts"], "crash");
+    sb.changelog_instance = Some(2);
+    let a_data = tmp.path().join("a");
+
+    let a = Incidentd::start("incidentd-a", &a_data, tmp.path(), &broker, Some(&sa)).await;
+    produce(&p, "alerts", "k", &disk_alert(0, "/").to_string()).await;
+    wait_caught_up(&a, "alerts", 1.0, None, &[&a.proc, &broker.proc]).await;
+    // Incident, alert and timeline entry are in the changelog.
+    wait_for(
+        "a's changelog records delivered",
+        &[&a.proc, &broker.proc],
+        || async {
+            let m = a.metrics().await?;
+            let n = m.get(
+                "incidentd_kafka_changelog_records_total",
+                &[("outcome", "delivered")],
+            );
+            if n >= 3.0 {
+                Ok(())
+            } else {
+                Err(format!("{n} delivered"))
+            }
+        },
+    )
+    .await;
+    let id = a.incidents().await.expect("incidents")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    a.proc.signal("KILL");
+    let _ = a.proc.wait_exit(DEADLINE).await;
+
+    // b takes over once a's session expires, and moves the incident on.
+    let b = Incidentd::start(
+        "incidentd-b",
+        &tmp.path().join("b"),
+        tmp.path(),
+        &broker,
+        Some(&sb),
+    )
+    .await;
+    let procs = [&b.proc, &broker.proc];
+    wait_for("b to adopt the incident", &procs, || async {
+        let ib = b.incidents().await?;
+        match ib.as_slice() {
+            [i] if i["id"] == id.as_str() => Ok(()),
+            _ => Err(format!("{ib:#?}")),
+        }
+    })
+    .await;
+    produce(&p, "alerts", "k", &disk_alert(0, "/var").to_string()).await;
+    wait_for("the new alert to join at b", &procs, || async {
+        let ib = b.incidents().await?;
+        match ib.as_slice() {
+            [i] if i["alert_count"] == 2 => Ok(()),
+            _ => Err(format!("{ib:#?}")),
+        }
+    })
+    .await;
+    let r = client()
+        .post(format!("{}/api/v1/incidents/{id}/ack", b.base))
+        .json(&json!({"by": "bob"}))
+        .send()
+        .await
+        .expect("ack");
+    assert!(r.status().is_success(), "ack: {}", r.status());
+
+    // a restarts with its stale copy (1 alert, open); b leaves.
+    let a = Incidentd::start("incidentd-a2", &a_data, tmp.path(), &broker, Some(&sa)).await;
+    let stale = a.incidents().await.expect("incidents");
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0]["alert_count"], 1, "a's own copy is the old one");
+    b.proc.signal("TERM");
+    assert!(b.proc.wait_exit(DEADLINE).await.success());
+    let procs = [&a.proc, &broker.proc];
+    wait_for(
+        "a to replace its stale copy with b's state",
+        &procs,
+        || async {
+            let ia = a.incidents().await?;
+            match ia.as_slice() {
+                [i] if i["id"] == id.as_str()
+                    && i["alert_count"] == 2
+                    && i["status"] == "acknowledged"
+                    && i["acknowledged_by"] == "bob" =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("{ia:#?}")),
+            }
+        },
+    )
+    .await;
+    let full: Value = client()
+        .get(format!("{}/api/v1/incidents/{id}", a.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(full["alerts"].as_array().map(Vec::len), Some(2), "{full}");
+    let kinds: Vec<&str> = full["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"acknowledged"), "{kinds:?}");
+    // A repeat of either alert is a repeat, not a new incident.
+    produce(&p, "alerts", "k", &disk_alert(0, "/").to_string()).await;
+    wait_for("the repeat to be absorbed", &procs, || async {
+        let m = a.metrics().await?;
+        let ia = a.incidents().await?;
+        if m.kafka_received() >= 1.0 && ia.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("received {}, {ia:#?}", m.kafka_received()))
+        }
+    })
+    .await;
+}
+
 /// Item 6: a `kafka` action produces incident events to a topic, keyed by
 /// incident id, with the trigger in a header, using the daemon's brokers.
 #[tokio::test(flavor = "multi_thread")]
