@@ -225,7 +225,7 @@ pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Vec<Adopted>, Stri
     let mut c = crate::kafka::client_config(k);
     c.set("group.id", format!("{}-changelog-reader", k.group))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "true");
     let consumer: BaseConsumer = c
         .create()
         .map_err(|e| format!("changelog reader for {topic}: {e}"))?;
@@ -266,7 +266,16 @@ pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Vec<Adopted>, Stri
                 }
                 continue;
             };
-            let m = m.map_err(|e| format!("changelog topic {topic:?}: {e}"))?;
+            let m = match m {
+                Ok(m) => m,
+                // The end, even when compaction removed the records just
+                // before the watermark.
+                Err(RdError::PartitionEOF(_)) => {
+                    at_end = true;
+                    continue;
+                }
+                Err(e) => return Err(format!("changelog topic {topic:?}: {e}")),
+            };
             if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
                 match m.payload() {
                     Some(v) => latest.insert(key.to_string(), v.to_vec()),
