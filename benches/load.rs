@@ -35,7 +35,9 @@ const HELP: &str = "options:
                        broker, start incidentd on it, time until all are consumed
   --messages N         Kafka messages to produce (default 2000)
   --partitions N       partitions of the Kafka topic (default 4)
-  --kafka-option K=V   librdkafka property for incidentd's consumer (repeatable)";
+  --kafka-option K=V   librdkafka property for incidentd's consumer (repeatable)
+  --kafka-changelog    with --kafka: also hand-over state to alerts-changelog
+                       (kafka.changelog on), to measure what it costs";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -52,6 +54,7 @@ struct Opts {
     messages: usize,
     partitions: usize,
     kafka_options: Vec<String>,
+    kafka_changelog: bool,
 }
 
 fn opts() -> Opts {
@@ -69,6 +72,7 @@ fn opts() -> Opts {
         messages: 2000,
         partitions: 4,
         kafka_options: Vec::new(),
+        kafka_changelog: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -110,6 +114,11 @@ fn opts() -> Opts {
             }
             "--kafka" => {
                 o.kafka = true;
+                i += 1;
+                continue;
+            }
+            "--kafka-changelog" => {
+                o.kafka_changelog = true;
                 i += 1;
                 continue;
             }
@@ -517,6 +526,22 @@ async fn kafka_run(o: &Opts) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(created, "could not create the topic on tansu");
+    if o.kafka_changelog {
+        let out = Command::new(&tansu)
+            .args([
+                "topic",
+                "create",
+                "alerts-changelog",
+                "--partitions",
+                &o.partitions.to_string(),
+                "--config",
+                "cleanup.policy=compact",
+            ])
+            .args(["--broker", &url])
+            .output()
+            .expect("tansu topic create");
+        assert!(out.status.success(), "could not create alerts-changelog");
+    }
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &addr)
         .set("acks", "all")
@@ -565,7 +590,14 @@ async fn kafka_run(o: &Opts) {
         .collect();
     std::fs::write(
         &config,
-        format!("kafka:\n  options:\n    client.id: incidentd-load\n{options}"),
+        format!(
+            "kafka:\n{}  options:\n    client.id: incidentd-load\n{options}",
+            if o.kafka_changelog {
+                "  changelog: true\n  instance: 0\n"
+            } else {
+                ""
+            }
+        ),
     )
     .expect("config");
     let port = free_port();
@@ -626,6 +658,26 @@ async fn kafka_run(o: &Opts) {
         done.duration_since(started).as_secs_f64(),
         peak_rss_mb(pid)
     );
+    if o.kafka_changelog {
+        // Repeat-only changes go out on the next tick: wait for one.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let text = match client.get(&metrics_url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        println!(
+            "changelog: {} records delivered, {} failed; {} incidents open",
+            metric_sum(
+                &text,
+                "incidentd_kafka_changelog_records_total{outcome=\"delivered\"}"
+            ),
+            metric_sum(
+                &text,
+                "incidentd_kafka_changelog_records_total{outcome=\"failed\"}"
+            ),
+            metric_sum(&text, "incidentd_incidents_open"),
+        );
+    }
     // The daemon goes first, so it does not log the broker vanishing.
     drop(daemon);
     drop(broker);

@@ -17,8 +17,8 @@
 //! one incident go to one partition in commit order (`acks=all`,
 //! idempotent producer). Full rows are produced right after the redb
 //! commit that wrote them; changes a plain repeat makes (last seen, ends
-//! at, repeat count, last activity) are produced on the next tick or flush,
-//! from memory, latest state only.
+//! at, repeat count, last activity) are produced every
+//! `kafka.changelog_interval`, from memory, latest state only.
 //!
 //! Ordering with offsets: the Kafka source commits offsets only after
 //! [`Changelog::flush`] saw every record produced so far delivered, so an
@@ -347,15 +347,24 @@ pub fn assemble(latest: BTreeMap<String, Vec<u8>>) -> Result<Vec<Adopted>, Strin
 /// the repeat-only changes not produced yet.
 pub struct ChangelogWriter {
     log: Arc<Changelog>,
+    /// How often repeat-only changes are produced (`kafka.changelog_interval`).
+    interval: Duration,
+    last_repeats: Instant,
     homes: HashMap<IncidentKey, Home>,
     pending_alerts: BTreeSet<(IncidentKey, u64)>,
     pending_incidents: BTreeSet<IncidentKey>,
 }
 
 impl ChangelogWriter {
-    pub fn new(log: Arc<Changelog>, homes: Vec<(IncidentKey, Home)>) -> ChangelogWriter {
+    pub fn new(
+        log: Arc<Changelog>,
+        interval: Duration,
+        homes: Vec<(IncidentKey, Home)>,
+    ) -> ChangelogWriter {
         ChangelogWriter {
             log,
+            interval,
+            last_repeats: Instant::now(),
             homes: homes.into_iter().collect(),
             pending_alerts: BTreeSet::new(),
             pending_incidents: BTreeSet::new(),
@@ -468,8 +477,9 @@ impl ChangelogWriter {
         self.pending_alerts.retain(|(i, _)| *i != k);
     }
 
-    /// Produces the repeat-only changes (latest state, from memory) and
-    /// every incident a failed record belonged to (in full, from the store).
+    /// Produces every incident a failed record belonged to (in full, from
+    /// the store), and, once per interval, the repeat-only changes (latest
+    /// state, from memory).
     pub fn produce_pending(&mut self, engine: &Engine, store: &Store) {
         let failed = std::mem::take(&mut *self.log.take_failed_lock());
         for k in failed {
@@ -496,6 +506,10 @@ impl ChangelogWriter {
                 }
             }
         }
+        if self.last_repeats.elapsed() < self.interval {
+            return;
+        }
+        self.last_repeats = Instant::now();
         for (k, fp) in std::mem::take(&mut self.pending_alerts) {
             let (Some(h), Some(rec)) = (
                 self.homes.get(&k),

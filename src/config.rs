@@ -200,6 +200,11 @@ pub struct KafkaConfig {
     /// instance a partition moves to restores those incidents before it
     /// reads the partition. Needs `instance`.
     pub changelog: bool,
+    /// How often the changes plain repeats make (last seen, ends at, repeat
+    /// count, last activity) go to the changelog, latest state only.
+    /// Everything else goes right after its commit.
+    #[serde(with = "duration")]
+    pub changelog_interval: Duration,
     /// This instance's number in the group, 0 to 99, unique per instance:
     /// the incident ids it opens end in it, so ids never collide when
     /// incidents move between instances.
@@ -225,6 +230,7 @@ impl Default for KafkaConfig {
             max_batch_messages: 500,
             max_retry_backoff: Duration::from_secs(5),
             changelog: false,
+            changelog_interval: Duration::from_secs(10),
             instance: None,
             options: BTreeMap::new(),
         }
@@ -311,6 +317,9 @@ impl KafkaConfig {
         }
         if self.max_retry_backoff.is_zero() {
             p.push("kafka.max_retry_backoff must be > 0".to_string());
+        }
+        if self.changelog_interval.is_zero() {
+            p.push("kafka.changelog_interval must be > 0".to_string());
         }
         if let Some(i) = self.instance.filter(|i| *i >= crate::engine::ID_SLOTS) {
             p.push(format!(

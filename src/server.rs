@@ -172,6 +172,10 @@ impl Server {
         let changelog_writer = match &changelog {
             Some(log) => Some(crate::changelog::ChangelogWriter::new(
                 log.clone(),
+                config
+                    .kafka
+                    .as_ref()
+                    .map_or(std::time::Duration::from_secs(10), |k| k.changelog_interval),
                 store.homes()?,
             )),
             None => None,
