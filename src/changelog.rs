@@ -59,6 +59,15 @@ const TAIL_WAIT: Duration = Duration::from_millis(200);
 /// An incident adopted from the changelog: its state and timeline entries.
 pub type Adopted = (Live, Vec<(u32, TimelineEntry)>);
 
+/// What a changelog partition holds: its live incidents, and the incidents
+/// whose latest record is a tombstone (closed by their last owner; kept by
+/// the broker for `delete.retention.ms`).
+#[derive(Debug, Default)]
+pub struct Restore {
+    pub incidents: Vec<Adopted>,
+    pub closed: Vec<IncidentKey>,
+}
+
 fn incident_key(k: IncidentKey) -> String {
     k.to_string()
 }
@@ -127,6 +136,9 @@ impl ProducerContext for Reports {
 pub struct Changelog {
     producer: ThreadedProducer<Reports>,
     config: KafkaConfig,
+    /// Partitions this instance owns: only their incidents are produced,
+    /// so a stale copy here can never overwrite the owner's state.
+    owned: Mutex<BTreeSet<Home>>,
 }
 
 impl Changelog {
@@ -156,12 +168,35 @@ impl Changelog {
         Ok(Changelog {
             producer,
             config: k.clone(),
+            owned: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    fn owned(&self) -> std::sync::MutexGuard<'_, BTreeSet<Home>> {
+        self.owned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Partitions assigned to this instance (their incidents may be produced).
+    pub fn own(&self, homes: impl IntoIterator<Item = Home>) {
+        self.owned().extend(homes);
+    }
+
+    /// Partitions revoked: nothing more is produced for them.
+    pub fn disown(&self, homes: &[Home]) {
+        let mut owned = self.owned();
+        for h in homes {
+            owned.remove(h);
+        }
     }
 
     /// Queues one record (`None`: a tombstone). A full local queue waits
     /// for the broker instead of dropping the record.
     fn send(&self, home: &Home, key: &str, value: Option<&[u8]>) {
+        if !self.owned().contains(home) {
+            return;
+        }
         let topic = changelog_topic(&home.topic);
         let mut record = BaseRecord::to(&topic).key(key).partition(home.partition);
         if let Some(v) = value {
@@ -213,14 +248,14 @@ impl Changelog {
 
     /// Reads `home`'s changelog partition to its end and assembles the live
     /// incidents in it. Blocking.
-    pub fn read_partition(&self, home: &Home) -> Result<Vec<Adopted>, String> {
+    pub fn read_partition(&self, home: &Home) -> Result<Restore, String> {
         read_partition(&self.config, home)
     }
 }
 
 /// Reads one changelog partition from the beginning to its high watermark
 /// (latest value per key wins; tombstones delete). Blocking.
-pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Vec<Adopted>, String> {
+pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Restore, String> {
     let topic = changelog_topic(&home.topic);
     let mut c = crate::kafka::client_config(k);
     c.set("group.id", format!("{}-changelog-reader", k.group))
@@ -238,6 +273,7 @@ pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Vec<Adopted>, Stri
             )
         })?;
     let mut latest: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut tombstoned: BTreeSet<String> = BTreeSet::new();
     if high > low {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&topic, home.partition, Offset::Offset(low))
@@ -278,18 +314,33 @@ pub fn read_partition(k: &KafkaConfig, home: &Home) -> Result<Vec<Adopted>, Stri
             };
             if let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
                 match m.payload() {
-                    Some(v) => latest.insert(key.to_string(), v.to_vec()),
-                    None => latest.remove(key),
-                };
+                    Some(v) => {
+                        tombstoned.remove(key);
+                        latest.insert(key.to_string(), v.to_vec());
+                    }
+                    None => {
+                        latest.remove(key);
+                        if !key.contains('/') {
+                            tombstoned.insert(key.to_string());
+                        }
+                    }
+                }
             }
             at_end |= m.offset() + 1 >= high;
         }
     }
-    assemble(latest).map_err(|e| {
+    let incidents = assemble(latest).map_err(|e| {
         format!(
             "changelog topic {topic:?} partition {}: {e}",
             home.partition
         )
+    })?;
+    Ok(Restore {
+        incidents,
+        closed: tombstoned
+            .iter()
+            .filter_map(|k| IncidentKey::parse(k))
+            .collect(),
     })
 }
 
@@ -351,6 +402,9 @@ pub struct ChangelogWriter {
     interval: Duration,
     last_repeats: Instant,
     homes: HashMap<IncidentKey, Home>,
+    /// Incidents the store held live at start, out of memory until their
+    /// partition is assigned here (see [`ChangelogWriter::park`]).
+    parked: HashMap<Home, Vec<IncidentKey>>,
     pending_alerts: BTreeSet<(IncidentKey, u64)>,
     pending_incidents: BTreeSet<IncidentKey>,
 }
@@ -366,16 +420,50 @@ impl ChangelogWriter {
             interval,
             last_repeats: Instant::now(),
             homes: homes.into_iter().collect(),
+            parked: HashMap::new(),
             pending_alerts: BTreeSet::new(),
             pending_incidents: BTreeSet::new(),
         }
     }
 
-    /// Replaces the homes after the live state was reloaded from the store.
-    pub fn reset(&mut self, homes: Vec<(IncidentKey, Home)>) {
-        self.homes = homes.into_iter().collect();
+    /// Replaces the homes after the live state was reloaded from the store
+    /// (`live`: the incidents now in memory; the others stay parked).
+    pub fn reset(&mut self, homes: Vec<(IncidentKey, Home)>, live: &dyn Fn(IncidentKey) -> bool) {
+        self.homes.clear();
+        self.parked.clear();
+        for (k, h) in homes {
+            if live(k) {
+                self.homes.insert(k, h);
+            } else {
+                self.parked.entry(h).or_default().push(k);
+            }
+        }
         self.pending_alerts.clear();
         self.pending_incidents.clear();
+    }
+
+    /// At start, every incident with a home is parked: it stays in the
+    /// store but not in memory, so it neither ticks nor counts, until its
+    /// partition is assigned here and the changelog says which copy is
+    /// newest. (Its partition may belong to another instance by now.)
+    /// Returns the parked keys, for the caller to keep out of the engine.
+    pub fn park_all(&mut self) -> BTreeSet<IncidentKey> {
+        let mut out = BTreeSet::new();
+        for (k, h) in self.homes.drain() {
+            out.insert(k);
+            self.parked.entry(h).or_default().push(k);
+        }
+        out
+    }
+
+    /// The parked incidents of a partition just assigned.
+    pub fn unpark(&mut self, home: &Home) -> Vec<IncidentKey> {
+        self.parked.remove(home).unwrap_or_default()
+    }
+
+    /// Whether an incident is parked (kept out of memory).
+    pub fn is_parked(&self, k: IncidentKey) -> bool {
+        self.parked.values().any(|v| v.contains(&k))
     }
 
     pub fn home(&self, k: IncidentKey) -> Option<&Home> {

@@ -419,14 +419,52 @@ impl Engine {
             if version(&live.incident) <= version(&local.incident) {
                 return Adoption::Kept;
             }
-            self.dirty_incidents.remove(&key);
-            self.touched_incidents.remove(&key);
-            self.dirty_alerts.retain(|(k, _)| *k != key);
-            self.touched_alerts.retain(|(k, _)| *k != key);
-            self.evict(key);
+            self.park(key);
             self.replaced.push(key);
             outcome = Adoption::Replaced;
         }
+        self.index(&live);
+        for fp in live.alerts.keys() {
+            self.dirty_alerts.insert((key, *fp));
+        }
+        for (seq, entry) in timeline {
+            self.timeline.push((key, seq, entry));
+        }
+        self.aggregates.remove(&key);
+        self.indexed_status.remove(&key);
+        self.dirty_incidents.insert(key);
+        self.incidents.insert(key, live);
+        outcome
+    }
+
+    /// Takes an incident out of memory without touching the store (its
+    /// partition is not assigned here yet; see the Kafka changelog).
+    pub fn park(&mut self, key: IncidentKey) {
+        self.dirty_incidents.remove(&key);
+        self.touched_incidents.remove(&key);
+        self.dirty_alerts.retain(|(k, _)| *k != key);
+        self.touched_alerts.retain(|(k, _)| *k != key);
+        self.evict(key);
+    }
+
+    /// Brings a parked incident back into memory exactly as the store holds
+    /// it (nothing to write). False when it is already live.
+    pub fn resume(&mut self, live: Live) -> bool {
+        let key = live.incident.id;
+        if self.incidents.contains_key(&key) {
+            return false;
+        }
+        self.index(&live);
+        self.indexed_status.insert(key, live.incident.status);
+        self.incidents.insert(key, live);
+        true
+    }
+
+    /// Points the group and fingerprint indexes at an incident coming into
+    /// memory: its group if it is the newest, each alert unless a live
+    /// incident saw it later.
+    fn index(&mut self, live: &Live) {
+        let key = live.incident.id;
         let g = self
             .groups
             .entry(live.incident.group_key.clone())
@@ -451,16 +489,7 @@ impl Engine {
                     self.sources_changed = true;
                 }
             }
-            self.dirty_alerts.insert((key, *fp));
         }
-        for (seq, entry) in timeline {
-            self.timeline.push((key, seq, entry));
-        }
-        self.aggregates.remove(&key);
-        self.indexed_status.remove(&key);
-        self.dirty_incidents.insert(key);
-        self.incidents.insert(key, live);
-        outcome
     }
 
     /// Lets go of a live incident whose partition moved to another
@@ -471,11 +500,7 @@ impl Engine {
         if !self.incidents.contains_key(&key) {
             return false;
         }
-        self.dirty_incidents.remove(&key);
-        self.touched_incidents.remove(&key);
-        self.dirty_alerts.retain(|(k, _)| *k != key);
-        self.touched_alerts.retain(|(k, _)| *k != key);
-        self.evict(key);
+        self.park(key);
         self.dropped.push(key);
         true
     }

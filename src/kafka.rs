@@ -304,8 +304,14 @@ impl ConsumerContext for Context {
             // after the commit): hand them over, after the changelog holds
             // their state. A changelog that cannot be flushed leaves the
             // offsets uncommitted: the new owner replays those messages.
+            let revoked = partitions(tpl);
             let flushed = match &self.changelog {
-                Some(log) => log.flush(CHANGELOG_FLUSH_TIMEOUT),
+                Some(log) => {
+                    // Nothing more is produced for them, then what was is
+                    // delivered.
+                    log.disown(&revoked.iter().map(home).collect::<Vec<_>>());
+                    log.flush(CHANGELOG_FLUSH_TIMEOUT)
+                }
                 None => Ok(()),
             };
             match flushed {
@@ -320,7 +326,6 @@ impl ConsumerContext for Context {
                     tracing::warn!(error = %e, "kafka: changelog not flushed before revocation; offsets left uncommitted, the new owner replays them")
                 }
             }
-            let revoked = partitions(tpl);
             if self.changelog.is_some() {
                 let mut restoring = lock(&self.restoring);
                 for tp in &revoked {
@@ -345,7 +350,8 @@ impl ConsumerContext for Context {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let added = partitions(tpl);
-                if self.changelog.is_some() && !added.is_empty() {
+                if let Some(log) = self.changelog.as_ref().filter(|_| !added.is_empty()) {
+                    log.own(added.iter().map(home));
                     // Not a message is read before the partition's incidents
                     // are restored from its changelog.
                     if let Err(e) = consumer.pause(tpl) {
@@ -778,13 +784,14 @@ impl KafkaSource {
             .map(home)
             .collect();
         if !revoked.is_empty() {
-            match self.handle.release(revoked.clone()).await {
+            let names: Vec<String> = revoked.iter().map(Home::to_string).collect();
+            match self.handle.release(revoked).await {
                 Ok(n) => {
-                    tracing::info!(partitions = ?revoked, incidents = n, "incidents of revoked partitions let go to their new owner")
+                    tracing::info!(partitions = ?names, incidents = n, "incidents of revoked partitions let go to their new owner")
                 }
                 Err(PipelineError::ShuttingDown) => return Err(Stopped),
                 Err(e) => {
-                    tracing::error!(partitions = ?revoked, error = %e, "cannot let go of the incidents of revoked partitions; they stay here too")
+                    tracing::error!(partitions = ?names, error = %e, "cannot let go of the incidents of revoked partitions; they stay here too")
                 }
             }
         }
@@ -802,9 +809,9 @@ impl KafkaSource {
                     .unwrap_or_else(|e| Err(e.to_string()))
             };
             match read {
-                Ok(incidents) => {
-                    let found = incidents.len();
-                    match self.handle.adopt(h.clone(), incidents).await {
+                Ok(restore) => {
+                    let found = restore.incidents.len();
+                    match self.handle.adopt(h.clone(), restore).await {
                         Ok(n) => {
                             tracing::info!(topic = %h.topic, partition = h.partition, found, adopted = n,
                             "incidents restored from the changelog")

@@ -21,6 +21,7 @@ use crate::actions::{AttemptResult, Dispatcher, Job};
 use crate::alert::{Alert, Source};
 use crate::changelog::ChangelogWriter;
 use crate::config::PipelineSettings;
+use crate::engine::Live;
 use crate::engine::{Adoption, Engine, OpError, Outcome, Settings};
 use crate::incident::{Incident, IncidentKey, Op, OpRequest};
 use crate::metrics::Metrics;
@@ -98,7 +99,7 @@ pub enum Command {
     /// Incidents read from the changelog of a partition just assigned.
     Adopt {
         home: Home,
-        incidents: Vec<crate::changelog::Adopted>,
+        restore: crate::changelog::Restore,
         reply: oneshot::Sender<Result<usize, PipelineError>>,
     },
     /// Partitions revoked: let their incidents go.
@@ -243,12 +244,12 @@ impl Handle {
     pub async fn adopt(
         &self,
         home: Home,
-        incidents: Vec<crate::changelog::Adopted>,
+        restore: crate::changelog::Restore,
     ) -> Result<usize, PipelineError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Adopt {
             home,
-            incidents,
+            restore,
             reply,
         })
         .await?;
@@ -335,6 +336,13 @@ impl Handle {
             .map_err(|_| PipelineError::ShuttingDown)?;
         rx.await.map_err(|_| PipelineError::ShuttingDown)
     }
+}
+
+/// Parked incidents an adoption deletes or replaces.
+#[derive(Default)]
+struct Gone {
+    dropped: Vec<IncidentKey>,
+    replaced: Vec<IncidentKey>,
 }
 
 /// Everything the writer owns.
@@ -431,6 +439,9 @@ impl Writer {
         let mut flush = false;
         let mut positions = Vec::new();
         let mut homes = Vec::new();
+        // Parked incidents to delete (closed elsewhere) or whose rows a
+        // newer changelog copy replaces.
+        let mut gone = Gone::default();
         for cmd in batch {
             match cmd {
                 Command::Ingest {
@@ -513,10 +524,10 @@ impl Writer {
                 }
                 Command::Adopt {
                     home,
-                    incidents,
+                    restore,
                     reply,
                 } => {
-                    let n = self.adopt(&home, incidents, &mut homes);
+                    let n = self.adopt(&home, restore, &mut homes, &mut gone);
                     replies.push(Reply::Handover(reply, "in", n));
                 }
                 Command::Release { homes: gone, reply } => {
@@ -539,6 +550,8 @@ impl Writer {
         let mut ws = self.engine.take_changes();
         ws.kafka_positions = positions;
         ws.homes = homes;
+        ws.dropped.append(&mut gone.dropped);
+        ws.replaced.append(&mut gone.replaced);
         if let Some(c) = &mut self.changelog {
             c.prepare(&mut ws);
         }
@@ -639,22 +652,82 @@ impl Writer {
         }
     }
 
-    /// Adopts a changelog partition's incidents. One this instance holds
-    /// live is replaced only by a newer copy; one its store holds otherwise (a closed
-    /// incident, or an id collision from two instances sharing a number) is
-    /// skipped with a warning.
+    /// Takes a changelog partition's incidents in, against this instance's
+    /// own copies: the newer of the two wins (see [`Engine::adopt`]).
+    /// Parked copies (held at start) come back as they are when the
+    /// changelog has nothing newer, or are deleted when the changelog says
+    /// they closed. An id the store holds for another incident (two
+    /// instances sharing a number) is skipped with a warning.
     fn adopt(
         &mut self,
         home: &Home,
-        incidents: Vec<crate::changelog::Adopted>,
+        restore: crate::changelog::Restore,
         homes: &mut Vec<(IncidentKey, Option<Home>)>,
+        gone: &mut Gone,
     ) -> usize {
         let Some(c) = &mut self.changelog else {
             return 0;
         };
+        let mut from_log: std::collections::BTreeMap<IncidentKey, crate::changelog::Adopted> =
+            restore
+                .incidents
+                .into_iter()
+                .map(|a| (a.0.incident.id, a))
+                .collect();
+        let version = |i: &Incident| (i.timeline_len, i.last_activity_at);
         let mut n = 0;
-        for (live, timeline) in incidents {
-            let k = live.incident.id;
+        for k in c.unpark(home) {
+            let local = match self.store.incident_full(k) {
+                Ok(Some(l)) => l,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(incident = %k, error = %e, "cannot read a parked incident; the changelog decides");
+                    continue;
+                }
+            };
+            let (inc, alerts, timeline) = local;
+            let live = Live {
+                incident: inc,
+                alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
+            };
+            match from_log.remove(&k) {
+                Some(remote) if version(&remote.0.incident) > version(&live.incident) => {
+                    gone.replaced.push(k);
+                    if self.engine.adopt(remote.0, remote.1) == Adoption::Adopted {
+                        n += 1;
+                    }
+                }
+                Some(remote) if version(&remote.0.incident) == version(&live.incident) => {
+                    self.engine.resume(live);
+                }
+                Some(_) => {
+                    // Ours is newer: bring the changelog up to date.
+                    let timeline = timeline
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, e)| (i as u32, e))
+                        .collect();
+                    self.engine.adopt(live, timeline);
+                }
+                None if restore.closed.contains(&k) => {
+                    tracing::info!(incident = %k, "closed by the partition's last owner; deleting this instance's old copy");
+                    gone.dropped.push(k);
+                    continue;
+                }
+                None => {
+                    // Never delivered before this instance stopped: ours is
+                    // the newest there is.
+                    let timeline = timeline
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, e)| (i as u32, e))
+                        .collect();
+                    self.engine.adopt(live, timeline);
+                }
+            }
+            c.settle(k, home, homes);
+        }
+        for (k, (live, timeline)) in from_log {
             if self.engine.live(k).is_some() {
                 c.settle(k, home, homes);
                 if self.engine.adopt(live, timeline) == Adoption::Replaced {
@@ -706,7 +779,20 @@ impl Writer {
                 );
                 if let Some(c) = &mut self.changelog {
                     match self.store.homes() {
-                        Ok(h) => c.reset(h),
+                        Ok(h) => {
+                            // Parked incidents came back with the reload:
+                            // out of memory again.
+                            let parked: Vec<IncidentKey> = h
+                                .iter()
+                                .map(|(k, _)| *k)
+                                .filter(|k| c.is_parked(*k))
+                                .collect();
+                            for k in &parked {
+                                self.engine.park(*k);
+                            }
+                            let engine = &self.engine;
+                            c.reset(h, &|k| engine.live(k).is_some());
+                        }
                         Err(e) => tracing::error!(error = %e, "cannot reload incident homes"),
                     }
                 }

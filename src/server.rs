@@ -147,9 +147,29 @@ impl Server {
             close_after: config.incidents.close_after,
             id_slot: config.kafka.as_ref().and_then(|k| k.instance),
         };
-        let engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
         let metrics = Arc::new(Metrics::new());
-        let mut engine = engine;
+        let mut snap = snap;
+        let (changelog, changelog_writer) = match &config.kafka {
+            Some(k) if k.changelog => {
+                let log = Arc::new(crate::changelog::Changelog::new(k, metrics.clone())?);
+                let mut w = crate::changelog::ChangelogWriter::new(
+                    log.clone(),
+                    k.changelog_interval,
+                    store.homes()?,
+                );
+                let parked = w.park_all();
+                if !parked.is_empty() {
+                    tracing::info!(
+                        incidents = parked.len(),
+                        "incidents of Kafka partitions parked until their partition is assigned here"
+                    );
+                }
+                snap.live.retain(|l| !parked.contains(&l.incident.id));
+                (Some(log), Some(w))
+            }
+            _ => (None, None),
+        };
+        let mut engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
         let external = config.external_url.clone().unwrap_or_else(|| {
             format!(
                 "http://{}",
@@ -162,24 +182,6 @@ impl Server {
         engine.set_external_url(&external);
         let (rules_tx, rules_rx) = tokio::sync::watch::channel(engine.rules().clone());
         let (dispatcher, jobs_rx) = crate::actions::channel(config.actions.queue_capacity);
-        let changelog = match &config.kafka {
-            Some(k) if k.changelog => Some(Arc::new(crate::changelog::Changelog::new(
-                k,
-                metrics.clone(),
-            )?)),
-            _ => None,
-        };
-        let changelog_writer = match &changelog {
-            Some(log) => Some(crate::changelog::ChangelogWriter::new(
-                log.clone(),
-                config
-                    .kafka
-                    .as_ref()
-                    .map_or(std::time::Duration::from_secs(10), |k| k.changelog_interval),
-                store.homes()?,
-            )),
-            None => None,
-        };
         let (handle, writer) = pipeline::spawn(Writer {
             dispatcher: Some(dispatcher),
             rules_tx: Some(rules_tx),

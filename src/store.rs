@@ -133,6 +133,12 @@ pub struct Home {
     pub partition: i32,
 }
 
+impl std::fmt::Display for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
 /// An incident with its alerts and timeline.
 pub type FullIncident = (Incident, Vec<AlertRecord>, Vec<TimelineEntry>);
 

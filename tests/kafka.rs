@@ -1401,18 +1401,39 @@ async fn changelog_state_replaces_a_stale_copy_after_a_crash() {
         .filter_map(|e| e["kind"].as_str())
         .collect();
     assert!(kinds.contains(&"acknowledged"), "{kinds:?}");
-    // A repeat of either alert is a repeat, not a new incident.
+    // A plain restart of the only member: its own copy is as new as the
+    // changelog's, so it resumes as it is; a new alert of the group and a
+    // repeat both join it.
+    a.proc.signal("TERM");
+    assert!(a.proc.wait_exit(DEADLINE).await.success());
+    let a = Incidentd::start("incidentd-a3", &a_data, tmp.path(), &broker, Some(&sa)).await;
+    let procs = [&a.proc, &broker.proc];
     produce(&p, "alerts", "k", &disk_alert(0, "/").to_string()).await;
-    wait_for("the repeat to be absorbed", &procs, || async {
+    produce(&p, "alerts", "k", &disk_alert(0, "/home").to_string()).await;
+    wait_for("the repeat and the new alert to join", &procs, || async {
         let m = a.metrics().await?;
         let ia = a.incidents().await?;
-        if m.kafka_received() >= 1.0 && ia.len() == 1 {
-            Ok(())
-        } else {
-            Err(format!("received {}, {ia:#?}", m.kafka_received()))
+        match ia.as_slice() {
+            [i] if i["id"] == id.as_str()
+                && i["alert_count"] == 3
+                && i["acknowledged_by"] == "bob"
+                && m.kafka_received() == 2.0 =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("received {}, {ia:#?}", m.kafka_received())),
         }
     })
     .await;
+    let m = a.metrics().await.expect("metrics");
+    assert_eq!(
+        m.get(
+            "incidentd_kafka_incidents_handed_over_total",
+            &[("direction", "in")]
+        ),
+        0.0,
+        "its own copy resumed; nothing was adopted"
+    );
 }
 
 /// Item 6: a `kafka` action produces incident events to a topic, keyed by
