@@ -807,3 +807,135 @@ impl Writer {
             .set_state(self.engine.open_by_priority(), means);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertStatus;
+    use crate::changelog::{Changelog, ChangelogWriter, Restore};
+    use crate::config::KafkaConfig;
+    use crate::rules::labels;
+
+    fn alert(instance: &str) -> Alert {
+        Alert::new(
+            labels(&[
+                ("alertname", "HostDown"),
+                ("instance", instance),
+                ("severity", "critical"),
+            ]),
+            Default::default(),
+            Some(AlertStatus::Firing),
+            None,
+            None,
+            String::new(),
+            Source::Kafka,
+            None,
+            Utc::now(),
+        )
+        .expect("labels")
+    }
+
+    fn p0() -> Home {
+        Home {
+            topic: "alerts".into(),
+            partition: 0,
+        }
+    }
+
+    /// A writer as `serve` builds it with the changelog on, over `dir`; no
+    /// broker is needed while no partition is owned (nothing is produced).
+    fn start(dir: &std::path::Path) -> (Handle, std::thread::JoinHandle<()>, Store) {
+        let store = Store::open(dir).expect("open");
+        let metrics = Arc::new(Metrics::new());
+        let config = KafkaConfig {
+            brokers: "127.0.0.1:9".into(),
+            topics: vec!["alerts".into()],
+            changelog: true,
+            instance: Some(1),
+            ..KafkaConfig::default()
+        };
+        let log = Arc::new(Changelog::new(&config, metrics.clone()).expect("producer"));
+        let mut w =
+            ChangelogWriter::new(log, Duration::from_secs(10), store.homes().expect("homes"));
+        let parked = w.park_all();
+        let mut snap = store
+            .load(Utc::now(), Duration::from_secs(3600))
+            .expect("load");
+        snap.live.retain(|l| !parked.contains(&l.incident.id));
+        let settings = Settings {
+            close_after: Duration::from_secs(3600),
+            id_slot: Some(1),
+        };
+        let engine = Engine::restore(
+            Arc::new(RuleSet::builtin().expect("rules")),
+            settings.clone(),
+            snap.live,
+            snap.restored,
+        );
+        let (handle, join) = spawn(Writer {
+            engine,
+            dispatcher: None,
+            rules_tx: None,
+            store: store.clone(),
+            metrics,
+            settings: PipelineSettings::default(),
+            engine_settings: settings,
+            metrics_window: Duration::from_secs(3600),
+            changelog: Some(w),
+        })
+        .expect("writer");
+        (handle, join, store)
+    }
+
+    async fn ingest(h: &Handle, instance: &str) -> IngestSummary {
+        h.reserve()
+            .expect("room")
+            .ingest_kafka(vec![alert(instance)], Vec::new(), vec![(p0(), 1)])
+            .await
+            .expect("ingest")
+    }
+
+    #[tokio::test]
+    async fn parked_copies_are_deleted_when_closed_elsewhere_and_resume_otherwise() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (h, join, _) = start(dir.path());
+        let closed_elsewhere = ingest(&h, "db1:9100").await.created[0];
+        let never_delivered = ingest(&h, "db2:9100").await.created[0];
+        drop(h);
+        join.join().expect("writer");
+
+        // Restart: both are parked; the store still has them.
+        let (h, join, store) = start(dir.path());
+        assert!(store.incident(closed_elsewhere).expect("read").is_some());
+        let n = h
+            .adopt(
+                p0(),
+                Restore {
+                    incidents: Vec::new(),
+                    closed: vec![closed_elsewhere],
+                },
+            )
+            .await
+            .expect("adopt");
+        assert_eq!(n, 0, "nothing came from another instance");
+        assert!(
+            store.incident(closed_elsewhere).expect("read").is_none(),
+            "closed by the partition's last owner: the old copy is deleted"
+        );
+        // The other one is back in memory: its alert repeats into it.
+        let s = ingest(&h, "db2:9100").await;
+        assert_eq!((s.deduplicated, s.created.len()), (1, 0), "{s:?}");
+        let s = ingest(&h, "db1:9100").await;
+        assert!(
+            s.created.len() == 1 && s.created[0] != closed_elsewhere,
+            "the deleted incident's alert opens a new one: {s:?}"
+        );
+        assert_eq!(
+            store.homes().expect("homes").len(),
+            2,
+            "{never_delivered} and the new incident belong to the partition"
+        );
+        drop(h);
+        join.join().expect("writer");
+    }
+}
