@@ -27,10 +27,14 @@
 //! A record that fails is produced again in full (from the store) before the
 //! next flush can succeed.
 //!
-//! On assignment the new owner reads the changelog partition to its end
-//! ([`read_partition`]) and adopts the live incidents there before it reads
-//! the alert partition; on revocation the old owner flushes, commits, and
-//! then lets the partition's incidents go (memory and store).
+//! Only partitions assigned to this instance are written, so a stale copy
+//! held elsewhere never overwrites the owner's state. At start every
+//! incident with a home is parked (in the store, out of memory) until its
+//! partition is assigned here. On assignment the owner reads the changelog
+//! partition to its end ([`read_partition`]) and, before it reads the
+//! alert partition, takes the newer of each incident's two copies (a
+//! tombstone deletes a parked copy); on revocation the old owner flushes,
+//! commits, and then lets the partition's incidents go (memory and store).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
