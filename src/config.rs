@@ -498,16 +498,18 @@ mod tests {
         let e = Config::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("unknown field `topic`"), "{e}");
 
-        std::fs::write(
-            &path,
+        // Every problem of a config file, as one message.
+        let problems = |yaml: &str| {
+            std::fs::write(&path, yaml).expect("write");
+            Config::from_file(&path)
+                .expect("parses")
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        let e = problems(
             "kafka:\n  topics: [a]\n  formats:\n    b: generic\n  dead_letter_topic: a\n  options:\n    enable.auto.commit: 'true'\n",
-        )
-        .expect("write");
-        let e = Config::from_file(&path)
-            .expect("parses")
-            .validate()
-            .unwrap_err()
-            .to_string();
+        );
         for want in [
             "kafka.brokers must be set",
             "kafka.formats.b",
@@ -516,33 +518,14 @@ mod tests {
         ] {
             assert!(e.contains(want), "{want:?} missing in {e}");
         }
-
-        std::fs::write(
-            &path,
-            "kafka:\n  brokers: k\n  topics: [a, a-changelog]\n  changelog: true\n",
-        )
-        .expect("write");
-        let e = Config::from_file(&path)
-            .expect("parses")
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let e = problems("kafka:\n  brokers: k\n  topics: [a, a-changelog]\n  changelog: true\n");
         for want in [
             "kafka.changelog needs kafka.instance",
             "\"a-changelog\" is the changelog of \"a\"",
         ] {
             assert!(e.contains(want), "{want:?} missing in {e}");
         }
-        std::fs::write(
-            &path,
-            "kafka:\n  brokers: k\n  topics: [a]\n  instance: 100\n",
-        )
-        .expect("write");
-        let e = Config::from_file(&path)
-            .expect("parses")
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let e = problems("kafka:\n  brokers: k\n  topics: [a]\n  instance: 100\n");
         assert!(
             e.contains("kafka.instance must be between 0 and 99, got 100"),
             "{e}"

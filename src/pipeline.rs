@@ -700,23 +700,15 @@ impl Writer {
                 Some(remote) if version(&remote.0.incident) == version(&live.incident) => {
                     self.engine.resume(live);
                 }
-                Some(_) => {
-                    // Ours is newer: bring the changelog up to date.
-                    let timeline = timeline
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, e)| (i as u32, e))
-                        .collect();
-                    self.engine.adopt(live, timeline);
-                }
                 None if restore.closed.contains(&k) => {
                     tracing::info!(incident = %k, "closed by the partition's last owner; deleting this instance's old copy");
                     gone.dropped.push(k);
                     continue;
                 }
-                None => {
-                    // Never delivered before this instance stopped: ours is
-                    // the newest there is.
+                // Ours is newer, or the changelog never got it (not
+                // delivered before this instance stopped): ours, produced
+                // to the changelog in full.
+                Some(_) | None => {
                     let timeline = timeline
                         .into_iter()
                         .enumerate()

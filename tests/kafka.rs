@@ -311,6 +311,14 @@ struct KafkaSettings<'a> {
 }
 
 impl<'a> KafkaSettings<'a> {
+    /// With the changelog hand-over on, as instance `instance`.
+    fn with_changelog(topics: &'a [&'a str], group: &'a str, instance: u32) -> Self {
+        KafkaSettings {
+            changelog_instance: Some(instance),
+            ..KafkaSettings::new(topics, group)
+        }
+    }
+
     fn new(topic: &'a [&'a str], group: &'a str) -> Self {
         KafkaSettings {
             topics: topic,
@@ -410,6 +418,29 @@ impl Incidentd {
             .await
             .map_err(|e| e.to_string())?;
         Ok(Metrics(text))
+    }
+
+    /// One incident with its alerts and timeline.
+    async fn incident(&self, id: &str) -> Result<Value, String> {
+        client()
+            .get(format!("{}/api/v1/incidents/{id}", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Acknowledges an incident as `by`; panics unless it succeeds.
+    async fn ack(&self, id: &str, by: &str) {
+        let r = client()
+            .post(format!("{}/api/v1/incidents/{id}/ack", self.base))
+            .json(&json!({ "by": by }))
+            .send()
+            .await
+            .expect("ack");
+        assert!(r.status().is_success(), "ack {id}: {}", r.status());
     }
 
     async fn incidents(&self) -> Result<Vec<Value>, String> {
@@ -538,6 +569,16 @@ fn disk_alert(host: usize, mount: &str) -> Value {
         "annotations": {"summary": format!("{mount} on host{host} almost full")},
         "status": "firing"
     })
+}
+
+/// The kinds of an incident's timeline entries, in order.
+fn timeline_kinds(full: &Value) -> Vec<String> {
+    full["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// What identifies an incident's outcome across daemons.
@@ -1091,10 +1132,8 @@ async fn changelog_hands_incidents_over_when_partitions_move() {
     broker.create_topic("alerts", 2);
     broker.create_topic_with("alerts-changelog", 2, &["cleanup.policy=compact"]);
     let p = broker.producer();
-    let mut sa = KafkaSettings::new(&["alerts"], "handover");
-    sa.changelog_instance = Some(1);
-    let mut sb = KafkaSettings::new(&["alerts"], "handover");
-    sb.changelog_instance = Some(2);
+    let sa = KafkaSettings::with_changelog(&["alerts"], "handover", 1);
+    let sb = KafkaSettings::with_changelog(&["alerts"], "handover", 2);
 
     let a = Incidentd::start(
         "incidentd-a",
@@ -1139,13 +1178,7 @@ async fn changelog_hands_incidents_over_when_partitions_move() {
             .as_str()
             .expect("id")
             .to_string();
-        let r = client()
-            .post(format!("{}/api/v1/incidents/{id}/ack", a.base))
-            .json(&json!({"by": format!("alice{host}")}))
-            .send()
-            .await
-            .expect("ack");
-        assert!(r.status().is_success(), "ack: {}", r.status());
+        a.ack(&id, &format!("alice{host}")).await;
     }
 
     // b joins: one partition moves to it, with its incident.
@@ -1183,22 +1216,10 @@ async fn changelog_hands_incidents_over_when_partitions_move() {
     );
     assert_eq!(moved["alert_count"], 1);
     let id = moved["id"].as_str().expect("id").to_string();
-    let full: Value = client()
-        .get(format!("{}/api/v1/incidents/{id}", b.base))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
-    let kinds: Vec<&str> = full["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .filter_map(|e| e["kind"].as_str())
-        .collect();
+    let full = b.incident(&id).await.expect("incident");
+    let kinds = timeline_kinds(&full);
     assert!(
-        kinds.contains(&"created") && kinds.contains(&"acknowledged"),
+        kinds.iter().any(|k| k == "created") && kinds.iter().any(|k| k == "acknowledged"),
         "timeline moved too: {kinds:?}\n{}",
         logs(&procs)
     );
@@ -1290,10 +1311,8 @@ async fn changelog_state_replaces_a_stale_copy_after_a_crash() {
     broker.create_topic("alerts", 1);
     broker.create_topic_with("alerts-changelog", 1, &["cleanup.policy=compact"]);
     let p = broker.producer();
-    let mut sa = KafkaSettings::new(&["alerts"], "crash");
-    sa.changelog_instance = Some(1);
-    let mut sb = KafkaSettings::new(&["alerts"], "crash");
-    sb.changelog_instance = Some(2);
+    let sa = KafkaSettings::with_changelog(&["alerts"], "crash", 1);
+    let sb = KafkaSettings::with_changelog(&["alerts"], "crash", 2);
     let a_data = tmp.path().join("a");
 
     let a = Incidentd::start("incidentd-a", &a_data, tmp.path(), &broker, Some(&sa)).await;
@@ -1351,13 +1370,7 @@ async fn changelog_state_replaces_a_stale_copy_after_a_crash() {
         }
     })
     .await;
-    let r = client()
-        .post(format!("{}/api/v1/incidents/{id}/ack", b.base))
-        .json(&json!({"by": "bob"}))
-        .send()
-        .await
-        .expect("ack");
-    assert!(r.status().is_success(), "ack: {}", r.status());
+    b.ack(&id, "bob").await;
 
     // a restarts with its stale copy (1 alert, open); b leaves.
     let a = Incidentd::start("incidentd-a2", &a_data, tmp.path(), &broker, Some(&sa)).await;
@@ -1385,22 +1398,10 @@ async fn changelog_state_replaces_a_stale_copy_after_a_crash() {
         },
     )
     .await;
-    let full: Value = client()
-        .get(format!("{}/api/v1/incidents/{id}", a.base))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let full = a.incident(&id).await.expect("incident");
     assert_eq!(full["alerts"].as_array().map(Vec::len), Some(2), "{full}");
-    let kinds: Vec<&str> = full["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .filter_map(|e| e["kind"].as_str())
-        .collect();
-    assert!(kinds.contains(&"acknowledged"), "{kinds:?}");
+    let kinds = timeline_kinds(&full);
+    assert!(kinds.iter().any(|k| k == "acknowledged"), "{kinds:?}");
     // A plain restart of the only member: its own copy is as new as the
     // changelog's, so it resumes as it is; a new alert of the group and a
     // repeat both join it.
@@ -1475,13 +1476,7 @@ async fn kafka_action_produces_incident_events_to_a_topic() {
     let id = incidents[0]["id"].as_str().expect("id").to_string();
     // Acknowledge after the `opened` record is out, so the order is known.
     wait_for("the opened event produced", &procs, || produced(&d, &id, 1)).await;
-    let r = client()
-        .post(format!("{}/api/v1/incidents/{id}/ack", d.base))
-        .json(&json!({"by": "alice"}))
-        .send()
-        .await
-        .expect("ack");
-    assert!(r.status().is_success(), "ack: {}", r.status());
+    d.ack(&id, "alice").await;
 
     let got = broker.read("incident-events", 2, &procs).await;
     let events: Vec<(String, String, Value)> = got
@@ -1530,14 +1525,7 @@ async fn kafka_action_produces_incident_events_to_a_topic() {
 /// Ok once the incident's timeline notes `want` records produced by the
 /// `incident-events` action.
 async fn produced(d: &Incidentd, id: &str, want: usize) -> Result<(), String> {
-    let v: Value = client()
-        .get(format!("{}/api/v1/incidents/{id}", d.base))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let v = d.incident(id).await?;
     let messages: Vec<&str> = v["timeline"]
         .as_array()
         .map(|t| t.iter().filter_map(|e| e["message"].as_str()).collect())
