@@ -29,6 +29,8 @@ const HELP: &str = "options:
   --queue-capacity N   incidentd's pipeline.queue_capacity (requests waiting for
                        the writer; default: the daemon's 1024). Smaller than
                        --concurrency shows the overload answer (503 + Retry-After)
+  --store-cache-mb N   incidentd's pipeline.store_cache_mb (redb page cache;
+                       default: the daemon's 64)
   --vs-alertmanager    also run the same load against prometheus-alertmanager
   --kafka              Kafka instead of HTTP: produce --messages messages of --batch
                        alerts to a topic of --partitions partitions on a local tansu
@@ -48,6 +50,7 @@ struct Opts {
     duration: Duration,
     rate: Option<u64>,
     queue_capacity: Option<u64>,
+    store_cache_mb: Option<u64>,
     warmup: bool,
     vs_alertmanager: bool,
     kafka: bool,
@@ -66,6 +69,7 @@ fn opts() -> Opts {
         duration: Duration::from_secs(10),
         rate: None,
         queue_capacity: None,
+        store_cache_mb: None,
         warmup: false,
         vs_alertmanager: false,
         kafka: false,
@@ -102,6 +106,7 @@ fn opts() -> Opts {
             "--duration" => o.duration = Duration::from_secs(num(i)),
             "--rate" => o.rate = Some(num(i)),
             "--queue-capacity" => o.queue_capacity = Some(num(i)),
+            "--store-cache-mb" => o.store_cache_mb = Some(num(i)),
             "--vs-alertmanager" => {
                 o.vs_alertmanager = true;
                 i += 1;
@@ -370,9 +375,16 @@ async fn main() {
     .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
     .env("INCIDENTD_LOG", "warn")
     .stdout(Stdio::null());
+    let mut pipeline = String::new();
     if let Some(q) = o.queue_capacity {
+        pipeline += &format!("  queue_capacity: {q}\n");
+    }
+    if let Some(mb) = o.store_cache_mb {
+        pipeline += &format!("  store_cache_mb: {mb}\n");
+    }
+    if !pipeline.is_empty() {
         let config = data.path().join("load.yaml");
-        std::fs::write(&config, format!("pipeline:\n  queue_capacity: {q}\n")).expect("config");
+        std::fs::write(&config, format!("pipeline:\n{pipeline}")).expect("config");
         cmd.arg("--config").arg(&config);
     }
     let child = cmd.spawn().expect("start incidentd");
