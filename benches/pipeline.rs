@@ -3,7 +3,6 @@
 //! rules, the engine's dedup/correlate step, and durable store commits of
 //! new alerts and of repeats. Figures and commands: benches/README.md.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +103,7 @@ fn fingerprints(c: &mut Criterion) {
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect::<BTreeMap<_, _>>();
+    .collect();
     c.bench_function("fingerprint_5_labels", |b| {
         b.iter(|| fingerprint(black_box(&labels)))
     });

@@ -2072,7 +2072,7 @@ fn action_applies(a: &ActionDef, i: &Incident) -> bool {
 
 /// Shared label pairs over all label pairs.
 fn jaccard(a: &crate::alert::Labels, b: &crate::alert::Labels) -> f64 {
-    let common = a.iter().filter(|(k, v)| b.get(*k) == Some(*v)).count();
+    let common = a.iter().filter(|(k, v)| b.get(k) == Some(*v)).count();
     let union = a.len() + b.len() - common;
     if union == 0 {
         0.0

@@ -6,14 +6,12 @@
 //! from the FNV offset basis. Labels whose value is empty are ignored, as
 //! Alertmanager drops them before hashing. Printed as `%016x`.
 
-use std::collections::BTreeMap;
-
 const OFFSET: u64 = 14_695_981_039_346_656_037;
 const PRIME: u64 = 1_099_511_628_211;
 const SEPARATOR: u8 = 0xFF;
 
 /// Fingerprint of a label set. `BTreeMap` iteration is already sorted by name.
-pub fn fingerprint(labels: &BTreeMap<String, String>) -> u64 {
+pub fn fingerprint(labels: &crate::alert::Labels) -> u64 {
     let mut hash = OFFSET;
     for (name, value) in labels {
         if value.is_empty() {
@@ -54,7 +52,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn ls(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn ls(pairs: &[(&str, &str)]) -> crate::alert::Labels {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -93,8 +91,8 @@ mod tests {
     proptest! {
         #[test]
         fn independent_of_insertion_order(pairs in proptest::collection::vec(("[a-z_]{1,8}", ".{0,12}"), 0..8)) {
-            let forward: BTreeMap<_, _> = pairs.iter().cloned().collect();
-            let backward: BTreeMap<_, _> = pairs.iter().rev().cloned().collect();
+            let forward: crate::alert::Labels = pairs.iter().cloned().collect();
+            let backward: crate::alert::Labels = pairs.iter().rev().cloned().collect();
             // Same keys; for duplicate keys the maps may keep different values, so
             // compare only when they agree.
             if forward == backward {
@@ -104,6 +102,7 @@ mod tests {
 
         #[test]
         fn adding_an_empty_label_changes_nothing(pairs in proptest::collection::btree_map("[a-z_]{1,8}", "[a-z0-9]{1,12}", 0..8), extra in "[A-Z]{1,8}") {
+            let pairs = crate::alert::Labels::from(pairs);
             let mut with = pairs.clone();
             with.insert(extra, String::new());
             prop_assert_eq!(fingerprint(&pairs), fingerprint(&with));

@@ -9,8 +9,6 @@
 //! request, so a sender never has to guess which part was stored. Unknown
 //! fields are ignored; limits on label count and sizes come from [`Limits`].
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
@@ -199,9 +197,9 @@ struct RawWebhook {
 /// The union of the alert fields of all three formats.
 #[derive(Deserialize)]
 struct RawAlert {
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
+    annotations: Option<Labels>,
     #[serde(default)]
     status: Option<String>,
     #[serde(default, rename = "startsAt", deserialize_with = "timestamp")]
@@ -303,11 +301,7 @@ impl RawAlert {
     }
 }
 
-fn check_map(
-    map: &BTreeMap<String, String>,
-    max_entries: usize,
-    max_value: usize,
-) -> Result<(), String> {
+fn check_map(map: &Labels, max_entries: usize, max_value: usize) -> Result<(), String> {
     if map.len() > max_entries {
         return Err(format!("{} entries (limit {max_entries})", map.len()));
     }

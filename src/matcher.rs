@@ -7,7 +7,6 @@
 //! a missing label matches as the empty string. Regexes are compiled here,
 //! once, so matching never compiles anything.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use regex::Regex;
@@ -70,7 +69,7 @@ impl Matcher {
     }
 
     /// True if the label set satisfies this matcher (missing label = "").
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &crate::alert::Labels) -> bool {
         let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
         self.matches_value(v)
     }
@@ -117,7 +116,7 @@ fn regex_reason(e: &regex::Error) -> String {
 }
 
 /// True if every matcher matches (an empty list matches everything).
-pub fn all_match(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
+pub fn all_match(matchers: &[Matcher], labels: &crate::alert::Labels) -> bool {
     matchers.iter().all(|m| m.matches(labels))
 }
 
@@ -293,7 +292,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn ls(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn ls(pairs: &[(&str, &str)]) -> crate::alert::Labels {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

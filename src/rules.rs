@@ -2082,7 +2082,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<BTreeMap<_, _>>()
+        .collect()
 }
 
 #[cfg(test)]

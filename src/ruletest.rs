@@ -89,7 +89,7 @@
 //! closest incident and the fields that differ), and each unexpected
 //! incident; likewise for suppressed alerts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -241,9 +241,9 @@ struct RawTest {
 #[serde(deny_unknown_fields)]
 struct RawInput {
     at: Spanned<String>,
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    annotations: Labels,
     #[serde(default)]
     status: Option<Spanned<String>>,
     #[serde(default)]
@@ -299,13 +299,13 @@ struct RawExpIncident {
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
-    labels: Option<BTreeMap<String, String>>,
+    labels: Option<Labels>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpSuppressed {
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     #[serde(default)]
     reason: Option<Spanned<String>>,
     #[serde(default)]
