@@ -85,16 +85,16 @@ impl Labels {
     /// map insert would). The vector is trimmed to its length.
     fn from_pairs(mut pairs: Vec<(String, String)>) -> Labels {
         if !pairs.is_sorted_by(|a, b| a.0 < b.0) {
-            // Stable: of equal names, the last given ends up last.
+            // Stable: of equal names, the last given ends up last, and
+            // moves its value into the one entry kept.
             pairs.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
-            for (k, v) in pairs {
-                match out.last_mut() {
-                    Some(last) if last.0 == k => last.1 = v,
-                    _ => out.push((k, v)),
+            pairs.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(&mut later.1, &mut kept.1);
                 }
-            }
-            pairs = out;
+                same
+            });
         }
         pairs.shrink_to_fit();
         Labels(pairs)
@@ -173,7 +173,8 @@ impl<'de> Deserialize<'de> for Labels {
                 f.write_str("an object of string values")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Labels, A::Error> {
-                let mut pairs = Vec::with_capacity(m.size_hint().unwrap_or(0));
+                // Most label sets fit: one allocation, trimmed once.
+                let mut pairs = Vec::with_capacity(m.size_hint().unwrap_or(8));
                 while let Some(pair) = m.next_entry::<String, String>()? {
                     pairs.push(pair);
                 }

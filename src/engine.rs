@@ -2072,7 +2072,24 @@ fn action_applies(a: &ActionDef, i: &Incident) -> bool {
 
 /// Shared label pairs over all label pairs.
 fn jaccard(a: &crate::alert::Labels, b: &crate::alert::Labels) -> f64 {
-    let common = a.iter().filter(|(k, v)| b.get(k) == Some(*v)).count();
+    // Both are sorted by name: one merge walk.
+    let (mut x, mut y) = (a.iter().peekable(), b.iter().peekable());
+    let mut common = 0;
+    while let (Some((ka, va)), Some((kb, vb))) = (x.peek(), y.peek()) {
+        match ka.cmp(kb) {
+            std::cmp::Ordering::Less => {
+                x.next();
+            }
+            std::cmp::Ordering::Greater => {
+                y.next();
+            }
+            std::cmp::Ordering::Equal => {
+                common += usize::from(va == vb);
+                x.next();
+                y.next();
+            }
+        }
+    }
     let union = a.len() + b.len() - common;
     if union == 0 {
         0.0
