@@ -677,6 +677,8 @@ impl Writer {
         let version = |i: &Incident| (i.timeline_len, i.last_activity_at);
         let mut n = 0;
         for k in c.unpark(home) {
+            // Listed again whatever happens below (deleted ones are gone).
+            self.store.unpark(k);
             let local = match self.store.incident_full(k) {
                 Ok(Some(l)) => l,
                 Ok(None) => continue,
@@ -854,6 +856,7 @@ mod tests {
             .load(Utc::now(), Duration::from_secs(3600))
             .expect("load");
         snap.live.retain(|l| !parked.contains(&l.incident.id));
+        store.park(parked);
         let settings = Settings {
             close_after: Duration::from_secs(3600),
             id_slot: Some(1),
@@ -896,9 +899,22 @@ mod tests {
         drop(h);
         join.join().expect("writer");
 
-        // Restart: both are parked; the store still has them.
+        // Restart: both are parked; the store still has them, but lists
+        // neither (the partition may be another instance's by now).
         let (h, join, store) = start(dir.path());
         assert!(store.incident(closed_elsewhere).expect("read").is_some());
+        let listed = |store: &Store| -> Vec<IncidentKey> {
+            store
+                .list(&crate::store::ListFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .expect("list")
+                .iter()
+                .map(|i| i.id)
+                .collect()
+        };
+        assert!(listed(&store).is_empty());
         let n = h
             .adopt(
                 p0(),
@@ -910,6 +926,7 @@ mod tests {
             .await
             .expect("adopt");
         assert_eq!(n, 0, "nothing came from another instance");
+        assert_eq!(listed(&store), vec![never_delivered], "listed again");
         assert!(
             store.incident(closed_elsewhere).expect("read").is_none(),
             "closed by the partition's last owner: the old copy is deleted"

@@ -165,6 +165,7 @@ impl Server {
                     );
                 }
                 snap.live.retain(|l| !parked.contains(&l.incident.id));
+                store.park(parked);
                 (Some(log), Some(w))
             }
             _ => (None, None),

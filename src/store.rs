@@ -159,6 +159,10 @@ pub struct Store {
     /// Next `seen_log` key and the log's size in bytes. Only the writer
     /// commits, so the lock is uncontended.
     log: Arc<std::sync::Mutex<(u64, u64)>>,
+    /// Incidents parked by the Kafka changelog (see
+    /// [`crate::changelog::ChangelogWriter::park_all`]): their partition is
+    /// not assigned here (yet), so listings leave them out.
+    parked: Arc<std::sync::RwLock<std::collections::HashSet<u64>>>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -429,6 +433,7 @@ impl Store {
             db: Arc::new(db),
             path,
             log: Arc::new(std::sync::Mutex::new((0, 0))),
+            parked: Arc::default(),
         };
         // Create the tables so readers never see "table does not exist".
         let tx = store.db.begin_write()?;
@@ -760,8 +765,30 @@ impl Store {
         Ok(out)
     }
 
-    /// Incidents newest first, filtered.
+    /// Leaves these incidents out of listings (parked: another instance
+    /// may own them now).
+    pub fn park(&self, keys: impl IntoIterator<Item = IncidentKey>) {
+        self.parked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(keys.into_iter().map(|k| k.0));
+    }
+
+    /// Lists an incident again (its partition was assigned here).
+    pub fn unpark(&self, key: IncidentKey) {
+        self.parked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key.0);
+    }
+
+    /// Incidents newest first, filtered; parked ones are left out.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
+        let parked = self
+            .parked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let tx = self.db.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let hot = Hot::open(
@@ -783,6 +810,9 @@ impl Store {
             for row in by_status.range(range)?.rev() {
                 let (k, _) = row?;
                 let key = k.value().1;
+                if parked.contains(&key) {
+                    continue;
+                }
                 if let Some(v) = incidents.get(key)? {
                     let mut inc: Incident = decode("incidents", v.value())?;
                     if keep(&inc) {
@@ -796,7 +826,11 @@ impl Store {
             }
         } else {
             for row in incidents.iter()?.rev() {
-                let mut inc: Incident = decode("incidents", row?.1.value())?;
+                let (k, v) = row?;
+                if parked.contains(&k.value()) {
+                    continue;
+                }
+                let mut inc: Incident = decode("incidents", v.value())?;
                 if keep(&inc) {
                     hot.incident(&mut inc)?;
                     out.push(inc);
