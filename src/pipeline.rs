@@ -676,6 +676,8 @@ impl Writer {
                 .collect();
         let version = |i: &Incident| (i.timeline_len, i.last_activity_at);
         let mut n = 0;
+        // What happened to this instance's parked copies, for the log.
+        let (mut resumed, mut replaced, mut ours, mut deleted) = (0, 0, 0, 0);
         for k in c.unpark(home) {
             // Listed again whatever happens below (deleted ones are gone).
             self.store.unpark(k);
@@ -697,14 +699,17 @@ impl Writer {
                     gone.replaced.push(k);
                     if self.engine.adopt(remote.0, remote.1) == Adoption::Adopted {
                         n += 1;
+                        replaced += 1;
                     }
                 }
                 Some(remote) if version(&remote.0.incident) == version(&live.incident) => {
                     self.engine.resume(live);
+                    resumed += 1;
                 }
                 None if restore.closed.contains(&k) => {
                     tracing::info!(incident = %k, "closed by the partition's last owner; deleting this instance's old copy");
                     gone.dropped.push(k);
+                    deleted += 1;
                     continue;
                 }
                 // Ours is newer, or the changelog never got it (not
@@ -717,9 +722,14 @@ impl Writer {
                         .map(|(i, e)| (i as u32, e))
                         .collect();
                     self.engine.adopt(live, timeline);
+                    ours += 1;
                 }
             }
             c.settle(k, home, homes);
+        }
+        if resumed + replaced + ours + deleted > 0 {
+            tracing::info!(partition = %home, resumed, replaced_by_newer = replaced, ours_newer = ours, deleted_closed_elsewhere = deleted,
+                "this instance's parked incidents of the partition, against its changelog");
         }
         for (k, (live, timeline)) in from_log {
             if self.engine.live(k).is_some() {
@@ -784,6 +794,7 @@ impl Writer {
                             for k in &parked {
                                 self.engine.park(*k);
                             }
+                            self.store.park(parked);
                             let engine = &self.engine;
                             c.reset(h, &|k| engine.live(k).is_some());
                         }
