@@ -2,6 +2,7 @@
 //! webhook v4, a Kafka message), fingerprint, rule matching at 10/100/1,000
 //! rules, the engine's dedup/correlate step, and durable store commits of
 //! new alerts and of repeats. Figures and commands: benches/README.md.
+//! Linked with mimalloc, the allocator the daemon runs with.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +17,10 @@ use incidentd::fingerprint::fingerprint;
 use incidentd::ingest::{self, Format};
 use incidentd::rules::RuleSet;
 use incidentd::store::Store;
+
+/// The daemon's allocator (src/main.rs), so the figures are the daemon's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn v2_body(n: usize, offset: usize) -> String {
     let alerts: Vec<String> = (0..n)
