@@ -28,6 +28,12 @@
 //! paused and the same batch retried with capped exponential backoff, so
 //! memory stays bounded by one batch plus librdkafka's prefetch limit. Lag
 //! (`incidentd_kafka_consumer_lag`) is exported for assigned partitions only.
+//!
+//! With `kafka.changelog` on ([`crate::changelog`]): an assigned partition
+//! stays paused until its incidents are restored from its changelog
+//! partition; a revoked one stops being written to the changelog, which is
+//! flushed before the offsets are committed, and its incidents are then let
+//! go; offsets are committed only after the changelog is delivered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
