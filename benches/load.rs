@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{free_port, peak_rss_mb, tansu_binary, Proc};
+use common::{free_port, peak_rss_mb, serve, tansu_binary, Proc};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -363,18 +363,9 @@ async fn main() {
     );
     let data = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
-    cmd.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--data-dir",
-    ])
-    .arg(data.path())
-    .arg("--rules")
-    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
-    .env("INCIDENTD_LOG", "warn")
-    .stdout(Stdio::null());
+    let mut cmd = serve(port, data.path());
+    cmd.arg("--rules")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
     let mut pipeline = String::new();
     if let Some(q) = o.queue_capacity {
         pipeline += &format!("  queue_capacity: {q}\n");
@@ -614,14 +605,7 @@ async fn kafka_run(o: &Opts) {
     .expect("config");
     let port = free_port();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
+    let child = serve(port, &data)
         .arg("--rules")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
         .args([
@@ -634,8 +618,6 @@ async fn kafka_run(o: &Opts) {
         ])
         .arg("--config")
         .arg(&config)
-        .env("INCIDENTD_LOG", "warn")
-        .stdout(Stdio::null())
         .spawn()
         .expect("start incidentd");
     let pid = child.id();

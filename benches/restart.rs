@@ -12,8 +12,7 @@
 
 mod common;
 
-use common::{free_port, rss_mb, Proc};
-use std::process::{Command, Stdio};
+use common::{free_port, rss_mb, serve, Proc};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,18 +116,7 @@ fn main() {
 
     let port = free_port();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("INCIDENTD_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start incidentd");
+    let child = serve(port, dir.path()).spawn().expect("start incidentd");
     let pid = child.id();
     let _daemon = Proc(child);
     let url = format!("http://127.0.0.1:{port}/-/ready");

@@ -1,10 +1,11 @@
 //! Helpers the benchmark binaries share: a child-process guard, a free
-//! loopback port, memory figures from /proc, and where `tansu` is.
+//! loopback port, the `incidentd serve` command line, memory figures from
+//! /proc, and where `tansu` is.
 
 #![allow(dead_code)] // each benchmark uses a different subset
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 
 /// Kills and reaps the child on drop.
 pub struct Proc(pub Child);
@@ -14,6 +15,18 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `incidentd serve` on `127.0.0.1:PORT` over `data`, logging warnings
+/// only, stdout discarded; callers add what their run needs.
+pub fn serve(port: u16, data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .env("INCIDENTD_LOG", "warn")
+        .stdout(Stdio::null());
+    cmd
 }
 
 pub fn free_port() -> u16 {
