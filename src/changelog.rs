@@ -465,13 +465,9 @@ impl ChangelogWriter {
         self.parked.remove(home).unwrap_or_default()
     }
 
-    /// Whether an incident is parked (kept out of memory).
-    pub fn is_parked(&self, k: IncidentKey) -> bool {
-        self.parked.values().any(|v| v.contains(&k))
-    }
-
-    pub fn home(&self, k: IncidentKey) -> Option<&Home> {
-        self.homes.get(&k)
+    /// Every parked incident (kept out of memory).
+    pub fn parked_keys(&self) -> Vec<IncidentKey> {
+        self.parked.values().flatten().copied().collect()
     }
 
     /// Gives an incident a home (if it has none yet); the write set stores it.
@@ -508,6 +504,11 @@ impl ChangelogWriter {
     /// After a successful commit: produces the full rows it wrote and the
     /// tombstones of closed incidents; remembers repeat-only changes.
     pub fn committed(&mut self, ws: &WriteSet) {
+        if self.homes.is_empty() {
+            // No incident belongs to a partition (HTTP-only traffic, or
+            // before the first assignment): nothing to produce or forget.
+            return;
+        }
         let full_alerts: BTreeSet<(IncidentKey, u64)> =
             ws.alerts.iter().map(|(k, r)| (*k, r.fingerprint)).collect();
         let full_incidents: BTreeSet<IncidentKey> = ws.incidents.iter().map(|i| i.id).collect();

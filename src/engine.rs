@@ -415,8 +415,7 @@ impl Engine {
         }
         let mut outcome = Adoption::Adopted;
         if let Some(local) = self.incidents.get(&key) {
-            let version = |i: &Incident| (i.timeline_len, i.last_activity_at);
-            if version(&live.incident) <= version(&local.incident) {
+            if live.incident.version() <= local.incident.version() {
                 return Adoption::Kept;
             }
             self.park(key);

@@ -310,6 +310,13 @@ pub enum TransitionError {
 }
 
 impl Incident {
+    /// How far this copy of the incident has come, for choosing between two
+    /// copies of it (Kafka changelog hand-over): every state change adds a
+    /// timeline entry, and plain repeats move the last activity.
+    pub fn version(&self) -> (u32, DateTime<Utc>) {
+        (self.timeline_len, self.last_activity_at)
+    }
+
     /// Checks and applies a person's request; returns the timeline entry.
     /// On error nothing changed.
     pub fn apply(

@@ -674,7 +674,6 @@ impl Writer {
                 .into_iter()
                 .map(|a| (a.0.incident.id, a))
                 .collect();
-        let version = |i: &Incident| (i.timeline_len, i.last_activity_at);
         let mut n = 0;
         // What happened to this instance's parked copies, for the log.
         let (mut resumed, mut replaced, mut ours, mut deleted) = (0, 0, 0, 0);
@@ -695,14 +694,14 @@ impl Writer {
                 alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
             };
             match from_log.remove(&k) {
-                Some(remote) if version(&remote.0.incident) > version(&live.incident) => {
+                Some(remote) if remote.0.incident.version() > live.incident.version() => {
                     gone.replaced.push(k);
                     if self.engine.adopt(remote.0, remote.1) == Adoption::Adopted {
                         n += 1;
                         replaced += 1;
                     }
                 }
-                Some(remote) if version(&remote.0.incident) == version(&live.incident) => {
+                Some(remote) if remote.0.incident.version() == live.incident.version() => {
                     self.engine.resume(live);
                     resumed += 1;
                 }
@@ -786,11 +785,7 @@ impl Writer {
                         Ok(h) => {
                             // Parked incidents came back with the reload:
                             // out of memory again.
-                            let parked: Vec<IncidentKey> = h
-                                .iter()
-                                .map(|(k, _)| *k)
-                                .filter(|k| c.is_parked(*k))
-                                .collect();
+                            let parked = c.parked_keys();
                             for k in &parked {
                                 self.engine.park(*k);
                             }
