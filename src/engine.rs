@@ -333,7 +333,9 @@ pub struct Restored {
 struct Aggregates {
     /// Alerts per (impact, urgency).
     levels: [[u32; 3]; 3],
-    /// Per blast-radius rule: the distinct values of its label.
+    /// Per blast-radius rule: the distinct values of its label, up to the
+    /// rule's `at_least` (priority never drops, so more changes nothing;
+    /// without the cap an incident over 100,000 hosts kept every name).
     distinct: Vec<std::collections::HashSet<String>>,
 }
 
@@ -353,9 +355,12 @@ impl Aggregates {
             .iter()
             .zip(self.distinct.iter_mut())
         {
+            if values.len() >= br.at_least {
+                continue;
+            }
             if let Some(v) = r.labels.get(&br.label) {
                 if !values.contains(v) && matcher::all_match(&br.matchers, &r.labels) {
-                    values.insert(v.clone());
+                    values.insert(v.to_string());
                 }
             }
         }
@@ -2128,11 +2133,7 @@ fn past_tense(r: Reason) -> &'static str {
 }
 
 fn alert_name(r: &AlertRecord) -> String {
-    let name = r
-        .labels
-        .get("alertname")
-        .cloned()
-        .unwrap_or_else(|| "alert".into());
+    let name = r.labels.get("alertname").unwrap_or("alert");
     format!("{name} [{}]", crate::fingerprint::to_hex(r.fingerprint))
 }
 
@@ -2424,7 +2425,7 @@ sla:
         let i = inc(&e, k);
         assert_eq!((i.alert_count, i.firing_count), (2, 2));
         // Common labels keep only what both alerts share.
-        assert_eq!(i.labels.get("cluster").map(String::as_str), Some("eu"));
+        assert_eq!(i.labels.get("cluster"), Some("eu"));
         assert!(!i.labels.contains_key("instance"));
         // Another cluster is another group.
         let other = [
@@ -2657,6 +2658,14 @@ sla:
             .find(|(_, _, e)| e.kind == "priority_changed")
             .map(|(_, _, e)| e.message.clone());
         assert!(msg.is_some_and(|m| m.contains("blast radius: 3 distinct instance values")));
+        // Past `at_least` the values are not kept: a wide incident does not
+        // hold every host name, and its priority stays where it went.
+        for (n, host) in ["d", "e", "f"].into_iter().enumerate() {
+            e.ingest_one(firing(&mk(host)), t(3 + n as i64));
+        }
+        assert_eq!(inc(&e, k).priority, Priority::P3);
+        assert_eq!(inc(&e, k).alert_count, 6);
+        assert_eq!(e.aggregates[&k].distinct[0].len(), 3);
     }
 
     fn req(by: &str) -> OpRequest {
@@ -3059,8 +3068,8 @@ problems:
         assert_eq!(ws.unsuppressed.len(), 1);
         let disk = ws.incidents.iter().find(|i| {
             i.rule == "by-instance"
-                && i.labels.get("alertname").map(String::as_str) == Some("DiskSlow")
-                && i.labels.get("instance").map(String::as_str) == Some("a")
+                && i.labels.get("alertname") == Some("DiskSlow")
+                && i.labels.get("instance") == Some("a")
         });
         assert!(
             disk.is_some(),
@@ -3105,7 +3114,7 @@ problems:
         assert_eq!(
             ws.incidents
                 .iter()
-                .filter(|i| i.labels.get("alertname").map(String::as_str) == Some("DiskSlow"))
+                .filter(|i| i.labels.get("alertname") == Some("DiskSlow"))
                 .count(),
             0
         );

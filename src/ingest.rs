@@ -790,15 +790,15 @@ mod tests {
             ("class", "disk"),
             ("dedup_key", "disk-db1"),
         ] {
-            assert_eq!(a.labels.get(k).map(String::as_str), Some(v), "label {k}");
+            assert_eq!(a.labels.get(k), Some(v), "label {k}");
         }
         assert!(
             !a.labels.contains_key("routing_key"),
             "the routing key is a secret"
         );
-        assert_eq!(a.annotations["summary"], "Disk full on db1");
-        assert_eq!(a.annotations["free"], "0%");
-        assert_eq!(a.annotations["mounts"], r#"["/","/var"]"#);
+        assert_eq!(&a.annotations["summary"], "Disk full on db1");
+        assert_eq!(&a.annotations["free"], "0%");
+        assert_eq!(&a.annotations["mounts"], r#"["/","/var"]"#);
         assert_eq!(a.generator_url, "http://nagios/db1");
         assert_eq!(
             a.starts_at,

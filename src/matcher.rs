@@ -70,7 +70,7 @@ impl Matcher {
 
     /// True if the label set satisfies this matcher (missing label = "").
     pub fn matches(&self, labels: &crate::alert::Labels) -> bool {
-        let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
+        let v = labels.get(&self.name).unwrap_or("");
         self.matches_value(v)
     }
 

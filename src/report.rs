@@ -127,10 +127,7 @@ pub fn render(
             let _ = writeln!(
                 md,
                 "\n- {}: {}",
-                a.labels
-                    .get("alertname")
-                    .map(String::as_str)
-                    .unwrap_or("alert"),
+                a.labels.get("alertname").unwrap_or("alert"),
                 t
             );
         }
@@ -143,10 +140,7 @@ pub fn render(
         inc.alert_count, inc.firing_count
     );
     for label in AFFECTED {
-        let values: BTreeSet<&str> = alerts
-            .iter()
-            .filter_map(|a| a.labels.get(label).map(String::as_str))
-            .collect();
+        let values: BTreeSet<&str> = alerts.iter().filter_map(|a| a.labels.get(label)).collect();
         if !values.is_empty() {
             let list: Vec<&str> = values.into_iter().take(20).collect();
             let _ = writeln!(md, "- {label}: {}", list.join(", "));

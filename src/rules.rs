@@ -248,7 +248,7 @@ impl<T> FirstMatch<T> {
 
     /// The first rule (in file order) whose matchers all match.
     pub fn first(&self, labels: &Labels) -> Option<&T> {
-        let name = labels.get("alertname").map(String::as_str).unwrap_or("");
+        let name = labels.get("alertname").unwrap_or("");
         let exact: &[usize] = self
             .by_alertname
             .get(name)
@@ -334,7 +334,7 @@ impl CorrelateRule {
             GroupBy::All => labels.clone(),
             GroupBy::Labels(names) => names
                 .iter()
-                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v)))
                 .collect(),
         }
     }
@@ -604,15 +604,11 @@ pub struct TitleContext<'a> {
 }
 
 fn default_title(ctx: &TitleContext<'_>) -> String {
-    let name = ctx
-        .labels
-        .get("alertname")
-        .map(String::as_str)
-        .unwrap_or("alert");
+    let name = ctx.labels.get("alertname").unwrap_or("alert");
     let rest: Vec<String> = ctx
         .group_labels
         .iter()
-        .filter(|(k, _)| k.as_str() != "alertname")
+        .filter(|(k, _)| *k != "alertname")
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if let Some(summary) = ctx.annotations.get("summary") {

@@ -552,12 +552,7 @@ fn test_case(c: &mut Checker<'_>, t: &RawTest, interval: Duration) -> TestCase {
                 _ => None,
             })
             .unwrap_or(AlertStatus::Firing);
-        let labels: Labels = i
-            .labels
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let labels: Labels = i.labels.iter().filter(|(_, v)| !v.is_empty()).collect();
         if labels.is_empty() {
             c.err(
                 i.at.span(),

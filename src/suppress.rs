@@ -138,7 +138,7 @@ impl InhibitRule {
     pub fn equal_key(&self, labels: &Labels) -> String {
         let mut key = String::new();
         for l in &self.equal {
-            key.push_str(labels.get(l).map(String::as_str).unwrap_or(""));
+            key.push_str(labels.get(l).unwrap_or(""));
             key.push('\u{ff}');
         }
         key
