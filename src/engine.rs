@@ -519,24 +519,44 @@ impl Engine {
         let mut e = Engine::new(rules, settings);
         e.last_key = restored.last_key;
         e.rolling = restored.rolling;
-        let mut newest: HashMap<u64, (DateTime<Utc>, IncidentKey)> = HashMap::default();
+        // Sized up front: growing maps of a million alerts rehashes them
+        // over and over, and a restart is on the clock.
+        e.incidents.reserve(live.len());
+        e.active.reserve(live.iter().map(|l| l.alerts.len()).sum());
+        let rules = e.rules.clone();
         for l in live {
             let key = l.incident.id;
             let g = e.groups.entry(l.incident.group_key.clone()).or_insert(key);
             if key > *g {
                 *g = key;
             }
+            // An alert in two incidents (it resolved in one and fired again
+            // into another) points at the one that saw it last; its state
+            // there decides whether it is an inhibit source. One pass over
+            // the alerts for both: with a million of them, a second pass
+            // was most of the time this takes.
             for (fp, rec) in &l.alerts {
-                let cand = (rec.last_seen_at, key);
-                let slot = newest.entry(*fp).or_insert(cand);
-                if cand > *slot {
-                    *slot = cand;
+                match e.active.entry(*fp) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(key);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        let other = *o.get();
+                        let seen = e.incidents.get(&other).and_then(|x| x.alerts.get(fp));
+                        if seen.is_some_and(|r| (rec.last_seen_at, key) < (r.last_seen_at, other)) {
+                            continue;
+                        }
+                        o.insert(key);
+                        e.inhibit.remove(*fp);
+                    }
+                }
+                if rec.status == AlertStatus::Firing {
+                    e.inhibit.add(&rules.inhibit, *fp, &rec.labels);
                 }
             }
             e.indexed_status.insert(key, l.incident.status);
             e.incidents.insert(key, l);
         }
-        e.active = newest.into_iter().map(|(fp, (_, k))| (fp, k)).collect();
         for s in restored.suppressed {
             e.suppressed.insert(s.fingerprint, s);
         }
@@ -556,7 +576,7 @@ impl Engine {
         for j in restored.jobs {
             e.jobs.insert(j.key.clone(), j);
         }
-        e.rebuild_inhibit_index();
+        e.add_suppressed_sources();
         e
     }
 
@@ -576,15 +596,24 @@ impl Engine {
     fn rebuild_inhibit_index(&mut self) {
         self.inhibit.clear();
         let rules = self.rules.clone();
-        for (fp, key) in &self.active {
-            if let Some(rec) = self.incidents.get(key).and_then(|l| l.alerts.get(fp)) {
-                if rec.status == AlertStatus::Firing {
+        // Incident by incident, in memory order: walking the fingerprint
+        // index instead looked up a random incident per alert, which was
+        // the slowest part of a restart with a million live alerts.
+        for (key, l) in &self.incidents {
+            for (fp, rec) in &l.alerts {
+                if rec.status == AlertStatus::Firing && self.active.get(fp) == Some(key) {
                     self.inhibit.add(&rules.inhibit, *fp, &rec.labels);
                 }
             }
         }
+        self.add_suppressed_sources();
+    }
+
+    /// Suppressed firing alerts are inhibit sources too.
+    fn add_suppressed_sources(&mut self) {
         for s in self.suppressed.values() {
-            self.inhibit.add(&rules.inhibit, s.fingerprint, &s.labels);
+            self.inhibit
+                .add(&self.rules.inhibit, s.fingerprint, &s.labels);
         }
         self.sources_changed = true;
     }
@@ -3028,6 +3057,52 @@ problems:
         ("instance", "b"),
         ("severity", "warning"),
     ];
+
+    #[test]
+    fn a_restored_engine_still_inhibits_and_its_newest_copy_of_an_alert_counts() {
+        let mut e = engine();
+        let Outcome::Created(first) = e.ingest_one(alert(DOWN, AlertStatus::Firing), t(0)) else {
+            panic!()
+        };
+        // The source resolves and fires again later into a new incident: its
+        // fingerprint is in two live incidents, resolved in the older.
+        e.ingest_one(alert(DOWN, AlertStatus::Resolved), t(1));
+        let Outcome::Created(second) = e.ingest_one(alert(DOWN, AlertStatus::Firing), t(200))
+        else {
+            panic!()
+        };
+        assert_ne!(first, second);
+        let mut live: Vec<Live> = e.live_incidents().cloned().collect();
+        assert_eq!(live.len(), 2);
+        for order in [false, true] {
+            // Either order of the incidents restores the same index.
+            if order {
+                live.reverse();
+            }
+            let mut r = Engine::restore(
+                e.rules().clone(),
+                Settings {
+                    close_after: Duration::from_secs(60),
+                    id_slot: None,
+                },
+                live.clone(),
+                Restored::default(),
+            );
+            assert_eq!(
+                r.active.get(&alert(DOWN, AlertStatus::Firing).fingerprint),
+                Some(&second)
+            );
+            assert_eq!(
+                r.ingest_one(alert(DISK, AlertStatus::Firing), t(201)),
+                Outcome::Suppressed(Reason::Inhibit),
+                "the restored firing source inhibits"
+            );
+            assert!(matches!(
+                r.ingest_one(alert(DISK_B, AlertStatus::Firing), t(201)),
+                Outcome::Created(_)
+            ));
+        }
+    }
 
     #[test]
     fn inhibited_alert_is_stored_then_processed_as_new_when_the_source_resolves() {

@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
+pub mod row;
 pub mod rules;
 pub mod ruletest;
 pub mod server;

@@ -362,7 +362,10 @@ pub struct Writer {
 }
 
 /// Starts the writer thread and the ticker; returns the handle and the thread.
-pub fn spawn(writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
+pub fn spawn(mut writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
+    // The gauges hold the restored state before anything can scrape them:
+    // after a restart, /metrics never shows zero open incidents.
+    writer.refresh_gauges();
     let (tx, rx) = mpsc::channel(writer.settings.queue_capacity);
     let tick = writer.settings.tick_interval;
     let weak = tx.downgrade();
@@ -408,7 +411,6 @@ enum Reply {
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        self.refresh_gauges();
         // Jobs that were pending when the daemon stopped run again now.
         let pending = self.engine.pending_jobs();
         if !pending.is_empty() {

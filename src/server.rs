@@ -126,10 +126,17 @@ impl Server {
         listener: TcpListener,
     ) -> Result<Server, ServerError> {
         config.validate()?;
+        let opening = std::time::Instant::now();
         let store = Store::open_with_cache(&config.data_dir, config.pipeline.store_cache_mb)?;
+        tracing::info!(
+            db = %store.path().display(),
+            seconds = opening.elapsed().as_secs_f64(),
+            "store opened"
+        );
         let ruleset = Arc::new(rules.load()?);
         tracing::info!(rules = %summarize(&ruleset), "rules loaded");
         let now = Utc::now();
+        let loading = std::time::Instant::now();
         let snap = {
             let store = store.clone();
             let window = config.incidents.metrics_window;
@@ -141,6 +148,7 @@ impl Server {
             live_incidents = snap.live.len(),
             stored_incidents = snap.incidents_total,
             db = %store.path().display(),
+            seconds = loading.elapsed().as_secs_f64(),
             "state restored"
         );
         let settings = Settings {
@@ -170,7 +178,12 @@ impl Server {
             }
             _ => (None, None),
         };
+        let indexing = std::time::Instant::now();
         let mut engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
+        tracing::info!(
+            seconds = indexing.elapsed().as_secs_f64(),
+            "live state indexed"
+        );
         let external = config.external_url.clone().unwrap_or_else(|| {
             format!(
                 "http://{}",

@@ -175,6 +175,13 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+fn decode_alert(bytes: &[u8]) -> Result<AlertRecord, StoreError> {
+    crate::row::decode_alert(bytes).map_err(|message| StoreError::Corrupt {
+        table: "alerts",
+        message,
+    })
+}
+
 fn ts(t: DateTime<Utc>) -> (i64, u32) {
     (t.timestamp(), t.timestamp_subsec_nanos())
 }
@@ -355,10 +362,22 @@ impl Hot {
 
     /// Lays the small repeat row over a decoded alert record.
     fn alert(&self, key: u64, rec: &mut AlertRecord) -> Result<(), StoreError> {
-        if let Some(row) = self.log.seen.get(&(key, rec.fingerprint)) {
+        let row = self.seen.get((key, rec.fingerprint))?;
+        self.alert_with(key, rec, row.as_ref().map(|v| v.value()))
+    }
+
+    /// As [`Hot::alert`], with the record's `alert_seen` row already read
+    /// (a caller walking a whole incident reads them in one range).
+    fn alert_with(
+        &self,
+        key: u64,
+        rec: &mut AlertRecord,
+        row: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        if let Some(logged) = self.log.seen.get(&(key, rec.fingerprint)) {
+            rec.apply_seen(decode_seen(logged)?);
+        } else if let Some(row) = row {
             rec.apply_seen(decode_seen(row)?);
-        } else if let Some(v) = self.seen.get((key, rec.fingerprint))? {
-            rec.apply_seen(decode_seen(v.value())?);
         }
         Ok(())
     }
@@ -514,7 +533,10 @@ impl Store {
             }
             let mut alerts = tx.open_table(ALERTS)?;
             for (key, rec) in &ws.alerts {
-                alerts.insert((key.0, rec.fingerprint), encode(rec).as_slice())?;
+                alerts.insert(
+                    (key.0, rec.fingerprint),
+                    crate::row::encode_alert(rec).as_slice(),
+                )?;
             }
 
             let mut timeline = tx.open_table(TIMELINE)?;
@@ -592,48 +614,101 @@ impl Store {
                 snap.restored.silences.push(s);
             }
         }
-        for row in open.iter()? {
-            let (k, _) = row?;
-            let key = k.value();
-            let Some(v) = incidents.get(key)? else {
-                continue;
-            };
-            let mut incident: Incident = decode("incidents", v.value())?;
-            hot.incident(&mut incident)?;
-            let mut live = Live {
-                incident,
-                alerts: Default::default(),
-            };
-            for row in alerts.range((key, 0)..=(key, u64::MAX))? {
-                let (_, v) = row?;
-                let mut rec: AlertRecord = decode("alerts", v.value())?;
-                hot.alert(key, &mut rec)?;
-                live.alerts.insert(rec.fingerprint, rec);
+        // Decoding the live incidents and their alerts is most of a
+        // restart: spread it over the cores, each thread a run of keys.
+        let open_keys = open
+            .iter()?
+            .map(|row| row.map(|(k, _)| k.value()))
+            .collect::<Result<Vec<u64>, _>>()?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(open_keys.len().div_ceil(1000).max(1));
+        let run = open_keys.len().div_ceil(threads).max(1);
+        let load_run = |keys: &[u64]| -> Result<Vec<Live>, StoreError> {
+            let mut out = Vec::with_capacity(keys.len());
+            for &key in keys {
+                let Some(v) = incidents.get(key)? else {
+                    continue;
+                };
+                let mut incident: Incident = decode("incidents", v.value())?;
+                hot.incident(&mut incident)?;
+                let mut live = Live {
+                    incident,
+                    alerts: Default::default(),
+                };
+                // Both tables are keyed (incident, fingerprint): walk the
+                // incident's repeat rows alongside its alerts instead of
+                // looking each one up.
+                let mut seen = hot.seen.range((key, 0)..=(key, u64::MAX))?;
+                let mut next_seen = seen.next().transpose()?;
+                for row in alerts.range((key, 0)..=(key, u64::MAX))? {
+                    let (k, v) = row?;
+                    let fp = k.value().1;
+                    while next_seen.as_ref().is_some_and(|(s, _)| s.value().1 < fp) {
+                        next_seen = seen.next().transpose()?;
+                    }
+                    let seen_row = next_seen
+                        .as_ref()
+                        .filter(|(s, _)| s.value().1 == fp)
+                        .map(|(_, row)| row.value());
+                    let mut rec = decode_alert(v.value())?;
+                    hot.alert_with(key, &mut rec, seen_row)?;
+                    live.alerts.insert(rec.fingerprint, rec);
+                }
+                out.push(live);
             }
-            snap.live.push(live);
-        }
+            Ok(out)
+        };
+        std::thread::scope(|s| {
+            let runs: Vec<_> = open_keys
+                .chunks(run)
+                .map(|keys| s.spawn(|| load_run(keys)))
+                .collect();
+            for r in runs {
+                let live = r
+                    .join()
+                    .map_err(|_| StoreError::Db("a restore thread panicked".into()))??;
+                snap.live.extend(live);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        // The scan below reads every recent incident; the live ones are
+        // decoded already.
+        let live_at: std::collections::HashMap<u64, usize> = snap
+            .live
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.incident.id.0, i))
+            .collect();
         let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         // Incidents created before the window can still have been acknowledged
         // or resolved inside it; scan newest first and stop well before.
         let horizon = start - chrono::Duration::days(90);
         let history_from = now - chrono::Duration::days(HISTORY_DAYS);
         for row in incidents.iter()?.rev() {
-            let (_, v) = row?;
-            let inc: Incident = decode("incidents", v.value())?;
+            let (k, v) = row?;
+            let decoded;
+            let inc: &Incident = match live_at.get(&k.value()) {
+                Some(&i) => &snap.live[i].incident,
+                None => {
+                    decoded = decode::<Incident>("incidents", v.value())?;
+                    &decoded
+                }
+            };
             if inc.created_at < horizon && inc.created_at < history_from {
                 break;
             }
             if inc.acknowledged_at.is_some_and(|t| t >= start)
                 || inc.resolved_at.is_some_and(|t| t >= start)
             {
-                snap.restored.rolling.observe(&inc);
+                snap.restored.rolling.observe(inc);
             }
             if inc.created_at >= history_from && snap.restored.history.len() < HISTORY_MAX {
                 snap.restored.history.push(HistoryEntry {
                     key: inc.id,
-                    group_key: inc.group_key,
-                    rule: inc.rule,
-                    labels: inc.labels,
+                    group_key: inc.group_key.clone(),
+                    rule: inc.rule.clone(),
+                    labels: inc.labels.clone(),
                     created_at: inc.created_at,
                 });
             }
@@ -688,7 +763,7 @@ impl Store {
         let alerts_t = tx.open_table(ALERTS)?;
         let mut alerts = Vec::new();
         for row in alerts_t.range((key.0, 0)..=(key.0, u64::MAX))? {
-            let mut rec: AlertRecord = decode("alerts", row?.1.value())?;
+            let mut rec = decode_alert(row?.1.value())?;
             hot.alert(key.0, &mut rec)?;
             alerts.push(rec);
         }
@@ -940,6 +1015,35 @@ mod tests {
             .expect("list")
             .iter()
             .all(|i| i.id != a));
+    }
+
+    #[test]
+    fn alert_rows_an_earlier_version_wrote_as_json_still_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = engine();
+        e.ingest(vec![alert("A", AlertStatus::Firing)], now());
+        store.commit(&e.take_changes()).expect("commit");
+        let live = e.live_incidents().next().expect("one incident").clone();
+        let (fp, rec) = live.alerts.iter().next().expect("one alert");
+        // Rewrite the row as the JSON earlier versions stored.
+        let tx = store.db.begin_write().expect("tx");
+        tx.open_table(ALERTS)
+            .expect("table")
+            .insert((live.incident.id.0, *fp), encode(rec).as_slice())
+            .expect("insert");
+        tx.commit().expect("commit");
+        drop(store);
+
+        let store = Store::open(dir.path()).expect("reopen");
+        let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
+        assert_eq!(snap.live.len(), 1);
+        assert_eq!(snap.live[0].alerts.get(fp), Some(rec));
+        let (_, alerts, _) = store
+            .incident_full(live.incident.id)
+            .expect("read")
+            .expect("exists");
+        assert_eq!(alerts.first(), Some(rec));
     }
 
     #[test]
