@@ -7,11 +7,26 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// Kills and reaps the child on drop.
+/// Stops and reaps the child on drop: SIGTERM first, so a daemon shuts
+/// down cleanly (a killed incidentd leaves a redb file that the next start
+/// must repair, which skews a restart measured on a `--keep` dir), then
+/// SIGKILL after 10 s.
 pub struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        if term.is_ok_and(|s| s.success()) {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < until {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
