@@ -430,6 +430,9 @@ impl Writer {
                 }
             }
             self.process(batch);
+            if rx.is_empty() {
+                self.fold_when_idle();
+            }
         }
         tracing::debug!("writer stopped: every sender is gone");
     }
@@ -800,6 +803,16 @@ impl Writer {
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot reload state from the store"),
+        }
+    }
+
+    /// Folds the repeat log while nothing waits (see [`Store::fold_if_due`]).
+    fn fold_when_idle(&mut self) {
+        match self.store.fold_if_due() {
+            Ok(true) => tracing::debug!("repeat log folded while idle"),
+            Ok(false) => {}
+            // The log stays; the next idle moment or commit folds it.
+            Err(e) => tracing::warn!(error = %e, "folding the repeat log failed"),
         }
     }
 

@@ -7,20 +7,24 @@
 //! for the API, which read concurrently with the writer (MVCC).
 //!
 //! Tables: `incidents` (key → JSON), `alerts` ((incident, fingerprint) →
-//! JSON), `timeline` ((incident, seq) → JSON), `open_incidents` (key → group
+//! postcard, see [`crate::row`]; JSON rows of earlier versions still read),
+//! `timeline` ((incident, seq) → JSON), `open_incidents` (key → group
 //! key; every incident that is not closed), `incidents_by_status`
-//! ((status, key) → ()). Values are JSON so the file stays inspectable.
+//! ((status, key) → ()). Alert rows are the bulk of the file and of a
+//! restart's decoding, hence binary; the rest stays JSON, inspectable.
 //!
 //! Two small binary tables carry what a plain repeat changes, so a repeat
-//! is durable without rewriting its JSON rows: `alert_seen` ((incident,
+//! is durable without rewriting its full rows: `alert_seen` ((incident,
 //! fingerprint) → last seen, ends at, repeat count) and `incident_activity`
 //! (key → last activity). Every write of a record also writes its small row,
 //! and every read lays the small row over the record. Commits do not touch
 //! those tables directly: each appends its small rows as one packed entry to
 //! `seen_log` (a sequential append, instead of rewriting a page for every
-//! randomly placed row), and once the log passes 1 MiB a commit folds it
-//! into the two tables. Readers lay the log over the tables; opening the
-//! database folds whatever a previous run left in it.
+//! randomly placed row). Once the log passes 1 MiB the writer folds it into
+//! the two tables when its queue is empty ([`Store::fold_if_due`]), or a
+//! commit does past 2 MiB if the writer is never idle. Readers lay the log
+//! over the tables; opening the database folds whatever a previous run left
+//! in it.
 //!
 //! `kafka_positions` ((topic, partition) → offset) holds the last Kafka
 //! offset whose alerts are stored, written in the same transaction as them.
@@ -47,10 +51,14 @@ const ALERT_SEEN: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("ale
 const ACTIVITY: TableDefinition<u64, (i64, u32)> = TableDefinition::new("incident_activity");
 const SEEN_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("seen_log");
 
-/// Fold the log into `alert_seen` / `incident_activity` beyond this size.
-/// Larger means rarer (each fold rewrites most pages of `alert_seen`) but a
-/// longer log for readers to scan.
+/// Fold the log into `alert_seen` / `incident_activity` beyond this size,
+/// when the writer has nothing queued ([`Store::fold_if_due`]). Larger
+/// means rarer (each fold rewrites most pages of `alert_seen`) but a longer
+/// log for readers to scan.
 const FOLD_BYTES: u64 = 1024 * 1024;
+/// Fold inside the next commit beyond this size, for a writer that is never
+/// idle: readers scan the whole log, so it must stay bounded.
+const FOLD_BYTES_BUSY: u64 = 2 * 1024 * 1024;
 const KAFKA_POSITIONS: TableDefinition<(&str, i32), i64> = TableDefinition::new("kafka_positions");
 const HOMES: TableDefinition<u64, (&str, i32)> = TableDefinition::new("incident_home");
 const OPEN: TableDefinition<u64, &str> = TableDefinition::new("open_incidents");
@@ -480,6 +488,26 @@ impl Store {
         &self.path
     }
 
+    /// Folds the repeat log into its tables in a transaction of its own when
+    /// it has grown past 1 MiB; true if it did. The writer calls this when
+    /// its queue is empty, so the fold (tens of milliseconds with many live
+    /// alerts) is not paid by a request waiting for its commit. Nothing
+    /// acknowledged depends on it: on failure the log stays as it was.
+    pub fn fold_if_due(&self) -> Result<bool, StoreError> {
+        let mut log_state = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log_state.1 <= FOLD_BYTES {
+            return Ok(false);
+        }
+        let tx = self.db.begin_write()?;
+        fold_log(&tx)?;
+        tx.commit()?;
+        *log_state = (0, 0);
+        Ok(true)
+    }
+
     /// Commits a write set in one durable transaction.
     pub fn commit(&self, ws: &WriteSet) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
@@ -493,7 +521,7 @@ impl Store {
             tx.open_table(SEEN_LOG)?.insert(next, entry.as_slice())?;
             next += 1;
             bytes += entry.len() as u64;
-            if bytes > FOLD_BYTES {
+            if bytes > FOLD_BYTES_BUSY {
                 fold_log(&tx)?;
                 (next, bytes) = (0, 0);
             }
@@ -1198,32 +1226,45 @@ mod tests {
             })
             .expect("list")[0]
             .id;
-        // Each round is a ~250 KB log entry: the log folds after ~5 rounds.
-        let mut folded = false;
-        for round in 1..=8i64 {
+        // Each round is a ~250 KB log entry. For the first 6 rounds the
+        // writer is idle after each commit and folds past 1 MiB on its own;
+        // then it is busy, and the commit itself folds past 2 MiB.
+        let (mut idle_folds, mut busy_folds) = (0, 0);
+        const ROUNDS: i64 = 16;
+        for round in 1..=ROUNDS {
             let t = t0 + chrono::Duration::seconds(round * 60);
             e.ingest(batch(5000), t);
             let ws = e.take_changes();
             assert_eq!(ws.seen.len(), 5000);
+            let before = store.log.lock().expect("lock").0;
             store.commit(&ws).expect("commit");
-            folded |= store.log.lock().expect("lock").0 == 0;
+            if store.log.lock().expect("lock").0 < before {
+                busy_folds += 1;
+            }
+            if round <= 6 && store.fold_if_due().expect("fold") {
+                idle_folds += 1;
+                assert_eq!(*store.log.lock().expect("lock"), (0, 0));
+            }
             let (inc, alerts, _) = store.incident_full(key).expect("read").expect("exists");
             assert_eq!(inc.last_activity_at, t, "round {round}");
             assert!(alerts
                 .iter()
                 .all(|a| a.last_seen_at == t && a.repeat_count == round as u64));
         }
-        assert!(folded, "the log never folded");
+        assert_eq!((idle_folds, busy_folds), (1, 1), "folds while idle, busy");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
-        let t8 = t0 + chrono::Duration::seconds(8 * 60);
+        let last = t0 + chrono::Duration::seconds(ROUNDS * 60);
         let snap = store.load(now(), Duration::from_secs(3600)).expect("load");
-        assert!(snap.live.iter().all(|l| l.incident.last_activity_at == t8));
+        assert!(snap
+            .live
+            .iter()
+            .all(|l| l.incident.last_activity_at == last));
         assert!(snap
             .live
             .iter()
             .flat_map(|l| l.alerts.values())
-            .all(|a| a.last_seen_at == t8 && a.repeat_count == 8));
+            .all(|a| a.last_seen_at == last && a.repeat_count == ROUNDS as u64));
     }
 
     #[test]
