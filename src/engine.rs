@@ -596,9 +596,9 @@ impl Engine {
     fn rebuild_inhibit_index(&mut self) {
         self.inhibit.clear();
         let rules = self.rules.clone();
-        // Incident by incident, in memory order: walking the fingerprint
-        // index instead looked up a random incident per alert, which was
-        // the slowest part of a restart with a million live alerts.
+        // Incident by incident, in memory order, rather than a random
+        // incident lookup per entry of the fingerprint index. (A restart
+        // builds the same sources in its one pass; see `restore`.)
         for (key, l) in &self.incidents {
             for (fp, rec) in &l.alerts {
                 if rec.status == AlertStatus::Firing && self.active.get(fp) == Some(key) {

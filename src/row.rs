@@ -14,6 +14,8 @@
 //! the variants of `AlertStatus`, `Source`, `Level` and `Priority` is part
 //! of this format: add variants at the end only. A test pins the bytes.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -25,23 +27,24 @@ use crate::rules::{Level, Priority};
 pub const POSTCARD_V1: u8 = 1;
 
 /// A timestamp as stored: seconds since the epoch and nanoseconds.
-type Ts = (i64, u32);
+pub(crate) type Ts = (i64, u32);
 
-fn ts(t: DateTime<Utc>) -> Ts {
+pub(crate) fn ts(t: DateTime<Utc>) -> Ts {
     (t.timestamp(), t.timestamp_subsec_nanos())
 }
 
-fn from_ts((secs, nanos): Ts) -> Result<DateTime<Utc>, String> {
+pub(crate) fn from_ts((secs, nanos): Ts) -> Result<DateTime<Utc>, String> {
     DateTime::from_timestamp(secs, nanos)
         .ok_or_else(|| format!("timestamp {secs}.{nanos:09} out of range"))
 }
 
-/// [`AlertRecord`] as the row holds it, field for field.
+/// [`AlertRecord`] as the row holds it, field for field. Label sets are
+/// borrowed when writing and owned when reading.
 #[derive(Serialize, Deserialize)]
 struct AlertRow<'a> {
     fingerprint: u64,
-    labels: Labels,
-    annotations: Labels,
+    labels: Cow<'a, Labels>,
+    annotations: Cow<'a, Labels>,
     status: AlertStatus,
     starts_at: Ts,
     ends_at: Option<Ts>,
@@ -64,10 +67,8 @@ struct AlertRow<'a> {
 pub fn encode_alert(r: &AlertRecord) -> Vec<u8> {
     let row = AlertRow {
         fingerprint: r.fingerprint,
-        // Two label sets cloned per written row: the price of one row
-        // struct for both directions; rows are written once per change.
-        labels: r.labels.clone(),
-        annotations: r.annotations.clone(),
+        labels: Cow::Borrowed(&r.labels),
+        annotations: Cow::Borrowed(&r.annotations),
         status: r.status,
         starts_at: ts(r.starts_at),
         ends_at: r.ends_at.map(ts),
@@ -98,8 +99,8 @@ pub fn decode_alert(bytes: &[u8]) -> Result<AlertRecord, String> {
                 postcard::from_bytes(&bytes[1..]).map_err(|e| format!("postcard row: {e}"))?;
             Ok(AlertRecord {
                 fingerprint: row.fingerprint,
-                labels: row.labels,
-                annotations: row.annotations,
+                labels: row.labels.into_owned(),
+                annotations: row.annotations.into_owned(),
                 status: row.status,
                 starts_at: from_ts(row.starts_at)?,
                 ends_at: row.ends_at.map(from_ts).transpose()?,

@@ -42,6 +42,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::engine::{HistoryEntry, Live, Restored, WriteSet};
 use crate::incident::{AlertRecord, AlertSeen, Incident, IncidentKey, Status, TimelineEntry};
+use crate::row::ts;
 use crate::suppress::{Silence, SuppressedAlert};
 
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents");
@@ -190,15 +191,8 @@ fn decode_alert(bytes: &[u8]) -> Result<AlertRecord, StoreError> {
     })
 }
 
-fn ts(t: DateTime<Utc>) -> (i64, u32) {
-    (t.timestamp(), t.timestamp_subsec_nanos())
-}
-
-fn from_ts(table: &'static str, (secs, nanos): (i64, u32)) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp(secs, nanos).ok_or(StoreError::Corrupt {
-        table,
-        message: format!("timestamp {secs}.{nanos:09} out of range"),
-    })
+fn from_ts(table: &'static str, t: crate::row::Ts) -> Result<DateTime<Utc>, StoreError> {
+    crate::row::from_ts(t).map_err(|message| StoreError::Corrupt { table, message })
 }
 
 /// Marks "no end" in an `alert_seen` row.
@@ -368,26 +362,33 @@ impl Hot {
         })
     }
 
-    /// Lays the small repeat row over a decoded alert record.
-    fn alert(&self, key: u64, rec: &mut AlertRecord) -> Result<(), StoreError> {
-        let row = self.seen.get((key, rec.fingerprint))?;
-        self.alert_with(key, rec, row.as_ref().map(|v| v.value()))
-    }
-
-    /// As [`Hot::alert`], with the record's `alert_seen` row already read
-    /// (a caller walking a whole incident reads them in one range).
-    fn alert_with(
+    /// An incident's alert records, in fingerprint order, each with its
+    /// small repeat row laid over it. Both tables are keyed (incident,
+    /// fingerprint), so the `alert_seen` rows are walked alongside the
+    /// records instead of looked up one by one.
+    fn alerts(
         &self,
+        records: &impl ReadableTable<(u64, u64), &'static [u8]>,
         key: u64,
-        rec: &mut AlertRecord,
-        row: Option<&[u8]>,
-    ) -> Result<(), StoreError> {
-        if let Some(logged) = self.log.seen.get(&(key, rec.fingerprint)) {
-            rec.apply_seen(decode_seen(logged)?);
-        } else if let Some(row) = row {
-            rec.apply_seen(decode_seen(row)?);
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut seen = self.seen.range((key, 0)..=(key, u64::MAX))?;
+        let mut next_seen = seen.next().transpose()?;
+        for row in records.range((key, 0)..=(key, u64::MAX))? {
+            let (k, v) = row?;
+            let fp = k.value().1;
+            while next_seen.as_ref().is_some_and(|(s, _)| s.value().1 < fp) {
+                next_seen = seen.next().transpose()?;
+            }
+            let mut rec = decode_alert(v.value())?;
+            if let Some(logged) = self.log.seen.get(&(key, fp)) {
+                rec.apply_seen(decode_seen(logged)?);
+            } else if let Some((_, row)) = next_seen.as_ref().filter(|(s, _)| s.value().1 == fp) {
+                rec.apply_seen(decode_seen(row.value())?);
+            }
+            out.push(rec);
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Lays the small activity row over a decoded incident.
@@ -660,30 +661,11 @@ impl Store {
                 };
                 let mut incident: Incident = decode("incidents", v.value())?;
                 hot.incident(&mut incident)?;
-                let mut live = Live {
+                let alerts = hot.alerts(&alerts, key)?;
+                out.push(Live {
                     incident,
-                    alerts: Default::default(),
-                };
-                // Both tables are keyed (incident, fingerprint): walk the
-                // incident's repeat rows alongside its alerts instead of
-                // looking each one up.
-                let mut seen = hot.seen.range((key, 0)..=(key, u64::MAX))?;
-                let mut next_seen = seen.next().transpose()?;
-                for row in alerts.range((key, 0)..=(key, u64::MAX))? {
-                    let (k, v) = row?;
-                    let fp = k.value().1;
-                    while next_seen.as_ref().is_some_and(|(s, _)| s.value().1 < fp) {
-                        next_seen = seen.next().transpose()?;
-                    }
-                    let seen_row = next_seen
-                        .as_ref()
-                        .filter(|(s, _)| s.value().1 == fp)
-                        .map(|(_, row)| row.value());
-                    let mut rec = decode_alert(v.value())?;
-                    hot.alert_with(key, &mut rec, seen_row)?;
-                    live.alerts.insert(rec.fingerprint, rec);
-                }
-                out.push(live);
+                    alerts: alerts.into_iter().map(|a| (a.fingerprint, a)).collect(),
+                });
             }
             Ok(out)
         };
@@ -788,13 +770,7 @@ impl Store {
             },
         )?;
         hot.incident(&mut inc)?;
-        let alerts_t = tx.open_table(ALERTS)?;
-        let mut alerts = Vec::new();
-        for row in alerts_t.range((key.0, 0)..=(key.0, u64::MAX))? {
-            let mut rec = decode_alert(row?.1.value())?;
-            hot.alert(key.0, &mut rec)?;
-            alerts.push(rec);
-        }
+        let alerts = hot.alerts(&tx.open_table(ALERTS)?, key.0)?;
         let tl_t = tx.open_table(TIMELINE)?;
         let mut timeline = Vec::new();
         for row in tl_t.range((key.0, 0)..=(key.0, u32::MAX))? {
