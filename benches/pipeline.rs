@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use incidentd::alert::Labels;
 use incidentd::config::Limits;
 use incidentd::engine::{Engine, Settings};
-use incidentd::fingerprint::fingerprint;
 use incidentd::ingest::{self, Format};
+use incidentd::model::fingerprint::fingerprint;
+use incidentd::model::Labels;
 use incidentd::rules::RuleSet;
 use incidentd::store::Store;
 
@@ -66,7 +66,7 @@ fn parse(c: &mut Criterion) {
                 &limits,
                 Utc::now(),
             )
-            .map(|a| a.len())
+            .map(|p| p.alerts.len())
         })
     });
     let wh = webhook_body(100);
@@ -78,7 +78,7 @@ fn parse(c: &mut Criterion) {
                 &limits,
                 Utc::now(),
             )
-            .map(|a| a.len())
+            .map(|p| p.alerts.len())
         })
     });
     // A Kafka message: the format detected from the payload (`auto`, the
@@ -91,7 +91,7 @@ fn parse(c: &mut Criterion) {
                 &limits,
                 Utc::now(),
             )
-            .map(|a| a.len())
+            .map(|p| p.len())
             .map_err(|r| r.message)
         })
     });
@@ -192,6 +192,7 @@ fn engine_step(c: &mut Criterion) {
                 now,
             )
             .expect("valid")
+            .alerts
         })
         .collect();
     let mut g = c.benchmark_group("engine");
@@ -262,10 +263,11 @@ fn store_commit(c: &mut Criterion) {
                     &limits,
                     now,
                 )
-                .expect("valid");
+                .expect("valid")
+                .alerts;
                 offset += n;
                 e.ingest(alerts, now);
-                store.commit(&e.take_changes()).expect("commit")
+                store.commit(&e.take_changes().into()).expect("commit")
             })
         });
     }
@@ -290,17 +292,19 @@ fn store_commit_repeats(c: &mut Criterion) {
         },
     );
     let body = v2_body(1000, 0);
-    let alerts =
-        ingest::parse(Format::AlertmanagerV2, body.as_bytes(), &limits, now).expect("valid");
+    let alerts = ingest::parse(Format::AlertmanagerV2, body.as_bytes(), &limits, now)
+        .expect("valid")
+        .alerts;
     e.ingest(alerts, now);
-    store.commit(&e.take_changes()).expect("commit");
+    store.commit(&e.take_changes().into()).expect("commit");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("1000", |b| {
         b.iter(|| {
             let alerts = ingest::parse(Format::AlertmanagerV2, body.as_bytes(), &limits, now)
-                .expect("valid");
+                .expect("valid")
+                .alerts;
             e.ingest(alerts, now);
-            store.commit(&e.take_changes()).expect("commit")
+            store.commit(&e.take_changes().into()).expect("commit")
         })
     });
     g.finish();

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use incidentd::alert::{Alert, AlertStatus, Source};
 use incidentd::engine::{Engine, Settings};
-use incidentd::rules::{labels, RuleSet};
+use incidentd::model::labels::labels;
+use incidentd::model::{Alert, AlertStatus, Source};
+use incidentd::rules::RuleSet;
 use incidentd::store::Store;
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
@@ -107,12 +108,12 @@ fn main() {
             if chunk.len() == 10_000 || i + 1 == n_alerts {
                 engine.ingest(std::mem::take(&mut chunk), now);
                 engine.ingest(std::mem::take(&mut resolved), now);
-                store.commit(&engine.take_changes()).expect("commit");
+                store.commit(&engine.take_changes().into()).expect("commit");
             }
         }
         // Resolved incidents close after `close_after`.
         engine.tick(now + chrono::Duration::hours(2));
-        store.commit(&engine.take_changes()).expect("commit");
+        store.commit(&engine.take_changes().into()).expect("commit");
     }
     let size = std::fs::metadata(dir_path.join("incidentd.redb"))
         .map(|m| m.len() as f64 / 1e6)

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use incidentd::config::Config;
-use incidentd::rules::RuleSet;
-use incidentd::server::{summarize, RulesSource, Server};
+use incidentd::daemon::Server;
+use incidentd::rules;
 
 #[derive(Parser)]
 #[command(
@@ -200,29 +200,22 @@ fn main() -> ExitCode {
         }
         Command::Rules {
             command: RulesCommand::Check { dir },
-        } => {
-            let source = RulesSource::resolve(dir);
-            let result = match &source {
-                RulesSource::Dir(d) => RuleSet::load_dir(d),
-                RulesSource::Builtin => RuleSet::builtin(),
-            };
-            match result {
-                Ok(r) => {
-                    println!("SUCCESS: {}", summarize(&r));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    eprintln!("FAILED: {} error(s)", e.0.len());
-                    ExitCode::from(1)
-                }
+        } => match rules::Source::resolve(dir).load() {
+            Ok(r) => {
+                println!("SUCCESS: {}", r.summary());
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("FAILED: {} error(s)", e.0.len());
+                ExitCode::from(1)
+            }
+        },
         Command::Rules {
             command: RulesCommand::Test { files },
         } => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-            match incidentd::ruletest::run_paths(&files, &mut out, &mut err) {
+            match incidentd::tools::ruletest::run_paths(&files, &mut out, &mut err) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
                 Err(e) => {
@@ -236,7 +229,7 @@ fn main() -> ExitCode {
 }
 
 fn replay(args: ReplayArgs) -> ExitCode {
-    let rules = match RulesSource::resolve(args.rules).load() {
+    let rules = match rules::Source::resolve(args.rules).load() {
         Ok(r) => std::sync::Arc::new(r),
         Err(e) => {
             eprintln!("{e}");
@@ -244,11 +237,11 @@ fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let opts = incidentd::replay::Options {
+    let opts = incidentd::tools::replay::Options {
         tick: args.tick,
         ..Default::default()
     };
-    let report = match incidentd::replay::replay_file(&args.file, rules, &opts) {
+    let report = match incidentd::tools::replay::replay_file(&args.file, rules, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("incidentd: cannot read {}: {e}", args.file.display());
@@ -256,7 +249,7 @@ fn replay(args: ReplayArgs) -> ExitCode {
         }
     };
     let text = match args.format {
-        ReplayFormat::Text => incidentd::replay::render_text(&report),
+        ReplayFormat::Text => incidentd::tools::replay::render_text(&report),
         ReplayFormat::Json => match serde_json::to_string_pretty(&report) {
             Ok(s) => s + "\n",
             Err(e) => {
@@ -358,7 +351,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.rules,
         args.kafka,
     )?;
-    let rules = RulesSource::resolve(config.rules_dir.clone());
+    let rules = rules::Source::resolve(config.rules_dir.clone());
     run_daemon(config, |config, listener, shutdown| async move {
         let server = Server::start(config, rules, listener).await?;
         let reloader = server.reloader();
@@ -387,9 +380,9 @@ fn forward(args: ForwardArgs) -> anyhow::Result<()> {
         args.rules,
         args.kafka,
     )?;
-    let rules = RulesSource::resolve(config.rules_dir.clone());
+    let rules = rules::Source::resolve(config.rules_dir.clone());
     run_daemon(config, |config, listener, shutdown| async move {
-        incidentd::forward::run(config, rules, listener, shutdown).await?;
+        incidentd::daemon::forward::run(config, rules, listener, shutdown).await?;
         Ok(())
     })
 }

@@ -11,9 +11,8 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::alert::Source;
 use crate::engine::Event;
-use crate::rules::{Priority, CATEGORIES};
+use crate::model::{Direction, Priority, Reason, SlaKind, Source, CATEGORIES};
 
 /// All metrics of one daemon.
 pub struct Metrics {
@@ -212,16 +211,16 @@ impl Metrics {
         for o in ["delivered", "failed"] {
             m.kafka_changelog_records.with_label_values(&[o]);
         }
-        for d in ["in", "out"] {
-            m.kafka_handovers.with_label_values(&[d]);
+        for d in Direction::ALL {
+            m.kafka_handovers.with_label_values(&[d.as_str()]);
         }
-        for r in ["silence", "inhibit", "maintenance", "flapping"] {
-            m.alerts_suppressed.with_label_values(&[r]);
+        for r in Reason::ALL {
+            m.alerts_suppressed.with_label_values(&[r.as_str()]);
         }
         for p in Priority::ALL {
             m.incidents_open.with_label_values(&[p.as_str()]).set(0);
-            for k in ["acknowledge", "resolve"] {
-                m.sla_breaches.with_label_values(&[p.as_str(), k]);
+            for k in SlaKind::ALL {
+                m.sla_breaches.with_label_values(&[p.as_str(), k.as_str()]);
             }
             m.acknowledge_duration.with_label_values(&[p.as_str()]);
             for c in CATEGORIES {
@@ -254,15 +253,16 @@ impl Metrics {
                     .observe(*seconds),
                 Event::SlaBreached { priority, kind } => self
                     .sla_breaches
-                    .with_label_values(&[priority.as_str(), kind])
+                    .with_label_values(&[priority.as_str(), kind.as_str()])
                     .inc(),
                 Event::PriorityChanged { to, .. } => self
                     .priority_changes
                     .with_label_values(&[to.as_str()])
                     .inc(),
-                Event::Suppressed { reason } => {
-                    self.alerts_suppressed.with_label_values(&[reason]).inc()
-                }
+                Event::Suppressed { reason } => self
+                    .alerts_suppressed
+                    .with_label_values(&[reason.as_str()])
+                    .inc(),
                 Event::ProblemCandidate => self.problem_candidates.inc(),
                 Event::Escalated { policy, level } => self
                     .escalations

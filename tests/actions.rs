@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use common::{eventually, Daemon};
-use incidentd::server::RulesSource;
+use incidentd::rules::Source as RulesSource;
 use serde_json::{json, Value};
 
 /// What the sink does with each request, in order; the last repeats.

@@ -11,12 +11,13 @@
 //! stdout and stderr go to a log file in the test's temp dir; failure
 //! messages include the tail of every log.
 
-mod procs;
+mod common;
 
-use procs::{free_port, logs, Proc};
+use common::procs::{self, logs, Proc};
+use common::tools::{free_port, http_client as client, require_binary};
 use std::fs::File;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -30,30 +31,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------
-
-/// Finds `name` on PATH, or fails the test saying how to get it.
-fn require_binary(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(name);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "required binary `{name}` was not found on PATH ({}); install the Debian package \
-         `{package}` (scripts/test does this: apt-get install prometheus prometheus-alertmanager)",
-        std::env::var("PATH").unwrap_or_default()
-    );
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("cannot build HTTP client")
-}
 
 /// [`procs::wait_for`] with this file's [`DEADLINE`].
 async fn wait_for<T, F, Fut>(what: &str, procs: &[&Proc], check: F) -> T

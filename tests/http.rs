@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{eventually, shipped_rules, v2_alert, Daemon};
 use incidentd::config::Config;
-use incidentd::server::{RulesSource, Server};
+use incidentd::daemon::Server;
+use incidentd::rules::Source as RulesSource;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,9 +10,10 @@
 //! on drop. Waits poll with a bound and fail with every process's log; no
 //! assertion depends on timing.
 
-mod procs;
+mod common;
 
-use procs::{free_port, logs, Proc, POLL};
+use common::procs::{self, logs, Proc, POLL};
+use common::tools::{free_port, http_client as client, tansu};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::future::Future;
@@ -21,7 +22,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use incidentd::alert::Labels;
+use incidentd::model::Labels;
 use incidentd::rules::RuleSet;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -42,25 +43,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// awaits) only makes the tests wait for each other.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tansu_binary() -> PathBuf {
-    let mut dirs: Vec<PathBuf> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    if let Some(home) = std::env::var_os("CARGO_HOME")
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string()))
-    {
-        dirs.push(Path::new(&home).join("bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("tansu"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the Kafka broker `tansu` is not on PATH; install it with \
-                 `cargo install tansu --features dynostore --locked` (scripts/test does this)"
-            )
-        })
 }
 
 /// Polls `check` until `Ok`, failing after [`DEADLINE`] or when a process dies.
@@ -85,7 +67,7 @@ struct Broker {
 
 impl Broker {
     async fn start(dir: &Path) -> Broker {
-        let tansu = tansu_binary();
+        let tansu = tansu();
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(&tansu);
@@ -456,14 +438,6 @@ impl Incidentd {
             .cloned()
             .ok_or_else(|| format!("not an array: {v}"))
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("HTTP client")
 }
 
 /// A /metrics scrape.

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each benchmark uses a different subset
 
+#[path = "../../tests/common/tools.rs"]
+mod tools;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -44,12 +47,7 @@ pub fn serve(port: u16, data: &Path) -> Command {
     cmd
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use tools::free_port;
 
 /// A `/proc/PID/status` field in kB (`VmHWM` peak, `VmRSS` now), as MB.
 fn status_mb(pid: u32, field: &str) -> f64 {
@@ -71,17 +69,7 @@ pub fn rss_mb(pid: u32) -> f64 {
     status_mb(pid, "VmRSS:")
 }
 
-/// `tansu` on PATH or in cargo's bin directory.
+/// `tansu` on PATH or in cargo's bin directory (the tests' locator).
 pub fn tansu_binary() -> PathBuf {
-    let mut dirs: Vec<PathBuf> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    if let Some(home) = std::env::var_os("CARGO_HOME")
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string()))
-    {
-        dirs.push(Path::new(&home).join("bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("tansu"))
-        .find(|p| p.is_file())
-        .expect("tansu on PATH (cargo install tansu --features dynostore --locked)")
+    tools::tansu()
 }

@@ -1,12 +1,18 @@
 //! Shared harness for integration tests: the real server in-process on an
-//! ephemeral port with a temp data dir, and small HTTP helpers.
+//! ephemeral port with a temp data dir, and small HTTP helpers; child
+//! processes and their logs ([`procs`]); where the real components are
+//! ([`tools`]).
 #![allow(dead_code)]
+
+pub mod procs;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use incidentd::config::Config;
-use incidentd::server::{RulesSource, Server};
+use incidentd::daemon::Server;
+use incidentd::rules::Source as RulesSource;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 

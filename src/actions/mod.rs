@@ -1,0 +1,244 @@
+//! Automated first response: the executor that runs action jobs outside
+//! the ingest path.
+//!
+//! Input: [`Job`]s the engine creates when an incident trigger fires
+//! (`opened`, `priority_changed`, `alert_added`, `acknowledged`,
+//! `escalated`, `sla_breached`, `resolved`, `reopened`, `closed`) and a
+//! matching action exists, handed over after their commit. Output: HTTP
+//! requests ([`webhook`]), processes ([`exec`]) and Kafka records
+//! ([`kafka`]), each attempt's result sent back to the writer so it lands on
+//! the incident timeline and in the store, and `incidentd_actions_total` /
+//! `incidentd_action_duration_seconds`.
+//!
+//! Contract: jobs run on a bounded worker pool fed by a bounded queue, so a
+//! slow or dead target never slows ingestion; failures retry with
+//! exponential backoff and jitter up to `retries`; a job's key (incident,
+//! action, trigger, occurrence) makes the same trigger run once per
+//! incident, also across a restart; pending jobs are stored and resumed at
+//! start. `exec` never goes through a shell: the program gets a fixed
+//! argument list, and incident data only as environment variables and JSON
+//! on stdin; its output is captured up to a limit. Secret header values come
+//! from environment variables and never reach the timeline or the logs.
+
+pub mod exec;
+pub mod kafka;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+use crate::model::{AttemptOutcome, AttemptResult, Job};
+use crate::pipeline::{Dispatch, WeakHandle};
+use crate::rules::actions::ActionKind;
+use crate::rules::RuleSet;
+
+/// Executor settings (from the daemon config).
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    pub workers: usize,
+    pub queue_capacity: usize,
+    pub allow_exec: bool,
+    /// The daemon's `kafka` section: default brokers and client options
+    /// for `kafka` actions.
+    pub kafka: Option<KafkaConfig>,
+}
+
+/// Sends jobs to the executor; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Dispatch for Dispatcher {
+    fn dispatch(&self, job: Job) -> bool {
+        self.tx.try_send(job).is_ok()
+    }
+}
+
+/// The executor's queue: the writer holds the [`Dispatcher`], the executor
+/// the receiving end.
+pub fn channel(capacity: usize) -> (Dispatcher, mpsc::Receiver<Job>) {
+    let (tx, rx) = mpsc::channel::<Job>(capacity.max(1));
+    (Dispatcher { tx }, rx)
+}
+
+/// Starts the executor. Results go back through `results` (a weak handle,
+/// so a running action never keeps the writer from shutting down).
+pub fn spawn_executor(
+    settings: ExecutorSettings,
+    mut rx: mpsc::Receiver<Job>,
+    rules: watch::Receiver<Arc<RuleSet>>,
+    results: WeakHandle,
+    metrics: Arc<Metrics>,
+) {
+    let permits = Arc::new(Semaphore::new(settings.workers.max(1)));
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    let sinks = Sinks {
+        http: client,
+        producers: kafka::Producers::default(),
+        kafka: settings.kafka.clone().map(Arc::new),
+    };
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let permits = permits.clone();
+            let rules = rules.borrow().clone();
+            let results = results.clone();
+            let metrics = metrics.clone();
+            let sinks = sinks.clone();
+            let allow_exec = settings.allow_exec;
+            tokio::spawn(async move {
+                run_job(job, rules, results, metrics, sinks, allow_exec, permits).await;
+            });
+        }
+    });
+}
+
+/// Where actions go: the HTTP client and the Kafka producers.
+#[derive(Clone)]
+struct Sinks {
+    http: reqwest::Client,
+    producers: kafka::Producers,
+    kafka: Option<Arc<KafkaConfig>>,
+}
+
+async fn run_job(
+    job: Job,
+    rules: Arc<RuleSet>,
+    results: WeakHandle,
+    metrics: Arc<Metrics>,
+    sinks: Sinks,
+    allow_exec: bool,
+    permits: Arc<Semaphore>,
+) {
+    let Some(def) = rules.actions.iter().find(|a| a.name == job.action).cloned() else {
+        report(
+            &results,
+            AttemptResult {
+                job_key: job.key.clone(),
+                attempt: job.attempts + 1,
+                outcome: AttemptOutcome::Failure,
+                message: format!(
+                    "action {:?} no longer exists in the rules; not run",
+                    job.action
+                ),
+                retry_in: None,
+                disabled: false,
+            },
+        )
+        .await;
+        return;
+    };
+    let max_attempts = def.retries + 1;
+    let mut attempt = job.attempts + 1;
+    while attempt <= max_attempts {
+        let outcome = {
+            // The permit bounds concurrency; it is released during backoff.
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
+            let started = Instant::now();
+            let (outcome, message) = match &def.kind {
+                ActionKind::Webhook(w) => webhook::send(&sinks.http, &rules, w, &job).await,
+                ActionKind::Kafka(k) => {
+                    kafka::produce(&sinks.producers, sinks.kafka.as_deref(), &rules, k, &job).await
+                }
+                ActionKind::Exec(e) if allow_exec => exec::run(e, &job).await,
+                ActionKind::Exec(_) => (
+                    AttemptOutcome::Failure,
+                    "exec actions are disabled by configuration (actions.allow_exec: false)"
+                        .to_string(),
+                ),
+            };
+            let elapsed = started.elapsed();
+            metrics
+                .action_duration
+                .with_label_values(&[&def.name])
+                .observe(elapsed.as_secs_f64());
+            metrics
+                .actions_total
+                .with_label_values(&[&def.name, outcome.as_str()])
+                .inc();
+            (outcome, format!("{message} ({} ms)", elapsed.as_millis()))
+        };
+        let (outcome, message) = outcome;
+        let disabled = !allow_exec && matches!(def.kind, ActionKind::Exec(_));
+        let give_up = outcome == AttemptOutcome::Success || attempt >= max_attempts || disabled;
+        let retry_in = (!give_up).then(|| backoff(def.backoff, attempt));
+        let delivered = report(
+            &results,
+            AttemptResult {
+                job_key: job.key.clone(),
+                attempt,
+                outcome,
+                message,
+                retry_in,
+                disabled,
+            },
+        )
+        .await;
+        match retry_in {
+            Some(d) if delivered => tokio::time::sleep(d).await,
+            _ => return,
+        }
+        attempt += 1;
+    }
+}
+
+/// An action's body template rendered with the job's payload; a template
+/// that fails is the attempt's failure.
+fn render_body(
+    rules: &RuleSet,
+    template: &str,
+    job: &Job,
+) -> Result<String, (AttemptOutcome, String)> {
+    rules.render(template, &job.payload).map_err(|e| {
+        (
+            AttemptOutcome::Failure,
+            format!("body template failed: {e}"),
+        )
+    })
+}
+
+/// `base * 2^(attempt-1)` plus up to 25% jitter, capped at 10 minutes.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = exp.mul_f64(f64::from(nanos % 1000) / 4000.0);
+    (exp + jitter).min(Duration::from_secs(600))
+}
+
+async fn report(results: &WeakHandle, r: AttemptResult) -> bool {
+    match results.upgrade() {
+        Some(h) => h.action_result(r).await.is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Duration::from_millis(100);
+        let a1 = backoff(b, 1);
+        let a3 = backoff(b, 3);
+        assert!(a1 >= b && a1 <= b.mul_f64(1.25));
+        assert!(a3 >= b * 4 && a3 <= (b * 4).mul_f64(1.25));
+        assert_eq!(
+            backoff(Duration::from_secs(100), 30),
+            Duration::from_secs(600)
+        );
+    }
+}

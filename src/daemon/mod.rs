@@ -1,0 +1,246 @@
+//! Daemon lifecycle, the library half of the wiring: config → open store →
+//! load rules → restore state → spawn the writer, the action executor and
+//! the Kafka source → serve HTTP → on shutdown stop intake, drain, exit.
+//! (`main.rs` parses the command line and calls this; [`forward`] is the
+//! `forward` command's daemon.)
+//!
+//! Input: a [`Config`], where rules come from, a bound listener and a
+//! shutdown future. Output: runs until the future completes, then returns
+//! after every accepted request has been answered and the writer has
+//! committed and stopped (or the shutdown deadline passed). `/-/ready` is
+//! true only between "state restored" and "shutdown began".
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+
+use crate::actions;
+use crate::config::Config;
+use crate::engine::{Engine, Settings};
+use crate::http::{self, AppState};
+use crate::kafka::changelog::{Changelog, ChangelogWriter};
+use crate::kafka::{self, KafkaSource};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Reloader, Writer};
+use crate::rules::{self, RulesError};
+use crate::store::{Store, StoreError};
+
+pub mod forward;
+
+/// Startup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid rules:\n{0}")]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A daemon that has restored its state and is ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    writer: std::thread::JoinHandle<()>,
+    config: Config,
+    kafka: Option<KafkaSource>,
+}
+
+impl Server {
+    /// Opens the store, compiles the rules, restores state, starts the writer.
+    pub async fn start(
+        config: Config,
+        rules: rules::Source,
+        listener: TcpListener,
+    ) -> Result<Server, ServerError> {
+        config.validate()?;
+        let opening = std::time::Instant::now();
+        let store = Store::open_with_cache(&config.data_dir, config.pipeline.store_cache_mb)?;
+        tracing::info!(
+            db = %store.path().display(),
+            seconds = opening.elapsed().as_secs_f64(),
+            "store opened"
+        );
+        let ruleset = Arc::new(rules.load()?);
+        tracing::info!(rules = %ruleset.summary(), "rules loaded");
+        let now = Utc::now();
+        let loading = std::time::Instant::now();
+        let snap = {
+            let store = store.clone();
+            let window = config.incidents.metrics_window;
+            tokio::task::spawn_blocking(move || store.load(now, window))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??
+        };
+        tracing::info!(
+            live_incidents = snap.live.len(),
+            stored_incidents = snap.incidents_total,
+            db = %store.path().display(),
+            seconds = loading.elapsed().as_secs_f64(),
+            "state restored"
+        );
+        let settings = Settings {
+            close_after: config.incidents.close_after,
+            id_slot: config.kafka.as_ref().and_then(|k| k.instance),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let mut snap = snap;
+        let (changelog, changelog_writer) = match &config.kafka {
+            Some(k) if k.changelog => {
+                let log = Arc::new(Changelog::new(k, metrics.clone())?);
+                let mut w = ChangelogWriter::new(log.clone(), k.changelog_interval, store.homes()?);
+                let parked = w.park_all();
+                if !parked.is_empty() {
+                    tracing::info!(
+                        incidents = parked.len(),
+                        "incidents of Kafka partitions parked until their partition is assigned here"
+                    );
+                }
+                snap.live.retain(|l| !parked.contains(&l.incident.id));
+                store.park(parked);
+                (
+                    Some(log),
+                    Some(Box::new(w) as Box<dyn pipeline::Replication>),
+                )
+            }
+            _ => (None, None),
+        };
+        let indexing = std::time::Instant::now();
+        let mut engine = Engine::restore(ruleset, settings.clone(), snap.live, snap.restored);
+        tracing::info!(
+            seconds = indexing.elapsed().as_secs_f64(),
+            "live state indexed"
+        );
+        let external = config.external_url.clone().unwrap_or_else(|| {
+            format!(
+                "http://{}",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )
+        });
+        engine.set_external_url(&external);
+        let (rules_tx, rules_rx) = tokio::sync::watch::channel(engine.rules().clone());
+        let (dispatcher, jobs_rx) = actions::channel(config.actions.queue_capacity);
+        let (handle, writer) = pipeline::spawn(Writer {
+            dispatcher: Some(Box::new(dispatcher)),
+            rules_tx: Some(rules_tx),
+            engine,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            settings: config.pipeline.clone(),
+            engine_settings: settings,
+            metrics_window: config.incidents.metrics_window,
+            replication: changelog_writer,
+        })?;
+        actions::spawn_executor(
+            actions::ExecutorSettings {
+                workers: config.actions.workers,
+                queue_capacity: config.actions.queue_capacity,
+                allow_exec: config.actions.allow_exec,
+                kafka: config.kafka.clone(),
+            },
+            jobs_rx,
+            rules_rx,
+            handle.downgrade(),
+            metrics.clone(),
+        );
+        let limits = Arc::new(config.limits.clone());
+        let kafka = match &config.kafka {
+            Some(k) => Some(KafkaSource::new(
+                k,
+                limits.clone(),
+                handle.clone(),
+                metrics.clone(),
+                store.kafka_positions()?,
+                changelog,
+            )?),
+            None => None,
+        };
+        let state = AppState {
+            reloader: Reloader::new(rules, handle.downgrade()),
+            handle,
+            store,
+            metrics,
+            limits,
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Server {
+            listener,
+            state,
+            writer,
+            config,
+            kafka,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Reloads rules (for SIGHUP).
+    pub fn reloader(&self) -> Reloader {
+        self.state.reloader.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains and stops the writer.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            state,
+            writer,
+            config,
+            kafka,
+        } = self;
+        let ready = state.ready.clone();
+        let app = http::router(state);
+        let (stop_kafka, kafka_stopped) = tokio::sync::watch::channel(false);
+        let kafka = kafka.map(|k| tokio::spawn(k.run(kafka_stopped)));
+        ready.store(true, Ordering::Release);
+        tracing::info!(listen = %listener.local_addr()?, "serving");
+        let ready_off = ready.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                ready_off.store(false, Ordering::Release);
+                let _ = stop_kafka.send(true);
+                tracing::info!("shutting down: intake stopped, draining");
+            })
+            .await?;
+        let deadline = config.shutdown_timeout;
+        if let Some(task) = kafka {
+            // It finishes its batch and commits; its Handle then goes too.
+            if tokio::time::timeout(deadline, task).await.is_err() {
+                tracing::warn!(
+                    ?deadline,
+                    "kafka source did not stop before the shutdown deadline"
+                );
+            }
+        }
+        // The router (and with it every Handle) is gone: the writer drains and exits.
+        let joined =
+            tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || writer.join()))
+                .await;
+        match joined {
+            Ok(_) => tracing::info!("writer stopped; all acknowledged work is committed"),
+            Err(_) => tracing::warn!(
+                ?deadline,
+                "writer did not stop before the shutdown deadline"
+            ),
+        }
+        Ok(())
+    }
+}

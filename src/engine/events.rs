@@ -1,0 +1,43 @@
+//! What metrics count: the engine says what happened, and the pipeline
+//! counts it once the change that holds it is durable.
+
+use crate::model::{Priority, Reason, SlaKind};
+
+/// Something metrics count; produced by the engine, consumed after commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Deduplicated,
+    Created {
+        priority: Priority,
+        category: String,
+    },
+    Acknowledged {
+        priority: Priority,
+        seconds: f64,
+    },
+    Resolved {
+        priority: Priority,
+        category: String,
+        seconds: f64,
+    },
+    SlaBreached {
+        priority: Priority,
+        kind: SlaKind,
+    },
+    PriorityChanged {
+        from: Priority,
+        to: Priority,
+    },
+    Reopened,
+    Closed,
+    /// An alert kept out of incidents (silence, inhibit, maintenance), or a
+    /// state change of a flapping alert that did not resolve or reopen.
+    Suppressed {
+        reason: Reason,
+    },
+    ProblemCandidate,
+    Escalated {
+        policy: String,
+        level: u32,
+    },
+}

@@ -1,0 +1,201 @@
+//! The silence API (create, list, show, expire) in incidentd's own shape
+//! and Alertmanager's (matchers as text or as objects, camelCase times),
+//! and the alerts currently kept out of incidents.
+//!
+//! Contract: a silence needs matchers, a reason (`comment`) and an author
+//! (`createdBy`), and an end in the future (`endsAt` or `duration`); one
+//! that would mute every alert is refused with 400.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{error, json_body, read, unavailable, AppState};
+use crate::model::json::to_value;
+use crate::model::Silence;
+use crate::pipeline::{SilenceError, SilenceOp};
+
+/// A matcher as text (`name="value"`) or as Alertmanager's API object.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MatcherSpec {
+    Text(String),
+    Object {
+        name: String,
+        value: String,
+        #[serde(rename = "isRegex", alias = "is_regex", default)]
+        is_regex: bool,
+        #[serde(rename = "isEqual", alias = "is_equal", default = "yes")]
+        is_equal: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MatcherSpec {
+    fn text(&self) -> String {
+        match self {
+            MatcherSpec::Text(t) => t.clone(),
+            MatcherSpec::Object {
+                name,
+                value,
+                is_regex,
+                is_equal,
+            } => {
+                let op = match (is_regex, is_equal) {
+                    (false, true) => "=",
+                    (false, false) => "!=",
+                    (true, true) => "=~",
+                    (true, false) => "!~",
+                };
+                format!("{name}{op}{value:?}")
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    matchers: Vec<MatcherSpec>,
+    #[serde(default, rename = "startsAt", alias = "starts_at")]
+    starts_at: Option<chrono::DateTime<Utc>>,
+    #[serde(default, rename = "endsAt", alias = "ends_at")]
+    ends_at: Option<chrono::DateTime<Utc>>,
+    /// Alternative to `endsAt`: a humantime duration such as `2h`.
+    #[serde(default)]
+    duration: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default, rename = "createdBy", alias = "created_by")]
+    created_by: Option<String>,
+    /// Alertmanager clients send an id when updating; a new silence is made.
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Option<String>,
+}
+
+fn silence_json(s: &Silence, now: chrono::DateTime<Utc>) -> serde_json::Value {
+    let mut v = to_value(s);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("state".into(), json!(s.state(now)));
+    }
+    v
+}
+
+pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => return error(rej.status(), rej.body_text()),
+    };
+    let req: NewSilence = match json_body(&body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let now = Utc::now();
+    let starts_at = req.starts_at.unwrap_or(now).max(now);
+    let ends_at = match (req.ends_at, req.duration.as_deref()) {
+        (Some(e), None) => e,
+        (None, Some(d)) => match humantime::parse_duration(d) {
+            Ok(d) => starts_at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("duration: {e}")),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of endsAt or duration",
+            )
+        }
+    };
+    // Both are required and must say something.
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+    };
+    let Some(created_by) = text(&req.created_by) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "createdBy: say who creates the silence",
+        );
+    };
+    let Some(comment) = text(&req.comment) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "comment: say why (a change ticket, a reason)",
+        );
+    };
+    let silence = Silence {
+        id: String::new(),
+        matchers: req.matchers.iter().map(MatcherSpec::text).collect(),
+        starts_at,
+        ends_at,
+        comment,
+        created_by,
+        created_at: now,
+        compiled: Vec::new(),
+    };
+    match s.handle.silence(SilenceOp::Create(Box::new(silence))).await {
+        Ok(sil) => (
+            StatusCode::OK,
+            Json(json!({"silenceID": sil.id, "silence": silence_json(&sil, now)})),
+        )
+            .into_response(),
+        Err(SilenceError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(SilenceError::NotFound(id)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        Err(SilenceError::Pipeline(e)) => unavailable(&e),
+    }
+}
+
+pub async fn expire(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.handle.silence(SilenceOp::Expire(id)).await {
+        Ok(sil) => Json(silence_json(&sil, Utc::now())).into_response(),
+        Err(SilenceError::NotFound(id)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        Err(SilenceError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
+        Err(SilenceError::Pipeline(e)) => unavailable(&e),
+    }
+}
+
+pub async fn list(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    match read(move || store.silences()).await {
+        Ok(list) => {
+            let now = Utc::now();
+            Json(
+                list.iter()
+                    .map(|x| silence_json(x, now))
+                    .collect::<Vec<_>>(),
+            )
+            .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let store = s.store.clone();
+    match read(move || store.silences()).await {
+        Ok(list) => match list.iter().find(|x| x.id == id) {
+            Some(x) => Json(silence_json(x, Utc::now())).into_response(),
+            None => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        },
+        Err(r) => r,
+    }
+}
+
+pub async fn suppressed(State(s): State<AppState>) -> Response {
+    let store = s.store.clone();
+    match read(move || store.suppressed()).await {
+        Ok(list) => Json(list).into_response(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,31 @@
+//! Plain domain types: what an alert, an incident, a silence and an action
+//! job are, with no I/O and no dependency on any other incidentd module.
+//!
+//! Everything above the model (rules, engine, store, pipeline, adapters)
+//! speaks in these types. Their serialized forms are the API's and the
+//! store's: field names, enum names and (for postcard rows) variant order
+//! are part of those formats and change only by appending.
+
+pub mod alert;
+pub mod fingerprint;
+pub mod incident;
+pub mod job;
+pub mod json;
+pub mod labels;
+pub mod matcher;
+pub mod ownership;
+pub mod priority;
+pub mod suppression;
+pub mod timeline;
+
+pub use alert::{Alert, AlertStatus, Source, TrackedAlert};
+pub use incident::{
+    AlertRecord, AlertSeen, Incident, IncidentKey, Op, OpRequest, Sla, Status, TransitionError,
+    ID_SLOTS, SYSTEM,
+};
+pub use job::{AttemptOutcome, AttemptResult, Job, JobState, Trigger};
+pub use labels::Labels;
+pub use ownership::{Direction, Home, KafkaPosition};
+pub use priority::{Level, Priority, CATEGORIES};
+pub use suppression::{Reason, Silence, SilenceState, SuppressedAlert, Suppression};
+pub use timeline::{SlaKind, TimelineEntry, TimelineKind};

@@ -1,0 +1,340 @@
+//! Suppression rules: inhibition and maintenance windows, and the check
+//! that decides whether a firing alert opens an incident or is kept out.
+//!
+//! Input: an alert's labels, the clock, the silences created over the API,
+//! the maintenance windows and inhibit rules from the rule files, and the
+//! set of firing alerts that can inhibit others ([`InhibitIndex`]). Output:
+//! `Some(Suppression)` naming the reason and what caused it, or `None`.
+//! Order of checks: maintenance, silence, inhibition (the first that
+//! applies is reported). Semantics follow Alertmanager: matchers anchored,
+//! a missing label is "", inhibition needs equal values of the `equal`
+//! labels (missing on both sides counts as equal), and an alert that
+//! matches both the source and the target side of a rule is not inhibited
+//! by another such alert.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, NaiveTime, TimeZone, Utc, Weekday};
+
+use crate::model::fingerprint;
+use crate::model::matcher::{self, Matcher};
+use crate::model::{Labels, Reason, Silence, Suppression};
+
+/// A compiled `inhibit` rule.
+#[derive(Debug, Clone)]
+pub struct InhibitRule {
+    pub name: String,
+    pub source: Vec<Matcher>,
+    pub target: Vec<Matcher>,
+    pub equal: Vec<String>,
+}
+
+impl InhibitRule {
+    /// The values of the `equal` labels, joined; missing labels count as "".
+    pub fn equal_key(&self, labels: &Labels) -> String {
+        let mut key = String::new();
+        for l in &self.equal {
+            key.push_str(labels.get(l).unwrap_or(""));
+            key.push('\u{ff}');
+        }
+        key
+    }
+}
+
+/// When a maintenance window is open.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Once {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    Weekly {
+        tz: chrono_tz::Tz,
+        slots: Vec<WeeklySlot>,
+    },
+}
+
+/// A weekly slot in local time; `end <= start` means it runs past midnight.
+#[derive(Debug, Clone)]
+pub struct WeeklySlot {
+    pub days: Vec<Weekday>,
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+/// A compiled `maintenance` window (change management).
+#[derive(Debug, Clone)]
+pub struct MaintenanceWindow {
+    pub name: String,
+    pub matchers: Vec<Matcher>,
+    pub schedule: Schedule,
+}
+
+impl MaintenanceWindow {
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        match &self.schedule {
+            Schedule::Once { start, end } => *start <= now && now < *end,
+            Schedule::Weekly { tz, slots } => {
+                let local = tz.from_utc_datetime(&now.naive_utc());
+                let (day, time) = (local.weekday(), local.time());
+                slots.iter().any(|s| {
+                    if s.start < s.end {
+                        s.days.contains(&day) && s.start <= time && time < s.end
+                    } else {
+                        (s.days.contains(&day) && time >= s.start)
+                            || (s.days.contains(&day.pred()) && time < s.end)
+                    }
+                })
+            }
+        }
+    }
+
+    pub fn covers(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
+        self.active(now) && matcher::all_match(&self.matchers, labels)
+    }
+}
+
+/// Firing alerts that can inhibit others, indexed per rule and `equal` key.
+/// Per key: sources that do not match the rule's target side, and sources
+/// that match both sides (which only inhibit alerts that are pure targets).
+#[derive(Debug, Default, Clone)]
+pub struct InhibitIndex {
+    sources: HashMap<(usize, String), (HashSet<u64>, HashSet<u64>)>,
+    of_alert: HashMap<u64, Vec<(usize, String)>>,
+}
+
+impl InhibitIndex {
+    /// Registers a firing alert as a potential source.
+    pub fn add(&mut self, rules: &[InhibitRule], fp: u64, labels: &Labels) {
+        if self.of_alert.contains_key(&fp) {
+            return;
+        }
+        let mut keys = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if matcher::all_match(&r.source, labels) {
+                let key = (i, r.equal_key(labels));
+                let both = matcher::all_match(&r.target, labels);
+                let entry = self.sources.entry(key.clone()).or_default();
+                if both {
+                    entry.1.insert(fp);
+                } else {
+                    entry.0.insert(fp);
+                }
+                keys.push(key);
+            }
+        }
+        if !keys.is_empty() {
+            self.of_alert.insert(fp, keys);
+        }
+    }
+
+    /// Removes an alert that stopped firing; true if it was a source.
+    pub fn remove(&mut self, fp: u64) -> bool {
+        let Some(keys) = self.of_alert.remove(&fp) else {
+            return false;
+        };
+        for key in keys {
+            if let Some(e) = self.sources.get_mut(&key) {
+                e.0.remove(&fp);
+                e.1.remove(&fp);
+                if e.0.is_empty() && e.1.is_empty() {
+                    self.sources.remove(&key);
+                }
+            }
+        }
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.sources.clear();
+        self.of_alert.clear();
+    }
+
+    /// The first rule that inhibits an alert, with the inhibiting alert.
+    pub fn inhibitor(
+        &self,
+        rules: &[InhibitRule],
+        fp: u64,
+        labels: &Labels,
+    ) -> Option<(usize, u64)> {
+        for (i, r) in rules.iter().enumerate() {
+            if !matcher::all_match(&r.target, labels) {
+                continue;
+            }
+            let Some((pure, both)) = self.sources.get(&(i, r.equal_key(labels))) else {
+                continue;
+            };
+            let two_sided = matcher::all_match(&r.source, labels);
+            let found = pure.iter().find(|s| **s != fp).or_else(|| {
+                if two_sided {
+                    None
+                } else {
+                    both.iter().find(|s| **s != fp)
+                }
+            });
+            if let Some(src) = found {
+                return Some((i, *src));
+            }
+        }
+        None
+    }
+}
+
+/// Checks maintenance windows, then silences, then inhibition.
+pub fn check(
+    maintenance: &[MaintenanceWindow],
+    silences: &BTreeMap<String, Silence>,
+    inhibit_rules: &[InhibitRule],
+    index: &InhibitIndex,
+    fp: u64,
+    labels: &Labels,
+    now: DateTime<Utc>,
+) -> Option<Suppression> {
+    if let Some(w) = maintenance.iter().find(|w| w.covers(labels, now)) {
+        return Some(Suppression {
+            reason: Reason::Maintenance,
+            by: w.name.clone(),
+            inhibited_by: None,
+        });
+    }
+    if let Some(s) = silences.values().find(|s| s.mutes(labels, now)) {
+        return Some(Suppression {
+            reason: Reason::Silence,
+            by: s.id.clone(),
+            inhibited_by: None,
+        });
+    }
+    index
+        .inhibitor(inhibit_rules, fp, labels)
+        .map(|(i, src)| Suppression {
+            reason: Reason::Inhibit,
+            by: inhibit_rules[i].name.clone(),
+            inhibited_by: Some(fingerprint::to_hex(src)),
+        })
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fingerprint::fingerprint;
+    use crate::model::labels::labels;
+    use crate::model::matcher;
+
+    fn rule(src: &str, tgt: &str, equal: &[&str]) -> InhibitRule {
+        InhibitRule {
+            name: "r".into(),
+            source: matcher::parse(src).expect("valid"),
+            target: matcher::parse(tgt).expect("valid"),
+            equal: equal.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn inhibition_needs_equal_labels() {
+        let rules = vec![rule(
+            r#"severity="critical""#,
+            r#"severity="warning""#,
+            &["cluster"],
+        )];
+        let mut idx = InhibitIndex::default();
+        let src = labels(&[
+            ("alertname", "Down"),
+            ("severity", "critical"),
+            ("cluster", "eu"),
+        ]);
+        idx.add(&rules, fingerprint(&src), &src);
+        let same = labels(&[
+            ("alertname", "Slow"),
+            ("severity", "warning"),
+            ("cluster", "eu"),
+        ]);
+        let other = labels(&[
+            ("alertname", "Slow"),
+            ("severity", "warning"),
+            ("cluster", "us"),
+        ]);
+        assert_eq!(
+            idx.inhibitor(&rules, fingerprint(&same), &same),
+            Some((0, fingerprint(&src)))
+        );
+        assert_eq!(idx.inhibitor(&rules, fingerprint(&other), &other), None);
+        assert!(idx.remove(fingerprint(&src)));
+        assert_eq!(idx.inhibitor(&rules, fingerprint(&same), &same), None);
+    }
+
+    #[test]
+    fn missing_equal_labels_on_both_sides_count_as_equal() {
+        let rules = vec![rule(
+            r#"severity="critical""#,
+            r#"severity="warning""#,
+            &["zone"],
+        )];
+        let mut idx = InhibitIndex::default();
+        let src = labels(&[("alertname", "A"), ("severity", "critical")]);
+        idx.add(&rules, 1, &src);
+        let tgt = labels(&[("alertname", "B"), ("severity", "warning")]);
+        assert!(idx.inhibitor(&rules, 2, &tgt).is_some());
+    }
+
+    #[test]
+    fn an_alert_matching_both_sides_is_not_inhibited_by_another_such_alert() {
+        // Source and target both match alertname=~"X.*".
+        let rules = vec![rule(r#"alertname=~"X.*""#, r#"alertname=~"X.*""#, &[])];
+        let mut idx = InhibitIndex::default();
+        let a = labels(&[("alertname", "X1")]);
+        let b = labels(&[("alertname", "X2")]);
+        idx.add(&rules, 1, &a);
+        idx.add(&rules, 2, &b);
+        assert_eq!(idx.inhibitor(&rules, 1, &a), None);
+        assert_eq!(idx.inhibitor(&rules, 2, &b), None);
+        // A pure target is inhibited by a two-sided source.
+        let rules2 = vec![rule(r#"alertname=~"X.*""#, r#"team="db""#, &[])];
+        let mut idx2 = InhibitIndex::default();
+        idx2.add(&rules2, 1, &labels(&[("alertname", "X1"), ("team", "db")]));
+        assert_eq!(
+            idx2.inhibitor(&rules2, 3, &labels(&[("alertname", "Y"), ("team", "db")])),
+            Some((0, 1))
+        );
+    }
+
+    #[test]
+    fn an_alert_does_not_inhibit_itself() {
+        let rules = vec![rule(r#"a="1""#, r#"b="2""#, &[])];
+        let mut idx = InhibitIndex::default();
+        let l = labels(&[("a", "1"), ("b", "2")]);
+        idx.add(&rules, 7, &l);
+        assert_eq!(idx.inhibitor(&rules, 7, &l), None);
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("valid time")
+    }
+
+    #[test]
+    fn weekly_windows_in_a_time_zone_including_past_midnight() {
+        let w = MaintenanceWindow {
+            name: "patching".into(),
+            matchers: matcher::parse(r#"env="staging""#).expect("valid"),
+            schedule: Schedule::Weekly {
+                tz: chrono_tz::Europe::Berlin,
+                slots: vec![WeeklySlot {
+                    days: vec![Weekday::Sat],
+                    start: NaiveTime::from_hms_opt(23, 0, 0).expect("valid"),
+                    end: NaiveTime::from_hms_opt(2, 0, 0).expect("valid"),
+                }],
+            },
+        };
+        // 2026-11-28 is a Saturday; Berlin is UTC+1 in November.
+        assert!(!w.active(at("2026-11-28T21:59:00Z")));
+        assert!(w.active(at("2026-11-28T22:00:00Z")));
+        assert!(
+            w.active(at("2026-11-29T00:59:00Z")),
+            "Sunday 01:59 local is still inside"
+        );
+        assert!(!w.active(at("2026-11-29T01:00:00Z")));
+        let staging = labels(&[("env", "staging")]);
+        assert!(w.covers(&staging, at("2026-11-28T23:00:00Z")));
+        assert!(!w.covers(&labels(&[("env", "prod")]), at("2026-11-28T23:00:00Z")));
+    }
+}

@@ -1,0 +1,336 @@
+//! Reads: the live snapshot a restart starts from, and the views the API
+//! reads concurrently with the writer (MVCC).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::error::StoreError;
+use super::row::read_json;
+use super::schema::*;
+use super::seen::{Hot, Want, ALL};
+use super::Store;
+use crate::engine::{HistoryEntry, Live, Restored};
+use crate::model::{
+    AlertRecord, Home, Incident, IncidentKey, Job, JobState, KafkaPosition, Priority, Silence,
+    Status, SuppressedAlert, TimelineEntry,
+};
+
+/// How far back past incidents are loaded for similarity and recurrence.
+const HISTORY_DAYS: i64 = 30;
+/// Most past incidents loaded for similarity and recurrence.
+const HISTORY_MAX: usize = 100_000;
+
+/// What the engine starts from.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub live: Vec<Live>,
+    pub restored: Restored,
+    pub incidents_total: u64,
+}
+
+/// An incident with its alerts and timeline.
+pub type FullIncident = (Incident, Vec<AlertRecord>, Vec<TimelineEntry>);
+
+/// Filters for listing incidents.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub category: Option<String>,
+    pub limit: usize,
+}
+
+impl Store {
+    /// Loads what the engine needs to resume: live incidents with alerts,
+    /// the newest id, and MTTA/MTTR samples inside `window` before `now`.
+    pub fn load(&self, now: DateTime<Utc>, window: Duration) -> Result<Snapshot, StoreError> {
+        let tx = self.db.begin_read()?;
+        let incidents = tx.open_table(INCIDENTS)?;
+        let alerts = tx.open_table(ALERTS)?;
+        let hot = Hot::open(&tx, ALL)?;
+        let open = tx.open_table(OPEN)?;
+        let mut snap = Snapshot {
+            incidents_total: incidents.len()?,
+            ..Snapshot::default()
+        };
+        snap.restored.last_key = incidents.last()?.map(|(k, _)| IncidentKey(k.value()));
+        for row in tx.open_table(SUPPRESSED)?.iter()? {
+            snap.restored
+                .suppressed
+                .push(read_json("suppressed_alerts", row?.1.value())?);
+        }
+        let forget_before = now - chrono::Duration::days(7);
+        for row in tx.open_table(SILENCES)?.iter()? {
+            let s: Silence = read_json("silences", row?.1.value())?;
+            if s.ends_at >= forget_before {
+                snap.restored.silences.push(s);
+            }
+        }
+        // Decoding the live incidents and their alerts is most of a
+        // restart: spread it over the cores, each thread a run of keys.
+        let open_keys = open
+            .iter()?
+            .map(|row| row.map(|(k, _)| k.value()))
+            .collect::<Result<Vec<u64>, _>>()?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(open_keys.len().div_ceil(1000).max(1));
+        let run = open_keys.len().div_ceil(threads).max(1);
+        let load_run = |keys: &[u64]| -> Result<Vec<Live>, StoreError> {
+            let mut out = Vec::with_capacity(keys.len());
+            for &key in keys {
+                let Some(v) = incidents.get(key)? else {
+                    continue;
+                };
+                let mut incident: Incident = read_json("incidents", v.value())?;
+                hot.incident(&mut incident)?;
+                let alerts = hot.alerts(&alerts, key)?;
+                out.push(Live {
+                    incident,
+                    alerts: alerts
+                        .into_iter()
+                        .map(|a| (a.alert.fingerprint, a))
+                        .collect(),
+                });
+            }
+            Ok(out)
+        };
+        std::thread::scope(|s| {
+            let runs: Vec<_> = open_keys
+                .chunks(run)
+                .map(|keys| s.spawn(|| load_run(keys)))
+                .collect();
+            for r in runs {
+                let live = r.join().map_err(|_| StoreError::RestorePanicked)??;
+                snap.live.extend(live);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        // The scan below reads every recent incident; the live ones are
+        // decoded already.
+        let live_at: HashMap<u64, usize> = snap
+            .live
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.incident.id.0, i))
+            .collect();
+        let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        // Incidents created before the window can still have been acknowledged
+        // or resolved inside it; scan newest first and stop well before.
+        let horizon = start - chrono::Duration::days(90);
+        let history_from = now - chrono::Duration::days(HISTORY_DAYS);
+        for row in incidents.iter()?.rev() {
+            let (k, v) = row?;
+            let decoded;
+            let inc: &Incident = match live_at.get(&k.value()) {
+                Some(&i) => &snap.live[i].incident,
+                None => {
+                    decoded = read_json::<Incident>("incidents", v.value())?;
+                    &decoded
+                }
+            };
+            if inc.created_at < horizon && inc.created_at < history_from {
+                break;
+            }
+            if inc.acknowledged_at.is_some_and(|t| t >= start)
+                || inc.resolved_at.is_some_and(|t| t >= start)
+            {
+                snap.restored.rolling.observe(inc);
+            }
+            if inc.created_at >= history_from && snap.restored.history.len() < HISTORY_MAX {
+                snap.restored.history.push(HistoryEntry {
+                    key: inc.id,
+                    group_key: inc.group_key.clone(),
+                    rule: inc.rule.clone(),
+                    labels: inc.labels.clone(),
+                    created_at: inc.created_at,
+                });
+            }
+        }
+        snap.restored.history.reverse();
+        let live: HashSet<IncidentKey> = snap.live.iter().map(|l| l.incident.id).collect();
+        for row in tx.open_table(ACTION_JOBS)?.iter()? {
+            let job: Job = read_json("action_jobs", row?.1.value())?;
+            if live.contains(&job.incident) || job.state == JobState::Pending {
+                snap.restored.jobs.push(job);
+            }
+        }
+        Ok(snap)
+    }
+
+    /// One incident as stored.
+    pub fn incident(&self, key: IncidentKey) -> Result<Option<Incident>, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(read_incident(&tx, key, false)?.map(|(inc, _)| inc))
+    }
+
+    /// An incident with its alerts and timeline.
+    pub fn incident_full(&self, key: IncidentKey) -> Result<Option<FullIncident>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let Some((inc, hot)) = read_incident(&tx, key, true)? else {
+            return Ok(None);
+        };
+        let alerts = hot.alerts(&tx.open_table(ALERTS)?, key.0)?;
+        let tl_t = tx.open_table(TIMELINE)?;
+        let mut timeline = Vec::new();
+        for row in tl_t.range((key.0, 0)..=(key.0, u32::MAX))? {
+            timeline.push(read_json("timeline", row?.1.value())?);
+        }
+        Ok(Some((inc, alerts, timeline)))
+    }
+
+    /// A closed incident brought back into memory (for reopen, notes).
+    pub fn load_live(&self, key: IncidentKey) -> Result<Option<Live>, StoreError> {
+        Ok(self.incident_full(key)?.map(|(incident, alerts, _)| Live {
+            incident,
+            alerts: alerts
+                .into_iter()
+                .map(|a| (a.alert.fingerprint, a))
+                .collect(),
+        }))
+    }
+
+    /// The partition of every live incident that has one.
+    pub fn homes(&self) -> Result<Vec<(IncidentKey, Home)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let open = tx.open_table(OPEN)?;
+        let mut out = Vec::new();
+        for row in tx.open_table(HOMES)?.iter()? {
+            let (k, v) = row?;
+            if open.get(k.value())?.is_some() {
+                let (topic, partition) = v.value();
+                out.push((
+                    IncidentKey(k.value()),
+                    Home {
+                        topic: topic.to_string(),
+                        partition,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last stored Kafka offset of every partition this store has seen.
+    pub fn kafka_positions(&self) -> Result<Vec<KafkaPosition>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(KAFKA_POSITIONS)?.iter()? {
+            let (k, v) = row?;
+            let (topic, partition) = k.value();
+            out.push(KafkaPosition {
+                topic: topic.to_string(),
+                partition,
+                offset: v.value(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every stored silence (active, pending and expired).
+    pub fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.read_all(SILENCES, "silences")
+    }
+
+    /// Alerts currently kept out of incidents.
+    pub fn suppressed(&self) -> Result<Vec<SuppressedAlert>, StoreError> {
+        self.read_all(SUPPRESSED, "suppressed_alerts")
+    }
+
+    /// Incidents newest first, filtered; parked ones are left out.
+    pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
+        let parked = self.parked.read().clone();
+        let tx = self.db.begin_read()?;
+        let incidents = tx.open_table(INCIDENTS)?;
+        let hot = Hot::open(
+            &tx,
+            Want {
+                incident: None,
+                alerts: false,
+            },
+        )?;
+        let mut out = Vec::new();
+        let keep = |inc: &Incident| {
+            f.priority.is_none_or(|p| inc.priority == p)
+                && f.category.as_deref().is_none_or(|c| inc.category == c)
+                && f.status.is_none_or(|s| inc.status == s)
+        };
+        if let Some(status) = f.status {
+            let by_status = tx.open_table(BY_STATUS)?;
+            let range = (status.as_str(), 0u64)..=(status.as_str(), u64::MAX);
+            for row in by_status.range(range)?.rev() {
+                let (k, _) = row?;
+                let key = k.value().1;
+                if parked.contains(&key) {
+                    continue;
+                }
+                if let Some(v) = incidents.get(key)? {
+                    let mut inc: Incident = read_json("incidents", v.value())?;
+                    if keep(&inc) {
+                        hot.incident(&mut inc)?;
+                        out.push(inc);
+                        if out.len() >= f.limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        } else {
+            for row in incidents.iter()?.rev() {
+                let (k, v) = row?;
+                if parked.contains(&k.value()) {
+                    continue;
+                }
+                let mut inc: Incident = read_json("incidents", v.value())?;
+                if keep(&inc) {
+                    hot.incident(&mut inc)?;
+                    out.push(inc);
+                    if out.len() >= f.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every row of a JSON table.
+    fn read_all<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<'static, K, &'static [u8]>,
+        name: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(table)?.iter()? {
+            out.push(read_json(name, row?.1.value())?);
+        }
+        Ok(out)
+    }
+}
+
+/// An incident's row with its repeat rows laid over it, and those repeat
+/// rows (with its alerts' too when `alerts`).
+fn read_incident(
+    tx: &redb::ReadTransaction,
+    key: IncidentKey,
+    alerts: bool,
+) -> Result<Option<(Incident, Hot)>, StoreError> {
+    let t = tx.open_table(INCIDENTS)?;
+    let Some(v) = t.get(key.0)? else {
+        return Ok(None);
+    };
+    let mut inc: Incident = read_json("incidents", v.value())?;
+    let hot = Hot::open(
+        tx,
+        Want {
+            incident: Some(key.0),
+            alerts,
+        },
+    )?;
+    hot.incident(&mut inc)?;
+    Ok(Some((inc, hot)))
+}
