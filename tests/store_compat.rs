@@ -1,0 +1,93 @@
+//! A database written by an earlier release opens unchanged: the fixture
+//! in `tests/data/db-4fb4df3` was written by the release at commit 4fb4df3
+//! (see its `make.sh`), together with what that release's API answered
+//! over it. This release, started on a copy of the file, answers the same,
+//! and keeps working on it.
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Daemon;
+use incidentd::rules::Source as RulesSource;
+use serde_json::{json, Value};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/db-4fb4df3")
+}
+
+/// The fixture's database, unpacked into `dir`.
+fn unpack(dir: &Path) {
+    let gz = std::fs::File::open(fixture().join("incidentd.redb.gz")).expect("fixture");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_end(&mut bytes)
+        .expect("gunzip");
+    std::fs::write(dir.join("incidentd.redb"), bytes).expect("write");
+}
+
+#[tokio::test]
+async fn a_database_of_the_previous_release_shows_the_same_incidents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    unpack(dir.path());
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture().join("expected.json")).expect("expected.json"),
+    )
+    .expect("json");
+    let d = Daemon::start(dir.path(), RulesSource::Dir(fixture().join("rules")), |c| {
+        // Nothing comes due by itself (the fixture's SLA targets are
+        // years long too), so what the old release answered still holds.
+        c.incidents.close_after = Duration::from_secs(100 * 365 * 24 * 3600);
+    })
+    .await;
+    let listed = d.get_json("/api/v1/incidents?limit=100").await;
+    assert_eq!(listed, expected["incidents"], "the incident list");
+    let ids: Vec<String> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 6);
+    for id in &ids {
+        let full = d.get_json(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(
+            full, expected["full"][id],
+            "{id}: incident, alerts and timeline"
+        );
+    }
+    assert_eq!(
+        d.get_json("/api/v1/silences").await,
+        expected["silences"],
+        "silences"
+    );
+    assert_eq!(
+        d.get_json("/api/v1/alerts/suppressed").await,
+        expected["suppressed"],
+        "suppressed alerts"
+    );
+
+    // The restored live state goes on: a repeat is deduplicated into its
+    // old incident, and an operation on an old incident is stored.
+    let (status, body) = d
+        .post_json(
+            "/api/v2/alerts",
+            json!([{"labels":{"alertname":"InstanceDown","instance":"web-1:9100","job":"node","severity":"critical","env":"prod"},"annotations":{"summary":"web-1 is down"},"startsAt":"2026-12-02T09:00:00Z","generatorURL":"http://prometheus/graph?g0.expr=up"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deduplicated"], 1, "{body}");
+    let node = &ids[5];
+    let (status, body) = d
+        .post_json(
+            &format!("/api/v1/incidents/{node}/resolve"),
+            json!({"by": "dave"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let full = d.get_json(&format!("/api/v1/incidents/{node}")).await;
+    assert_eq!(full["status"], "resolved");
+    assert_eq!(full["alerts"][0]["repeat_count"], 2, "{full}");
+    d.stop().await;
+}
