@@ -40,6 +40,12 @@ pub struct Config {
     /// Kafka source (`serve`) and target (`forward`); unset means no Kafka.
     /// See docs/scaling.md.
     pub kafka: Option<KafkaConfig>,
+    /// Who may call the HTTP API (see the README, "Running on a network").
+    pub auth: AuthConfig,
+    /// TLS for the HTTP listener; unset means plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Connection limits and timeouts of the HTTP listener.
+    pub http: HttpSettings,
 }
 
 impl Default for Config {
@@ -55,6 +61,70 @@ impl Default for Config {
             external_url: None,
             shutdown_timeout: Duration::from_secs(30),
             kafka: None,
+            auth: AuthConfig::default(),
+            tls: None,
+            http: HttpSettings::default(),
+        }
+    }
+}
+
+/// API tokens. Without a tokens file every caller may do everything, which
+/// `serve` allows only on a loopback address (or with `insecure_no_auth`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// YAML file listing the tokens (`tokens: [{name, role, sha256}]`) and
+    /// client certificate subjects (`certificates: [{subject, name, role}]`);
+    /// re-read on SIGHUP and `POST /-/reload` (`--auth-tokens`).
+    pub tokens_file: Option<PathBuf>,
+    /// Also require a `viewer` token for `/metrics`, `/-/healthy` and
+    /// `/-/ready`.
+    pub protect_metrics: bool,
+    /// Listen on a non-loopback address without tokens (logs a warning at
+    /// start and every hour; `--insecure-no-auth`).
+    pub insecure_no_auth: bool,
+}
+
+/// TLS certificate and key, PEM; re-read on SIGHUP and `POST /-/reload`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first (`--tls-cert`).
+    pub cert_file: PathBuf,
+    /// Its private key (`--tls-key`).
+    pub key_file: PathBuf,
+    /// CA that client certificates are verified against; a verified
+    /// certificate's subject can stand in for a token (tokens file
+    /// `certificates`). Clients without a certificate still use tokens.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The HTTP listener's bounds: a slow or idle client holds a connection for
+/// at most these times, and never more than `max_connections` are open.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// A request's headers must arrive within this time of their first byte.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this time of the request.
+    #[serde(with = "duration")]
+    pub body_timeout: Duration,
+    /// An idle keep-alive connection is closed after this time.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once (kept under the open-files limit).
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }
@@ -415,6 +485,15 @@ impl Config {
         }
         if self.incidents.metrics_window.is_zero() {
             problems.push("incidents.metrics_window must be > 0");
+        }
+        if self.http.header_timeout.is_zero()
+            || self.http.body_timeout.is_zero()
+            || self.http.idle_timeout.is_zero()
+        {
+            problems.push("http timeouts must be > 0");
+        }
+        if self.http.max_connections == 0 {
+            problems.push("http.max_connections must be > 0");
         }
         let kafka_problems = self
             .kafka

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use incidentd::config::Config;
 use incidentd::daemon::Server;
+use incidentd::http::auth::Role;
 use incidentd::rules;
 
 #[derive(Parser)]
@@ -40,6 +41,31 @@ enum Command {
     /// Push a recorded alert stream (JSON lines) through the rules in memory
     /// and print the incidents it would have made. Never touches a data dir.
     Replay(ReplayArgs),
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a fresh random secret, and the entry to add to the tokens file
+    /// (which holds only the secret's SHA-256).
+    New {
+        /// Who uses it: shown as the actor on timelines and silences.
+        #[arg(long)]
+        name: String,
+        /// ingest (alert senders), viewer (read), operator (work incidents,
+        /// silences) or admin (also reload).
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s)
+        .ok_or_else(|| format!("unknown role {s:?}; expected ingest, viewer, operator or admin"))
 }
 
 #[derive(Args)]
@@ -80,6 +106,47 @@ struct ServeArgs {
     rules: Option<PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// Who may call the HTTP API, and TLS; they override the config file's
+/// `auth` and `tls` sections.
+#[derive(Args)]
+struct SecurityArgs {
+    /// YAML file of API tokens (`incidentd token new` makes entries);
+    /// without one, only a loopback address is served.
+    #[arg(long, env = "INCIDENTD_AUTH_TOKENS")]
+    auth_tokens: Option<PathBuf>,
+    /// Serve a non-loopback address without tokens (anyone who can reach
+    /// it can change incidents and silences).
+    #[arg(long, env = "INCIDENTD_INSECURE_NO_AUTH")]
+    insecure_no_auth: bool,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS.
+    #[arg(long, env = "INCIDENTD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "INCIDENTD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    fn apply(self, config: &mut Config) {
+        if let Some(f) = self.auth_tokens {
+            config.auth.tokens_file = Some(f);
+        }
+        if self.insecure_no_auth {
+            config.auth.insecure_no_auth = true;
+        }
+        if let (Some(cert_file), Some(key_file)) = (self.tls_cert, self.tls_key) {
+            let client_ca_file = config.tls.take().and_then(|t| t.client_ca_file);
+            config.tls = Some(incidentd::config::TlsConfig {
+                cert_file,
+                key_file,
+                client_ca_file,
+            });
+        }
+    }
 }
 
 /// Kafka flags; they override the config file's `kafka` section.
@@ -152,6 +219,8 @@ struct ForwardArgs {
     rules: Option<PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Subcommand)]
@@ -225,6 +294,19 @@ fn main() -> ExitCode {
             }
         }
         Command::Replay(args) => replay(args),
+        Command::Token {
+            command: TokenCommand::New { name, role },
+        } => match incidentd::http::auth::new_token(&name, role) {
+            Ok((secret, entry)) => {
+                println!("secret (give it to {name}; it is not stored anywhere):\n{secret}\n");
+                println!("add to the tokens file (--auth-tokens), under `tokens:`:\n{entry}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("incidentd: no randomness for a secret: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -303,6 +385,7 @@ fn load_config(
     data_dir: Option<PathBuf>,
     rules: Option<PathBuf>,
     kafka: KafkaArgs,
+    security: SecurityArgs,
 ) -> anyhow::Result<Config> {
     let mut config = match file {
         Some(path) => Config::from_file(path)?,
@@ -318,6 +401,7 @@ fn load_config(
         config.rules_dir = Some(r);
     }
     kafka.apply(&mut config);
+    security.apply(&mut config);
     Ok(config)
 }
 
@@ -350,6 +434,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.data_dir,
         args.rules,
         args.kafka,
+        args.security,
     )?;
     let rules = rules::Source::resolve(config.rules_dir.clone());
     run_daemon(config, |config, listener, shutdown| async move {
@@ -362,8 +447,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 return;
             };
             while hup.recv().await.is_some() {
-                if let Err(e) = reloader.reload().await {
-                    tracing::error!("SIGHUP reload failed, previous rules still active:\n{e}");
+                let r = reloader.all().await;
+                for e in r.errors {
+                    tracing::error!("SIGHUP reload failed, the previous configuration of that part is still active:\n{e}");
                 }
             }
         });
@@ -379,6 +465,7 @@ fn forward(args: ForwardArgs) -> anyhow::Result<()> {
         None,
         args.rules,
         args.kafka,
+        args.security,
     )?;
     let rules = rules::Source::resolve(config.rules_dir.clone());
     run_daemon(config, |config, listener, shutdown| async move {

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub kafka_messages_rejected: IntCounterVec,
     pub kafka_changelog_records: IntCounterVec,
     pub kafka_handovers: IntCounterVec,
+    pub http_requests_denied: IntCounterVec,
 }
 
 const RESPONSE_BUCKETS: &[f64] = &[
@@ -201,6 +202,11 @@ impl Metrics {
                 "incidentd_kafka_incidents_handed_over_total",
                 "Live incidents that moved with their partition: adopted from the changelog (in) or let go to the partition's new owner (out).",
                 &["direction"]
+            )),
+            http_requests_denied: reg!(counter_vec(
+                "incidentd_http_requests_denied_total",
+                "HTTP requests refused before they reached a handler, by reason (no_credentials, bad_credentials, forbidden, cross_site, content_type).",
+                &["reason"]
             )),
             registry,
         };

@@ -91,9 +91,22 @@ impl Incidentd {
         log_dir: &Path,
         rules: &Path,
     ) -> Incidentd {
+        Incidentd::start_with_args(name, data_dir, log_dir, rules, &[]).await
+    }
+
+    /// Like [`Incidentd::start_with_rules`], with more `serve` arguments;
+    /// `/-/ready` must stay open (no `auth.protect_metrics`).
+    async fn start_with_args(
+        name: &str,
+        data_dir: &Path,
+        log_dir: &Path,
+        rules: &Path,
+        args: &[&str],
+    ) -> Incidentd {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_incidentd"));
         cmd.arg("serve")
+            .args(args)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
@@ -806,4 +819,243 @@ async fn sighup_reloads_rules_and_keeps_old_ones_on_error() {
         json!("security")
     );
     assert!(d.proc.exited().is_none(), "the daemon keeps running");
+}
+
+// ---------------------------------------------------------------------------
+// (f) The real senders with an ingest token
+// ---------------------------------------------------------------------------
+
+/// Alertmanager and Prometheus configured with incidentd's `ingest` token
+/// deliver their alerts; the same configuration without the token gets 401
+/// and stores nothing. Alertmanager sends the token as a bearer token,
+/// Prometheus as a basic-auth password; both send `Content-Type:
+/// application/json`, which the daemon requires of JSON bodies.
+#[tokio::test(flavor = "multi_thread")]
+async fn alertmanager_and_prometheus_deliver_with_the_ingest_token_and_not_without() {
+    let am_bin = require_binary("prometheus-alertmanager", "prometheus-alertmanager");
+    let prom_bin = require_binary("prometheus", "prometheus");
+    let tmp = TempDir::new().expect("tempdir");
+    let ingest = "s-ingest-e2e-0123456789abcdef";
+    let viewer = "s-viewer-e2e-0123456789abcdef";
+    let digest = |s: &str| incidentd::http::auth::digest_hex(s);
+    let tokens = tmp.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n  - name: alertmanager-prod\n    role: ingest\n    sha256: {}\n  - name: grafana\n    role: viewer\n    sha256: {}\n",
+            digest(ingest),
+            digest(viewer)
+        ),
+    )
+    .expect("tokens");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let inc = Incidentd::start_with_args(
+        "incidentd",
+        &tmp.path().join("data"),
+        tmp.path(),
+        &rules,
+        &["--auth-tokens", tokens.to_str().expect("utf-8")],
+    )
+    .await;
+
+    let am_port = free_port();
+    let am_config = tmp.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_config,
+        format!(
+            r#"route:
+  receiver: with-token
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['sender="no-token"']
+      receiver: without-token
+receivers:
+  - name: with-token
+    webhook_configs:
+      - url: http://127.0.0.1:{port}/api/v1/webhook/alertmanager
+        http_config:
+          authorization:
+            credentials: {ingest}
+  - name: without-token
+    webhook_configs:
+      - url: http://127.0.0.1:{port}/api/v1/webhook/alertmanager
+"#,
+            port = inc.port
+        ),
+    )
+    .expect("write alertmanager.yml");
+    let mut cmd = Command::new(&am_bin);
+    cmd.arg(format!("--config.file={}", am_config.display()))
+        .arg(format!(
+            "--storage.path={}",
+            tmp.path().join("am-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .current_dir(tmp.path());
+    let am = Proc::spawn("alertmanager", cmd, tmp.path());
+
+    let prom_rules = tmp.path().join("alerts.yml");
+    std::fs::write(
+        &prom_rules,
+        r#"groups:
+  - name: e2e
+    rules:
+      - alert: E2EAuthenticatedProm
+        expr: vector(1)
+        labels: {severity: critical}
+"#,
+    )
+    .expect("write alerts.yml");
+    let prom_unauth_rules = tmp.path().join("alerts-unauth.yml");
+    std::fs::write(
+        &prom_unauth_rules,
+        r#"groups:
+  - name: e2e
+    rules:
+      - alert: E2EUnauthenticatedProm
+        expr: vector(1)
+        labels: {severity: critical}
+"#,
+    )
+    .expect("write alerts-unauth.yml");
+    let prometheus = |name: &str, rules: &Path, auth: &str| {
+        let config = tmp.path().join(format!("{name}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"global:
+  evaluation_interval: 1s
+rule_files:
+  - {}
+alerting:
+  alertmanagers:
+    - api_version: v2
+{auth}      static_configs:
+        - targets: ["127.0.0.1:{}"]
+"#,
+                rules.display(),
+                inc.port
+            ),
+        )
+        .expect("write prometheus config");
+        let mut cmd = Command::new(&prom_bin);
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join(format!("{name}-tsdb")).display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+            .arg("--rules.alert.resend-delay=1s")
+            .current_dir(tmp.path());
+        Proc::spawn(name, cmd, tmp.path())
+    };
+    let prom = prometheus(
+        "prometheus",
+        &prom_rules,
+        &format!("      basic_auth:\n        username: prometheus\n        password: {ingest}\n"),
+    );
+    let prom_unauth = prometheus("prometheus-no-token", &prom_unauth_rules, "");
+    let procs = [&inc.proc, &am, &prom, &prom_unauth];
+    let plain = client();
+    wait_for("Alertmanager /-/ready", &procs, || {
+        let (c, url) = (plain.clone(), format!("http://127.0.0.1:{am_port}/-/ready"));
+        async move {
+            match c.get(&url).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("HTTP {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    post_json(
+        &plain,
+        &format!("http://127.0.0.1:{am_port}/api/v2/alerts"),
+        &json!([
+            {"labels": {"alertname": "E2EAuthenticatedAm", "severity": "critical"}},
+            {"labels": {"alertname": "E2EUnauthenticatedAm", "severity": "critical", "sender": "no-token"}}
+        ]),
+        &procs,
+    )
+    .await;
+
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {viewer}").parse().expect("header"),
+    );
+    let reader = reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .expect("client");
+    for name in ["E2EAuthenticatedAm", "E2EAuthenticatedProm"] {
+        wait_for(&format!("an incident for {name}"), &procs, || {
+            let (c, inc) = (reader.clone(), &inc);
+            async move {
+                let list = incidents_named(&c, inc, name).await?;
+                if list.is_empty() {
+                    Err("none yet".into())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+    }
+    // The senders without the token have been refused by now (both retry
+    // or resend every second), and nothing of theirs was stored.
+    wait_for("both unauthenticated senders refused", &procs, || {
+        let c = plain.clone();
+        let url = inc.url("/metrics");
+        async move {
+            let text = c
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            let refused = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("incidentd_http_requests_denied_total{reason=\"no_credentials\"}")
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if refused >= 2.0 {
+                Ok(())
+            } else {
+                Err(format!("refused so far: {refused}"))
+            }
+        }
+    })
+    .await;
+    for name in ["E2EUnauthenticatedAm", "E2EUnauthenticatedProm"] {
+        let list = incidents_named(&reader, &inc, name)
+            .await
+            .unwrap_or_else(|e| fail(e, &procs));
+        assert!(list.is_empty(), "{name} stored without a token: {list:?}");
+    }
+    let unauthorized = plain
+        .get(inc.url("/api/v1/incidents"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    let log = std::fs::read_to_string(tmp.path().join("incidentd.log")).unwrap_or_default();
+    assert!(
+        log.contains("request refused") && log.contains("127.0.0.1:"),
+        "refusals are logged with the remote address"
+    );
+    assert!(
+        !log.contains(ingest) && !log.contains(viewer),
+        "no secret reaches the log"
+    );
 }

@@ -14,7 +14,8 @@ use axum::routing::get;
 use rdkafka::producer::Producer;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use super::Security;
+use crate::config::{Config, HttpSettings};
 use crate::http::{self, ingest};
 use crate::kafka::{self, forward::Forwarder};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub enum ForwardError {
     Rules(#[from] crate::rules::RulesError),
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaError),
+    #[error(transparent)]
+    Server(#[from] super::ServerError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -55,23 +58,37 @@ pub async fn run(
     let rules = Arc::new(rules.load()?);
     tracing::info!(rules = %rules.summary(), "rules loaded (group keys)");
     let producer = kafka::producer(config_kafka, topic)?;
+    let metrics = Arc::new(Metrics::new());
+    let listen = listener.local_addr()?;
+    let security = Security::new(&config, listen, &metrics)?;
     let fwd = Forwarder {
         producer: producer.clone(),
         topic: Arc::from(topic.as_str()),
         rules,
         limits: Arc::new(config.limits.clone()),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
     };
     let max_body = config.limits.max_body_bytes;
     let routes = ingest::routes::<Forwarder>().route("/-/ready", get(|| async { "OK\n" }));
-    let app = http::finish(routes, max_body).with_state(fwd);
-    tracing::info!(listen = %listener.local_addr()?, topic = %topic, brokers = %config_kafka.brokers, "forwarding to kafka");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let app = http::finish(routes, max_body, security.auth.clone()).with_state(fwd);
+    security.keep_warning(listen);
+    tracing::info!(listen = %listen, topic = %topic, brokers = %config_kafka.brokers, "forwarding to kafka");
+    let settings = HttpSettings {
+        max_connections: http::serve::connection_limit(config.http.max_connections),
+        ..config.http.clone()
+    };
+    http::serve::serve(
+        listener,
+        app,
+        &settings,
+        security.tls.clone(),
+        async move {
             shutdown.await;
             tracing::info!("shutting down: intake stopped, flushing the producer");
-        })
-        .await?;
+        },
+        config.shutdown_timeout,
+    )
+    .await?;
     let flushed = tokio::task::spawn_blocking(move || producer.flush(FLUSH_TIMEOUT))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -19,8 +19,10 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 
 use crate::actions;
-use crate::config::Config;
+use crate::config::{Config, HttpSettings};
 use crate::engine::{Engine, Settings};
+use crate::http::auth::Auth;
+use crate::http::tls::Tls;
 use crate::http::{self, AppState};
 use crate::kafka::changelog::{Changelog, ChangelogWriter};
 use crate::kafka::{self, KafkaSource};
@@ -28,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, Reloader, Writer};
 use crate::rules::{self, RulesError};
 use crate::store::{Store, StoreError};
+use http::admin::Reload;
 
 pub mod forward;
 
@@ -42,8 +45,85 @@ pub enum ServerError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaError),
+    #[error(transparent)]
+    Tokens(#[from] http::auth::TokensError),
+    #[error(transparent)]
+    Tls(#[from] http::tls::TlsError),
+    #[error(
+        "refusing to listen on {0} without API tokens: anyone who can reach it could resolve \
+         incidents and add silences. Create tokens with `incidentd token new --name NAME --role ROLE`, \
+         list them in a file given to --auth-tokens (README: \"Running on a network\"), or accept \
+         the risk with --insecure-no-auth"
+    )]
+    Unprotected(SocketAddr),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The HTTP listener's protection: who may call it, and its TLS.
+pub struct Security {
+    pub auth: Arc<Auth>,
+    pub tls: Option<Arc<Tls>>,
+    /// Listening beyond loopback without tokens (`--insecure-no-auth`):
+    /// warned about at start and every hour.
+    pub insecure: bool,
+}
+
+impl Security {
+    /// Tokens, TLS and the secure-by-default rule: without a tokens file
+    /// only a loopback address is served, unless `auth.insecure_no_auth`.
+    pub fn new(
+        config: &Config,
+        listen: SocketAddr,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Security, ServerError> {
+        let external = config
+            .external_url
+            .as_deref()
+            .and_then(|u| u.split_once("://"))
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(rest).to_string());
+        let (auth, insecure) = match &config.auth.tokens_file {
+            Some(f) => (
+                Auth::from_file(f, config.auth.protect_metrics, metrics.clone())?,
+                false,
+            ),
+            None if listen.ip().is_loopback() => (Auth::off(metrics.clone()), false),
+            None if config.auth.insecure_no_auth => (Auth::off(metrics.clone()), true),
+            None => return Err(ServerError::Unprotected(listen)),
+        };
+        let auth = Arc::new(auth.with_origins(external.into_iter().collect()));
+        let tls = match &config.tls {
+            Some(t) => Some(Arc::new(Tls::load(t)?)),
+            None => None,
+        };
+        if insecure {
+            warn_insecure(listen);
+        }
+        Ok(Security {
+            auth,
+            tls,
+            insecure,
+        })
+    }
+
+    /// Warns every hour while `insecure` (until the runtime stops).
+    fn keep_warning(&self, listen: SocketAddr) {
+        if !self.insecure {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+            hourly.tick().await;
+            loop {
+                hourly.tick().await;
+                warn_insecure(listen);
+            }
+        });
+    }
+}
+
+fn warn_insecure(listen: SocketAddr) {
+    tracing::warn!(listen = %listen, "serving without API tokens on a non-loopback address (--insecure-no-auth): anyone who can reach it can change incidents and silences");
 }
 
 /// A daemon that has restored its state and is ready to serve.
@@ -53,6 +133,7 @@ pub struct Server {
     writer: std::thread::JoinHandle<()>,
     config: Config,
     kafka: Option<KafkaSource>,
+    security: Security,
 }
 
 impl Server {
@@ -63,6 +144,8 @@ impl Server {
         listener: TcpListener,
     ) -> Result<Server, ServerError> {
         config.validate()?;
+        let metrics = Arc::new(Metrics::new());
+        let security = Security::new(&config, listener.local_addr()?, &metrics)?;
         let opening = std::time::Instant::now();
         let store = Store::open_with_cache(&config.data_dir, config.pipeline.store_cache_mb)?;
         tracing::info!(
@@ -92,7 +175,6 @@ impl Server {
             close_after: config.incidents.close_after,
             id_slot: config.kafka.as_ref().and_then(|k| k.instance),
         };
-        let metrics = Arc::new(Metrics::new());
         let mut snap = snap;
         let (changelog, changelog_writer) = match &config.kafka {
             Some(k) if k.changelog => {
@@ -168,7 +250,11 @@ impl Server {
             None => None,
         };
         let state = AppState {
-            reloader: Reloader::new(rules, handle.downgrade()),
+            reload: Reload {
+                rules: Reloader::new(rules, handle.downgrade()),
+                auth: security.auth.clone(),
+                tls: security.tls.clone(),
+            },
             handle,
             store,
             metrics,
@@ -181,6 +267,7 @@ impl Server {
             writer,
             config,
             kafka,
+            security,
         })
     }
 
@@ -188,9 +275,9 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Reloads rules (for SIGHUP).
-    pub fn reloader(&self) -> Reloader {
-        self.state.reloader.clone()
+    /// Re-reads rules, tokens and TLS files (for SIGHUP).
+    pub fn reloader(&self) -> Reload {
+        self.state.reload.clone()
     }
 
     /// Serves until `shutdown` completes, then drains and stops the writer.
@@ -204,26 +291,51 @@ impl Server {
             writer,
             config,
             kafka,
+            security,
         } = self;
         let ready = state.ready.clone();
         let app = http::router(state);
         let (stop_kafka, kafka_stopped) = tokio::sync::watch::channel(false);
         let kafka = kafka.map(|k| tokio::spawn(k.run(kafka_stopped)));
         ready.store(true, Ordering::Release);
-        tracing::info!(listen = %listener.local_addr()?, "serving");
+        let listen = listener.local_addr()?;
+        security.keep_warning(listen);
+        tracing::info!(listen = %listen, tls = security.tls.is_some(), auth = security.auth.enabled(), "serving");
         let ready_off = ready.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+        // One deadline for the whole shutdown, from the signal on: the
+        // HTTP drain, the Kafka source and the writer share it.
+        let deadline = config.shutdown_timeout;
+        let signalled = Arc::new(std::sync::OnceLock::new());
+        let since = signalled.clone();
+        http::serve::serve(
+            listener,
+            app,
+            &HttpSettings {
+                max_connections: http::serve::connection_limit(config.http.max_connections),
+                ..config.http.clone()
+            },
+            security.tls.clone(),
+            async move {
                 shutdown.await;
+                let _ = since.set(std::time::Instant::now());
                 ready_off.store(false, Ordering::Release);
                 let _ = stop_kafka.send(true);
                 tracing::info!("shutting down: intake stopped, draining");
-            })
-            .await?;
-        let deadline = config.shutdown_timeout;
+            },
+            deadline,
+        )
+        .await?;
+        let left = || {
+            deadline.saturating_sub(
+                signalled
+                    .get()
+                    .map(std::time::Instant::elapsed)
+                    .unwrap_or_default(),
+            )
+        };
         if let Some(task) = kafka {
             // It finishes its batch and commits; its Handle then goes too.
-            if tokio::time::timeout(deadline, task).await.is_err() {
+            if tokio::time::timeout(left(), task).await.is_err() {
                 tracing::warn!(
                     ?deadline,
                     "kafka source did not stop before the shutdown deadline"
@@ -232,8 +344,7 @@ impl Server {
         }
         // The router (and with it every Handle) is gone: the writer drains and exits.
         let joined =
-            tokio::time::timeout(deadline, tokio::task::spawn_blocking(move || writer.join()))
-                .await;
+            tokio::time::timeout(left(), tokio::task::spawn_blocking(move || writer.join())).await;
         match joined {
             Ok(_) => tracing::info!("writer stopped; all acknowledged work is committed"),
             Err(_) => tracing::warn!(

@@ -380,6 +380,7 @@ mod tests {
             ends_at: SUPPRESSION.t(120),
             comment: "reboot".into(),
             created_by: "alice".into(),
+            on_behalf_of: None,
             created_at: SUPPRESSION.t(0),
             compiled: vec![],
         };

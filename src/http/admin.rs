@@ -2,6 +2,7 @@
 //! are part of the shared ingest routes).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::{error, AppState};
+use super::auth::Auth;
+use super::tls::Tls;
+use super::AppState;
+use crate::pipeline::Reloader;
 
 pub async fn ready(State(s): State<AppState>) -> Response {
     if s.ready.load(Ordering::Acquire) {
@@ -20,11 +24,54 @@ pub async fn ready(State(s): State<AppState>) -> Response {
 }
 
 pub async fn reload(State(s): State<AppState>) -> Response {
-    match s.reloader.reload().await {
-        Ok(summary) => Json(json!({"status": "success", "rules": summary})).into_response(),
-        Err(e) => error(
-            StatusCode::BAD_REQUEST,
-            format!("reload failed, previous rules still active:\n{e}"),
-        ),
+    let r = s.reload.all().await;
+    let mut body = json!({"status": "success", "rules": r.rules, "tokens": r.tokens});
+    if r.errors.is_empty() {
+        return Json(body).into_response();
+    }
+    body["status"] = json!("error");
+    body["error"] = json!(format!(
+        "reload failed, the previous configuration of each failed part is still active:\n{}",
+        r.errors.join("\n")
+    ));
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// What a reload re-reads: the rules, the tokens file and the TLS files.
+#[derive(Clone)]
+pub struct Reload {
+    pub rules: Reloader,
+    pub auth: Arc<Auth>,
+    pub tls: Option<Arc<Tls>>,
+}
+
+/// What a reload did; each part that failed kept its previous state.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// The new rules' summary.
+    pub rules: Option<String>,
+    /// How many identities the tokens file now holds.
+    pub tokens: Option<usize>,
+    pub errors: Vec<String>,
+}
+
+impl Reload {
+    /// Re-reads every part (SIGHUP, `POST /-/reload`).
+    pub async fn all(&self) -> Reloaded {
+        let mut out = Reloaded::default();
+        match self.auth.reload() {
+            Ok(n) => out.tokens = n,
+            Err(e) => out.errors.push(e.to_string()),
+        }
+        if let Some(tls) = &self.tls {
+            if let Err(e) = tls.reload() {
+                out.errors.push(e.to_string());
+            }
+        }
+        match self.rules.reload().await {
+            Ok(summary) => out.rules = Some(summary),
+            Err(e) => out.errors.push(format!("rules:\n{e}")),
+        }
+        out
     }
 }

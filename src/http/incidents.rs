@@ -10,11 +10,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Actor;
 use super::{error, json_body, read, unavailable, AppState};
 use crate::engine::OpError;
 use crate::model::json::to_value;
@@ -140,6 +142,7 @@ pub async fn report(State(s): State<AppState>, Path(id): Path<String>) -> Respon
 pub async fn operate(
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
+    actor: Option<Extension<Actor>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(op) = Op::parse(&action) else {
@@ -158,7 +161,7 @@ pub async fn operate(
         Ok(b) => b,
         Err(rej) => return error(rej.status(), rej.body_text()),
     };
-    let req: OpRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    let mut req: OpRequest = if body.iter().all(u8::is_ascii_whitespace) {
         OpRequest::default()
     } else {
         match json_body(&body) {
@@ -166,6 +169,15 @@ pub async fn operate(
             Err(r) => return *r,
         }
     };
+    if let Some(Extension(Actor(name))) = actor {
+        // The token's name acts; a different `by` is who it was done for.
+        req.on_behalf_of = req
+            .by
+            .take()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty() && *b != name);
+        req.by = Some(name);
+    }
     match s.handle.op(key, op, req).await {
         Ok(inc) => Json(inc).into_response(),
         Err(OpFailure::Op(OpError::NotFound(id))) => {

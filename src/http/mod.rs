@@ -13,10 +13,13 @@
 //! health, reload), [`report`] (the Markdown incident report).
 
 pub mod admin;
+pub mod auth;
 pub mod incidents;
 pub mod ingest;
 pub mod report;
+pub mod serve;
 pub mod silences;
+pub mod tls;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -30,7 +33,7 @@ use serde_json::json;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
-use crate::pipeline::{Handle, PipelineError, Reloader};
+use crate::pipeline::{Handle, PipelineError};
 use crate::store::Store;
 
 /// Shared by every handler of `serve`.
@@ -41,7 +44,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub ready: Arc<AtomicBool>,
-    pub reloader: Reloader,
+    pub reload: admin::Reload,
 }
 
 /// All routes of `serve`.
@@ -63,13 +66,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
         .route("/-/ready", get(admin::ready))
         .route("/-/reload", post(admin::reload));
-    finish(app, max_body).with_state(state)
+    let auth = state.reload.auth.clone();
+    finish(app, max_body, auth).with_state(state)
 }
 
-/// The answers every router shares: 404 and 405 as JSON errors, and the
-/// request body limit.
-pub fn finish<S: Clone + Send + Sync + 'static>(app: Router<S>, max_body: usize) -> Router<S> {
-    app.fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+/// What every router shares: the role and cross-site checks on every
+/// route ([`auth::guard`]), 404 and 405 as JSON errors, and the request
+/// body limit.
+pub fn finish<S: Clone + Send + Sync + 'static>(
+    app: Router<S>,
+    max_body: usize,
+    auth: Arc<auth::Auth>,
+) -> Router<S> {
+    app.route_layer(axum::middleware::from_fn_with_state(auth, auth::guard))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -11,11 +11,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Actor;
 use super::{error, json_body, read, unavailable, AppState};
 use crate::model::json::to_value;
 use crate::model::Silence;
@@ -91,7 +93,11 @@ fn silence_json(s: &Silence, now: chrono::DateTime<Utc>) -> serde_json::Value {
     v
 }
 
-pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn create(
+    State(s): State<AppState>,
+    actor: Option<Extension<Actor>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(rej) => return error(rej.status(), rej.body_text()),
@@ -122,11 +128,20 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
             .filter(|c| !c.is_empty())
             .map(str::to_string)
     };
-    let Some(created_by) = text(&req.created_by) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "createdBy: say who creates the silence",
-        );
+    // With tokens the token's name is the author; a different name given
+    // is kept as who it was done for.
+    let (created_by, on_behalf_of) = match (actor, text(&req.created_by)) {
+        (Some(Extension(Actor(name))), given) => {
+            let other = given.filter(|g| *g != name);
+            (name, other)
+        }
+        (None, Some(given)) => (given, None),
+        (None, None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "createdBy: say who creates the silence",
+            )
+        }
     };
     let Some(comment) = text(&req.comment) else {
         return error(
@@ -141,6 +156,7 @@ pub async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejectio
         ends_at,
         comment,
         created_by,
+        on_behalf_of,
         created_at: now,
         compiled: Vec::new(),
     };

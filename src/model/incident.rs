@@ -250,6 +250,10 @@ pub struct OpRequest {
     pub workaround: Option<String>,
     #[serde(default)]
     pub root_cause: Option<String>,
+    /// Who `by` acted for, when an authenticated caller named someone
+    /// else (set by the API, never read from the body).
+    #[serde(skip)]
+    pub on_behalf_of: Option<String>,
 }
 
 /// The lifecycle operations.
@@ -319,11 +323,16 @@ impl Incident {
             message,
         };
         let note = req.note.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let behalf = req
+            .on_behalf_of
+            .as_deref()
+            .map(|o| format!(" (on behalf of {o})"))
+            .unwrap_or_default();
         let entry = |kind: TimelineKind, message: String| TimelineEntry {
             at: now,
             kind,
             by: by.clone(),
-            message,
+            message: message + &behalf,
         };
         match op {
             Op::Ack => {

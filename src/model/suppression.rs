@@ -98,6 +98,10 @@ pub struct Silence {
     pub ends_at: DateTime<Utc>,
     pub comment: String,
     pub created_by: String,
+    /// Who `created_by` acted for, when an authenticated caller named
+    /// someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub compiled: Vec<Matcher>,
@@ -181,6 +185,7 @@ mod tests {
             ends_at: at("2026-11-23T11:00:00Z"),
             comment: "upgrade".into(),
             created_by: "alice".into(),
+            on_behalf_of: None,
             created_at: at("2026-11-23T09:00:00Z"),
             compiled: vec![],
         };

@@ -620,6 +620,7 @@ pub(super) fn silence(
         ends_at: until,
         comment: comment.to_string(),
         created_by: "rules test".into(),
+        on_behalf_of: None,
         created_at: from,
         compiled: Vec::new(),
     }
