@@ -263,9 +263,10 @@ impl<IO> HeaderDeadline<IO> {
         }
     }
 
-    /// Follows the head through newly read bytes.
+    /// Follows the head through newly read bytes (nothing to do while a
+    /// request is being handled).
     fn saw(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || matches!(self.phase, Phase::Busy) {
             return;
         }
         if let Phase::Idle = self.phase {
@@ -274,18 +275,28 @@ impl<IO> HeaderDeadline<IO> {
             self.sleep.as_mut().reset(deadline);
         }
         if let Phase::Head { tail } = &mut self.phase {
-            let mut window: Vec<u8> = tail.iter().copied().chain(bytes.iter().copied()).collect();
-            if window.windows(4).any(|w| w == b"\r\n\r\n") {
+            // The blank line may straddle the previous read: look at the
+            // last three bytes seen followed by the first three new ones,
+            // then within the new bytes.
+            let mut joint = [0u8; 6];
+            joint[..3].copy_from_slice(tail);
+            let head = bytes.len().min(3);
+            joint[3..3 + head].copy_from_slice(&bytes[..head]);
+            if joint[..3 + head].windows(4).any(|w| w == b"\r\n\r\n")
+                || bytes.windows(4).any(|w| w == b"\r\n\r\n")
+            {
                 self.phase = Phase::Busy;
                 return;
             }
-            let n = window.len();
-            window.drain(..n.saturating_sub(3));
-            tail.copy_from_slice(&[
-                *window.first().unwrap_or(&0),
-                *window.get(1).unwrap_or(&0),
-                *window.get(2).unwrap_or(&0),
-            ]);
+            let mut next = [0u8; 3];
+            let keep = &joint[..3 + head];
+            let keep = if bytes.len() >= 3 {
+                &bytes[bytes.len() - 3..]
+            } else {
+                &keep[keep.len() - 3..]
+            };
+            next.copy_from_slice(keep);
+            *tail = next;
         }
     }
 }
@@ -299,8 +310,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeaderDeadline<IO> {
         let before = buf.filled().len();
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let new = buf.filled()[before..].to_vec();
-                self.saw(&new);
+                self.saw(&buf.filled()[before..]);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -400,6 +410,15 @@ mod tests {
         assert!(matches!(d.phase, Phase::Head { .. }));
         d.saw(b"\nbody");
         assert!(matches!(d.phase, Phase::Busy));
+        // The next request, its blank line split after one byte.
+        d.phase = Phase::Idle;
+        d.saw(b"POST / HTTP/1.1\r\nA: b\r\n\r");
+        assert!(matches!(d.phase, Phase::Head { .. }));
+        d.saw(b"\n");
+        assert!(matches!(d.phase, Phase::Busy));
+        d.phase = Phase::Idle;
+        d.saw(b"GET / HTTP/1.1\r\n\r\n");
+        assert!(matches!(d.phase, Phase::Busy), "all in one read");
     }
 
     #[test]
