@@ -31,6 +31,8 @@ const HELP: &str = "options:
                        --concurrency shows the overload answer (503 + Retry-After)
   --store-cache-mb N   incidentd's pipeline.store_cache_mb (redb page cache;
                        default: the daemon's 64)
+  --probe              also send a one-alert request every 100 ms and print its
+                       answers and latency (what a small sender sees under load)
   --vs-alertmanager    also run the same load against prometheus-alertmanager
   --kafka              Kafka instead of HTTP: produce --messages messages of --batch
                        alerts to a topic of --partitions partitions on a local tansu
@@ -52,6 +54,7 @@ struct Opts {
     queue_capacity: Option<u64>,
     store_cache_mb: Option<u64>,
     warmup: bool,
+    probe: bool,
     vs_alertmanager: bool,
     kafka: bool,
     messages: usize,
@@ -71,6 +74,7 @@ fn opts() -> Opts {
         queue_capacity: None,
         store_cache_mb: None,
         warmup: false,
+        probe: false,
         vs_alertmanager: false,
         kafka: false,
         messages: 2000,
@@ -114,6 +118,11 @@ fn opts() -> Opts {
             }
             "--warmup" => {
                 o.warmup = true;
+                i += 1;
+                continue;
+            }
+            "--probe" => {
+                o.probe = true;
                 i += 1;
                 continue;
             }
@@ -196,6 +205,10 @@ fn bodies(o: &Opts) -> Vec<String> {
 
 struct Result {
     alerts_per_s: f64,
+    /// Alerts sent (accepted or not) per second.
+    offered_per_s: f64,
+    /// The one-alert probe: answers (2xx, 503, other) and latencies.
+    probe: Option<Probe>,
     requests: u64,
     errors: u64,
     rejected: u64,
@@ -204,6 +217,54 @@ struct Result {
     p50: Duration,
     p99: Duration,
     max: Duration,
+}
+
+struct Probe {
+    ok: u64,
+    refused: u64,
+    other: u64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+/// One-alert requests every 100 ms until `stop`.
+async fn probe(client: reqwest::Client, url: String, stop: Arc<AtomicBool>) -> Probe {
+    let (mut ok, mut refused, mut other) = (0, 0, 0);
+    let mut l = Vec::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let body = format!(r#"[{{"labels":{{"alertname":"Probe","instance":"probe-{n}"}}}}]"#);
+        n += 1;
+        let t = Instant::now();
+        let r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => ok += 1,
+            Ok(r) if r.status().as_u16() == 503 => refused += 1,
+            _ => other += 1,
+        }
+        l.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    l.sort();
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Probe {
+        ok,
+        refused,
+        other,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        max: l.last().copied().unwrap_or_default(),
+    }
 }
 
 async fn drive(url: String, o: &Opts) -> Result {
@@ -225,6 +286,7 @@ async fn drive(url: String, o: &Opts) -> Result {
         }
     }
     let accepted = Arc::new(AtomicU64::new(0));
+    let offered = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
     let retry_after = Arc::new(AtomicU64::new(0));
@@ -239,6 +301,7 @@ async fn drive(url: String, o: &Opts) -> Result {
     let mut tasks = Vec::new();
     for c in 0..o.concurrency {
         let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+        let offered = offered.clone();
         let (accepted, errors, rejected, retry_after, latencies, stop) = (
             accepted.clone(),
             errors.clone(),
@@ -268,6 +331,7 @@ async fn drive(url: String, o: &Opts) -> Result {
                 }
                 let body = bodies[k % bodies.len()].clone();
                 k += 1;
+                offered.fetch_add(batch, Ordering::Relaxed);
                 let t = Instant::now();
                 match client
                     .post(&url)
@@ -296,11 +360,18 @@ async fn drive(url: String, o: &Opts) -> Result {
             latencies.lock().expect("lock").extend(local);
         }));
     }
+    let prober = o
+        .probe
+        .then(|| tokio::spawn(probe(reqwest::Client::new(), url.clone(), stop.clone())));
     tokio::time::sleep(o.duration).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         let _ = t.await;
     }
+    let probe = match prober {
+        Some(p) => p.await.ok(),
+        None => None,
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let mut l = std::mem::take(&mut *latencies.lock().expect("lock"));
     l.sort();
@@ -311,6 +382,8 @@ async fn drive(url: String, o: &Opts) -> Result {
     };
     Result {
         alerts_per_s: accepted.load(Ordering::Relaxed) as f64 / elapsed,
+        offered_per_s: offered.load(Ordering::Relaxed) as f64 / elapsed,
+        probe,
         requests: l.len() as u64,
         errors: errors.load(Ordering::Relaxed),
         rejected: rejected.load(Ordering::Relaxed),
@@ -334,6 +407,22 @@ fn print(name: &str, r: &Result, rss: f64) {
         r.max.as_secs_f64() * 1e3,
         rss
     );
+    println!(
+        "{name:<14} offered {:.0} alerts/s ({:.1}x what was accepted)",
+        r.offered_per_s,
+        r.offered_per_s / r.alerts_per_s.max(1.0)
+    );
+    if let Some(p) = &r.probe {
+        println!(
+            "{name:<14} probe (1 alert every 100 ms): 2xx {}  503 {}  other {}  latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            p.ok,
+            p.refused,
+            p.other,
+            p.p50.as_secs_f64() * 1e3,
+            p.p99.as_secs_f64() * 1e3,
+            p.max.as_secs_f64() * 1e3
+        );
+    }
 }
 
 #[tokio::main]

@@ -46,6 +46,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Connection limits and timeouts of the HTTP listener.
     pub http: HttpSettings,
+    /// How long finished things are kept (see docs/operations.md).
+    pub retention: RetentionSettings,
 }
 
 impl Default for Config {
@@ -64,6 +66,44 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: None,
             http: HttpSettings::default(),
+            retention: RetentionSettings::default(),
+        }
+    }
+}
+
+/// What is deleted, and when. Deletion runs in small batches when the
+/// writer is idle, never on the ingest path; every deleted row is counted
+/// in `incidentd_retention_deleted_total{kind}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Closed incidents, with their alerts, timeline and action jobs, this
+    /// long after they closed.
+    #[serde(with = "duration")]
+    pub closed_incidents: Duration,
+    /// Finished action jobs (succeeded, failed, rate-limited, disabled) of
+    /// incidents still kept, this long after they were created.
+    #[serde(with = "duration")]
+    pub finished_jobs: Duration,
+    /// Silences this long after they ended.
+    #[serde(with = "duration")]
+    pub expired_silences: Duration,
+    /// How often a retention pass runs (sooner while a pass finds more than
+    /// one batch to delete).
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Most rows of each kind deleted in one transaction.
+    pub batch: usize,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            closed_incidents: Duration::from_secs(400 * 86400),
+            finished_jobs: Duration::from_secs(30 * 86400),
+            expired_silences: Duration::from_secs(30 * 86400),
+            interval: Duration::from_secs(600),
+            batch: 500,
         }
     }
 }
@@ -213,6 +253,15 @@ pub const DEFAULT_STORE_CACHE_MB: usize = 16;
 pub struct PipelineSettings {
     /// Requests waiting for the writer; beyond this, ingest answers 503 with `Retry-After`.
     pub queue_capacity: usize,
+    /// Alerts of HTTP ingest requests admitted and not yet answered; beyond
+    /// this a request is answered 503 with `Retry-After` at once. Bounds how
+    /// long any request waits behind others (the writer clears the default
+    /// in well under a second; see benches/README.md).
+    pub max_queued_alerts: usize,
+    /// Request-body bytes of HTTP ingest requests admitted and not yet
+    /// answered, counted from `Content-Length` before the body is read;
+    /// beyond this, 503 at once. Bounds the memory waiting requests hold.
+    pub max_queued_bytes: usize,
     /// Most alerts committed in one write transaction (group commit).
     pub max_batch_alerts: usize,
     /// How often time-driven transitions run (auto-close, SLA breaches, expiry).
@@ -227,6 +276,8 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             queue_capacity: 1024,
+            max_queued_alerts: 10_000,
+            max_queued_bytes: 64 << 20,
             max_batch_alerts: 20_000,
             tick_interval: Duration::from_secs(1),
             store_cache_mb: DEFAULT_STORE_CACHE_MB,
@@ -476,6 +527,9 @@ impl Config {
         }
         if self.pipeline.queue_capacity == 0 {
             problems.push("pipeline.queue_capacity must be > 0");
+        }
+        if self.pipeline.max_queued_alerts == 0 || self.pipeline.max_queued_bytes == 0 {
+            problems.push("pipeline.max_queued_alerts and pipeline.max_queued_bytes must be > 0");
         }
         if self.pipeline.max_batch_alerts == 0 {
             problems.push("pipeline.max_batch_alerts must be > 0");

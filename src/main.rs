@@ -46,6 +46,81 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The database of a stopped daemon.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Write a consistent copy of the database to a new file: from a running
+    /// daemon over HTTP (admin token), or from the data dir of a stopped one.
+    /// Restore: stop the daemon, copy the file into place as
+    /// `<data_dir>/incidentd.redb`, start it.
+    Backup(BackupArgs),
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Verify a stopped daemon's database: redb's integrity check, then
+    /// decode every row. Exit 0 sound, 1 damaged or not readable.
+    Check {
+        /// Data directory holding incidentd.redb.
+        #[arg(long, env = "INCIDENTD_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The file to write; it must not exist.
+    #[arg(long)]
+    to: PathBuf,
+    /// Copy from this stopped daemon's data directory instead of over HTTP.
+    #[arg(long, conflicts_with_all = ["url", "token"])]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// How the command-line client reaches a running daemon.
+#[derive(Args)]
+struct ClientArgs {
+    /// The daemon's base URL.
+    #[arg(long, env = "INCIDENTD_URL", default_value = "http://127.0.0.1:9095")]
+    url: String,
+    /// API token (sent as a bearer token).
+    #[arg(long, env = "INCIDENTD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate (PEM) to trust for an https URL, beyond the system's.
+    #[arg(long, env = "INCIDENTD_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    fn client(&self, timeout: Option<std::time::Duration>) -> anyhow::Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        if let Some(path) = &self.ca_cert {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        Ok(b.build()?)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
+    fn authorize(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -294,6 +369,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Replay(args) => replay(args),
+        Command::Db {
+            command: DbCommand::Check { data_dir },
+        } => db_check(&data_dir),
+        Command::Backup(args) => match backup(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("incidentd: {}", error_chain(&e));
+                ExitCode::from(1)
+            }
+        },
         Command::Token {
             command: TokenCommand::New { name, role },
         } => match incidentd::http::auth::new_token(&name, role) {
@@ -308,6 +393,109 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn db_check(dir: &std::path::Path) -> ExitCode {
+    match incidentd::store::maintenance::check(dir) {
+        Ok(c) => {
+            for (table, rows) in &c.tables {
+                println!("{table}: {rows} rows");
+            }
+            if c.repaired {
+                println!("redb's integrity check found damage and repaired what it could");
+            }
+            for p in &c.problems {
+                println!("unreadable row: {p}");
+            }
+            if c.problems.is_empty() && !c.repaired {
+                println!("OK: {}/incidentd.redb is sound", dir.display());
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "DAMAGED: {} unreadable row(s){}",
+                    c.problems.len(),
+                    if c.repaired { ", repaired by redb" } else { "" }
+                );
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("incidentd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    if args.to.exists() {
+        anyhow::bail!("{} already exists; give a new file", args.to.display());
+    }
+    if let Some(dir) = &args.data_dir {
+        let store = incidentd::store::Store::open(dir)?;
+        let b = store.backup_to(&args.to)?;
+        println!(
+            "wrote {} ({} rows, {} bytes)",
+            args.to.display(),
+            b.rows,
+            b.bytes
+        );
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        use tokio::io::AsyncWriteExt as _;
+        let client = args.client.client(None)?;
+        let url = args.client.url("/-/backup");
+        let mut r = args
+            .client
+            .authorize(client.post(&url))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        if !r.status().is_success() {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            anyhow::bail!("{url} answered {status}: {}", text.trim());
+        }
+        let rows = r
+            .headers()
+            .get("x-incidentd-backup-rows")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_string();
+        let expected = r.content_length();
+        let mut partial = args.to.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let mut file = tokio::fs::File::create(&partial)
+            .await
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut bytes = 0u64;
+        let copied = async {
+            while let Some(chunk) = r.chunk().await? {
+                file.write_all(&chunk).await?;
+                bytes += chunk.len() as u64;
+            }
+            file.sync_all().await?;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.context(format!("backup from {url} cut off after {bytes} bytes")));
+        }
+        if let Some(expected) = expected.filter(|n| *n != bytes) {
+            let _ = std::fs::remove_file(&partial);
+            anyhow::bail!("backup from {url} cut off: {bytes} of {expected} bytes");
+        }
+        std::fs::rename(&partial, &args.to)
+            .with_context(|| format!("cannot rename {} into place", partial.display()))?;
+        println!("wrote {} ({rows} rows, {bytes} bytes)", args.to.display());
+        Ok(())
+    })
 }
 
 fn replay(args: ReplayArgs) -> ExitCode {

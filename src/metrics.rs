@@ -7,7 +7,7 @@
 //! batch is never counted as received.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -32,6 +32,9 @@ pub struct Metrics {
     pub ingest_batch_duration: HistogramVec,
     pub store_commit_duration: Histogram,
     pub store_commit_failures: IntCounter,
+    pub store_healthy: IntGauge,
+    pub retention_deleted: IntCounterVec,
+    pub http_panics: IntCounter,
     pub problem_candidates: IntCounter,
     pub actions_total: IntCounterVec,
     pub action_duration: HistogramVec,
@@ -161,6 +164,19 @@ impl Metrics {
                 "incidentd_store_commit_failures_total",
                 "Write transactions that failed; their requests were answered 503."
             )),
+            store_healthy: reg!(IntGauge::new(
+                "incidentd_store_healthy",
+                "1 while the database commits; 0 after a failed commit until it is reopened (writes answer 503 meanwhile)."
+            )),
+            retention_deleted: reg!(counter_vec(
+                "incidentd_retention_deleted_total",
+                "Rows deleted by retention, by kind (incidents, action_jobs, silences).",
+                &["kind"]
+            )),
+            http_panics: reg!(IntCounter::new(
+                "incidentd_http_handler_panics_total",
+                "HTTP handlers that panicked; each was answered 500."
+            )),
             actions_total: reg!(counter_vec(
                 "incidentd_actions_total",
                 "Action attempts, by action and outcome (success, failure, timeout).",
@@ -213,6 +229,10 @@ impl Metrics {
         // Known label values start at zero so dashboards see them before the first event.
         for s in Source::ALL {
             m.alerts_received.with_label_values(&[s.as_str()]);
+        }
+        m.store_healthy.set(1);
+        for k in ["incidents", "action_jobs", "silences"] {
+            m.retention_deleted.with_label_values(&[k]);
         }
         for o in ["delivered", "failed"] {
             m.kafka_changelog_records.with_label_values(&[o]);

@@ -66,11 +66,11 @@ pub async fn run(
         topic: Arc::from(topic.as_str()),
         rules,
         limits: Arc::new(config.limits.clone()),
-        metrics,
+        metrics: metrics.clone(),
     };
     let max_body = config.limits.max_body_bytes;
     let routes = ingest::routes::<Forwarder>().route("/-/ready", get(|| async { "OK\n" }));
-    let app = http::finish(routes, max_body, security.auth.clone()).with_state(fwd);
+    let app = http::finish(routes, max_body, security.auth.clone(), metrics).with_state(fwd);
     security.keep_warning(listen);
     tracing::info!(listen = %listen, topic = %topic, brokers = %config_kafka.brokers, "forwarding to kafka");
     let settings = HttpSettings {

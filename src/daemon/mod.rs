@@ -224,6 +224,7 @@ impl Server {
             engine_settings: settings,
             metrics_window: config.incidents.metrics_window,
             replication: changelog_writer,
+            retention: config.retention.clone(),
         })?;
         actions::spawn_executor(
             actions::ExecutorSettings {

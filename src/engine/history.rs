@@ -63,7 +63,7 @@ impl Rolling {
     /// Mean acknowledge and resolve seconds per priority over `window`
     /// ending at `now`; `None` where no incident falls in the window.
     pub fn means(&mut self, now: DateTime<Utc>, window: Duration) -> [[Option<f64>; 5]; 2] {
-        let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let start = now - crate::model::wall(window);
         let mut out = [[None; 5]; 2];
         for (i, map) in [&mut self.acknowledge, &mut self.resolve]
             .into_iter()

@@ -209,7 +209,7 @@ fn secs(d: chrono::Duration) -> f64 {
     d.num_milliseconds().max(0) as f64 / 1000.0
 }
 
-/// A configured duration on the wall clock (saturating: nothing overflows).
+/// A configured duration on the wall clock (capped: nothing overflows).
 fn chrono_dur(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    crate::model::wall(d)
 }

@@ -195,6 +195,7 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Body::None,
     ),
     ("POST", "/-/reload", Access::Role(Role::Admin), Body::None),
+    ("POST", "/-/backup", Access::Role(Role::Admin), Body::None),
     ("GET", "/metrics", Access::Open, Body::None),
     ("GET", "/-/healthy", Access::Open, Body::None),
     ("GET", "/-/ready", Access::Open, Body::None),

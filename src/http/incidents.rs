@@ -20,7 +20,7 @@ use super::auth::Actor;
 use super::{error, json_body, read, unavailable, AppState};
 use crate::engine::OpError;
 use crate::model::json::to_value;
-use crate::model::{IncidentKey, Op, OpRequest, Priority, Status, TransitionError};
+use crate::model::{IncidentKey, Op, OpRequest, Priority, Status, TransitionError, CATEGORIES};
 use crate::pipeline::OpFailure;
 use crate::store::{ListFilter, Store};
 
@@ -42,53 +42,60 @@ pub async fn list(
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    let f = match filter(&q) {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match read(&s.store, move |store| store.list(&f)).await {
+        Ok(list) => Json(list).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The list filter from the query; every given parameter must name a
+/// known value (an empty one is refused, not ignored).
+fn filter(q: &ListQuery) -> Result<ListFilter, String> {
     let mut f = ListFilter {
         limit: 100,
         ..ListFilter::default()
     };
-    if let Some(v) = q.status.as_deref().filter(|v| !v.is_empty()) {
-        match Status::parse(v) {
-            Some(st) => f.status = Some(st),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                    "status: unknown value {v:?}; expected open, acknowledged, resolved or closed"
-                ),
-                )
-            }
+    let given = |name: &str, v: &Option<String>| -> Result<Option<String>, String> {
+        match v.as_deref() {
+            None => Ok(None),
+            Some("") => Err(format!(
+                "{name}: empty value; give one or leave the parameter out"
+            )),
+            Some(v) => Ok(Some(v.to_string())),
         }
+    };
+    if let Some(v) = given("status", &q.status)? {
+        f.status = Some(Status::parse(&v).ok_or_else(|| {
+            format!("status: unknown value {v:?}; expected open, acknowledged, resolved or closed")
+        })?);
     }
-    if let Some(v) = q.priority.as_deref().filter(|v| !v.is_empty()) {
-        match Priority::parse(&v.to_ascii_uppercase()) {
-            Some(p) => f.priority = Some(p),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("priority: unknown value {v:?}; expected P1..P5"),
-                )
-            }
+    if let Some(v) = given("priority", &q.priority)? {
+        f.priority = Some(
+            Priority::parse(&v.to_ascii_uppercase())
+                .ok_or_else(|| format!("priority: unknown value {v:?}; expected P1..P5"))?,
+        );
+    }
+    if let Some(v) = given("category", &q.category)? {
+        if !CATEGORIES.contains(&v.as_str()) {
+            return Err(format!(
+                "category: unknown value {v:?}; expected one of {}",
+                CATEGORIES.join(", ")
+            ));
         }
+        f.category = Some(v);
     }
-    if let Some(v) = q.category.as_deref().filter(|v| !v.is_empty()) {
-        f.category = Some(v.to_string());
+    if let Some(v) = given("limit", &q.limit)? {
+        f.limit = v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| format!("limit: {v:?} is not a number between 1 and {MAX_LIMIT}"))?;
     }
-    if let Some(v) = q.limit.as_deref().filter(|v| !v.is_empty()) {
-        match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => f.limit = n,
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("limit: {v:?} is not a number between 1 and {MAX_LIMIT}"),
-                )
-            }
-        }
-    }
-    let store = s.store.clone();
-    match read(move || store.list(&f)).await {
-        Ok(list) => Json(list).into_response(),
-        Err(r) => r,
-    }
+    Ok(f)
 }
 
 fn parse_id(id: &str) -> Result<IncidentKey, Box<Response>> {
@@ -105,8 +112,7 @@ pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response
         Ok(k) => k,
         Err(r) => return *r,
     };
-    let store = s.store.clone();
-    match read(move || store.incident_full(key)).await {
+    match read(&s.store, move |store| store.incident_full(key)).await {
         Ok(Some((inc, alerts, timeline))) => {
             let similar = similar_details(&s.store, &inc.similar).await;
             let mut v = to_value(&inc);
@@ -127,8 +133,7 @@ pub async fn report(State(s): State<AppState>, Path(id): Path<String>) -> Respon
         Ok(k) => k,
         Err(r) => return *r,
     };
-    let store = s.store.clone();
-    match read(move || store.incident_full(key)).await {
+    match read(&s.store, move |store| store.incident_full(key)).await {
         Ok(Some((inc, alerts, timeline))) => (
             [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
             super::report::render(&inc, &alerts, &timeline, Utc::now()),

@@ -2,10 +2,13 @@
 //! `forward` (alerts go to Kafka): one route table and one handler, with
 //! the destination behind the [`Intake`] trait.
 //!
-//! Contract: the body is refused with 413 beyond `limits.max_body_bytes`,
-//! with 400 naming what and where when it does not parse (nothing of it is
-//! stored), and with 503 and `Retry-After` when the destination cannot
-//! take it now. Every refusal is counted in
+//! Contract: the body is refused with 413 beyond `limits.max_body_bytes`
+//! (from `Content-Length`, before it is read), with 400 naming what and
+//! where when it does not parse (nothing of it is stored), with 408 when
+//! it does not arrive within `http.body_timeout`, and with 503 and
+//! `Retry-After` when the destination cannot take it now: before the body
+//! is read when the queued bytes are at their bound, after parsing when
+//! the queued alerts are (see [`crate::pipeline::admission`]). Every refusal is counted in
 //! `incidentd_requests_rejected_total{source,reason}`. A PagerDuty event is
 //! answered 202 with its `dedup_key`, as PagerDuty does; the other formats
 //! 200 with what the destination reports.
@@ -14,8 +17,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +30,7 @@ use crate::config::Limits;
 use crate::ingest::{self, Format, Payload};
 use crate::metrics::Metrics;
 use crate::model::Source;
+use crate::pipeline::{PipelineError, Ticket};
 
 /// Why a destination did not take a payload.
 pub struct Refused {
@@ -41,6 +44,11 @@ pub struct Refused {
 pub trait Intake: Clone + Send + Sync + 'static {
     fn limits(&self) -> &Limits;
     fn metrics(&self) -> &Metrics;
+    /// Admits a body of `bytes` before it is read; the ticket is held until
+    /// the answer. `None`: this destination does not bound its queue.
+    fn admit(&self, _bytes: usize) -> Result<Option<Ticket>, PipelineError> {
+        Ok(None)
+    }
     /// Takes a parsed payload durably; answers the fields of the success
     /// body. `body` is the request as received (forwarders pass PagerDuty
     /// events on unchanged); `started` is when the request arrived.
@@ -87,12 +95,8 @@ async fn metrics<S: Intake>(State(s): State<S>) -> Response {
         .into_response()
 }
 
-/// The one ingest handler: body, parse, destination, answer.
-async fn handle<S: Intake>(
-    State(s): State<S>,
-    format: Format,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// The one ingest handler: admission, body, parse, destination, answer.
+async fn handle<S: Intake>(State(s): State<S>, format: Format, request: Request) -> Response {
     let started = Instant::now();
     let source = format.source();
     let reject = |reason: &str| {
@@ -101,23 +105,42 @@ async fn handle<S: Intake>(
             .with_label_values(&[source.as_str(), reason])
             .inc();
     };
-    let body = match body {
-        Ok(b) => b,
-        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            reject("too_large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "request body is larger than the limit of {} bytes (limits.max_body_bytes)",
-                    s.limits().max_body_bytes
-                ),
-            );
-        }
-        Err(rej) => {
-            reject("invalid");
-            return error(rej.status(), rej.body_text());
+    let max = s.limits().max_body_bytes;
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {max} bytes (limits.max_body_bytes)"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        reject("too_large");
+        return too_large();
+    }
+    // Without a length, the most it may be is reserved until it is read.
+    let mut ticket = match s.admit(declared.unwrap_or(max)) {
+        Ok(t) => t,
+        Err(e) => {
+            reject("overloaded");
+            discard_body(request, max).await;
+            return unavailable(&e);
         }
     };
+    let body = match axum::body::to_bytes(request.into_body(), max).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (reason, response) = body_error(e, too_large);
+            reject(reason);
+            return response;
+        }
+    };
+    if let Some(t) = &mut ticket {
+        t.shrink_bytes(body.len());
+    }
     let payload = match ingest::parse(format, &body, s.limits(), Utc::now()) {
         Ok(p) => p,
         Err(e) => {
@@ -125,8 +148,16 @@ async fn handle<S: Intake>(
             return error(StatusCode::BAD_REQUEST, e);
         }
     };
+    if let Some(t) = &mut ticket {
+        if let Err(e) = t.add_alerts(payload.alerts.len()) {
+            reject("overloaded");
+            return unavailable(&e);
+        }
+    }
     let pagerduty = payload.pagerduty.clone();
-    match s.accept(source, body, payload, started).await {
+    let answer = s.accept(source, body, payload, started).await;
+    drop(ticket);
+    match answer {
         Ok(fields) => match pagerduty {
             Some(keys) => (
                 StatusCode::ACCEPTED,
@@ -151,6 +182,53 @@ async fn handle<S: Intake>(
     }
 }
 
+/// Reads a refused request's body and throws it away, so the client, which
+/// may still be sending it, reads the answer instead of a reset
+/// connection; memory stays flat. A client that waits for `100 Continue`
+/// never sends the body, so nothing is read then.
+async fn discard_body(request: Request, max: usize) {
+    use http_body_util::BodyExt as _;
+    let expects_continue = request
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        return;
+    }
+    let mut body = request.into_body();
+    let mut read = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            read += data.len();
+            if read > max {
+                return;
+            }
+        }
+    }
+}
+
+/// A body that could not be read: past the size limit (413), past the
+/// body timeout (408) or cut off (400); with the rejection reason.
+fn body_error(e: axum::Error, too_large: impl Fn() -> Response) -> (&'static str, Response) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return ("too_large", too_large());
+        }
+        if err.is::<super::serve::BodyTimeout>() {
+            return ("invalid", error(StatusCode::REQUEST_TIMEOUT, err));
+        }
+        source = err.source();
+    }
+    (
+        "invalid",
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("request body could not be read: {e}"),
+        ),
+    )
+}
+
 impl Intake for AppState {
     fn limits(&self) -> &Limits {
         &self.limits
@@ -158,6 +236,10 @@ impl Intake for AppState {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn admit(&self, bytes: usize) -> Result<Option<Ticket>, PipelineError> {
+        self.handle.admit(bytes).map(Some)
     }
 
     async fn accept(

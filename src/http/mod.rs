@@ -34,7 +34,7 @@ use serde_json::json;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::pipeline::{Handle, PipelineError};
-use crate::store::Store;
+use crate::store::{Health, Store, StoreError};
 
 /// Shared by every handler of `serve`.
 #[derive(Clone)]
@@ -65,18 +65,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
         .route("/-/ready", get(admin::ready))
-        .route("/-/reload", post(admin::reload));
+        .route("/-/reload", post(admin::reload))
+        .route("/-/backup", post(admin::backup));
     let auth = state.reload.auth.clone();
-    finish(app, max_body, auth).with_state(state)
+    let metrics = state.metrics.clone();
+    finish(app, max_body, auth, metrics).with_state(state)
 }
 
 /// What every router shares: the role and cross-site checks on every
-/// route ([`auth::guard`]), 404 and 405 as JSON errors, and the request
-/// body limit.
+/// route ([`auth::guard`]), 404 and 405 as JSON errors, the request body
+/// limit, and a 500 (counted in `incidentd_http_handler_panics_total`)
+/// for a handler that panics, instead of a connection closed without an
+/// answer.
 pub fn finish<S: Clone + Send + Sync + 'static>(
     app: Router<S>,
     max_body: usize,
     auth: Arc<auth::Auth>,
+    metrics: Arc<Metrics>,
 ) -> Router<S> {
     app.route_layer(axum::middleware::from_fn_with_state(auth, auth::guard))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -87,6 +92,17 @@ pub fn finish<S: Clone + Send + Sync + 'static>(
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            move |panic: Box<dyn std::any::Any + Send>| {
+                metrics.http_panics.inc();
+                let message = crate::store::panic_message(&panic);
+                tracing::error!(panic = %message, "an HTTP handler panicked; answered 500");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error: the handler failed (logged and counted in incidentd_http_handler_panics_total)",
+                )
+            },
+        ))
 }
 
 /// The JSON error answer every endpoint uses.
@@ -126,13 +142,28 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<R
     })
 }
 
-/// A store read on the blocking pool, its failure as a 500.
+/// A store read on the blocking pool. While the store is failing or being
+/// reopened a failed read is a 503 with `Retry-After` (the data is there,
+/// the handle is not); otherwise a 500.
 pub async fn read<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || f(&s)).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(Err(e)) => {
+            let transient = matches!(e, StoreError::Unavailable | StoreError::Busy)
+                || store.health() != Health::Healthy;
+            if transient {
+                Err(with_retry_after(
+                    error(StatusCode::SERVICE_UNAVAILABLE, e),
+                    "5",
+                ))
+            } else {
+                Err(error(StatusCode::INTERNAL_SERVER_ERROR, e))
+            }
+        }
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
     }
 }

@@ -4,7 +4,10 @@
 //! Contract:
 //! - At most `http.max_connections` connections are open at once; beyond
 //!   that the listener stops accepting (new clients wait in the kernel's
-//!   backlog) instead of growing memory or file descriptors.
+//!   backlog) instead of growing memory or file descriptors, and closes
+//!   every connection that is idle between requests, so the waiting
+//!   clients (a health check among them) get in at once rather than after
+//!   the idle timeout.
 //! - A client must send each request's headers within `http.header_timeout`
 //!   of their first byte (and finish a TLS handshake within it), send its
 //!   body within `http.body_timeout`, and an idle keep-alive connection is
@@ -32,7 +35,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
@@ -51,19 +55,32 @@ pub async fn serve(
     deadline: Duration,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    // Wakes the idle connections to close when every permit is taken.
+    let reclaim = Arc::new(Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let app = app.layer(axum::middleware::map_request(deadline_body(
         settings.body_timeout,
     )));
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        // At the limit: close the idle connections, again every second
+        // while busy ones keep every slot.
+        let permit = loop {
+            if let Ok(p) = permits.clone().try_acquire_owned() {
+                break Some(p);
+            }
+            tracing::debug!(
+                max_connections = settings.max_connections,
+                "at the connection limit; closing idle connections"
+            );
+            reclaim.notify_waiters();
+            tokio::select! {
+                p = permits.clone().acquire_owned() => break p.ok(),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = &mut shutdown => break None,
+            }
         };
+        let Some(permit) = permit else { break };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -82,6 +99,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let header_timeout = settings.header_timeout;
         let idle_timeout = settings.idle_timeout;
+        let reclaim = reclaim.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -95,7 +113,8 @@ pub async fn serve(
             match tls {
                 None => {
                     let svc = service(app, remote, None);
-                    let io = TokioIo::new(HeaderDeadline::new(stream, header_timeout));
+                    let io =
+                        TokioIo::new(HeaderDeadline::new(stream, header_timeout, Some(reclaim)));
                     let conn = builder.serve_connection(io, svc);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(remote = %remote, error = %e, "connection ended");
@@ -121,7 +140,8 @@ pub async fn serve(
                         .and_then(|c| c.first())
                         .and_then(|c| tls::subject(c.as_ref()));
                     let svc = service(app, remote, subject);
-                    let io = TokioIo::new(HeaderDeadline::new(stream, header_timeout));
+                    let io =
+                        TokioIo::new(HeaderDeadline::new(stream, header_timeout, Some(reclaim)));
                     let conn = builder.serve_connection(io, svc);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(remote = %remote, error = %e, "connection ended");
@@ -202,7 +222,7 @@ struct DeadlineBody {
 /// The body did not arrive in time.
 #[derive(Debug, thiserror::Error)]
 #[error("request body not received within {0:?} (http.body_timeout)")]
-struct BodyTimeout(Duration);
+pub struct BodyTimeout(pub Duration);
 
 impl HttpBody for DeadlineBody {
     type Data = axum::body::Bytes;
@@ -245,22 +265,43 @@ enum Phase {
 /// A connection whose request heads must arrive within a deadline of
 /// their first byte (the end of a head is the first blank line, CR LF
 /// CR LF). Reading past the deadline fails with `TimedOut`, which closes
-/// the connection.
+/// the connection. Between requests, a notification on `reclaim` (the
+/// listener is at its connection limit) closes it too.
 struct HeaderDeadline<IO> {
     io: IO,
     timeout: Duration,
     phase: Phase,
     sleep: Pin<Box<Sleep>>,
+    reclaim: Option<Arc<Notify>>,
+    /// Registered while idle, so a `notify_waiters` reaches it.
+    reclaimed: Option<Pin<Box<OwnedNotified>>>,
 }
 
 impl<IO> HeaderDeadline<IO> {
-    fn new(io: IO, timeout: Duration) -> Self {
+    fn new(io: IO, timeout: Duration, reclaim: Option<Arc<Notify>>) -> Self {
         HeaderDeadline {
             io,
             timeout,
             phase: Phase::Idle,
             sleep: Box::pin(tokio::time::sleep(timeout)),
+            reclaim,
+            reclaimed: None,
         }
+    }
+
+    /// True when the listener asked idle connections to close.
+    fn reclaimed(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(notify) = &self.reclaim else {
+            return false;
+        };
+        let notified = self
+            .reclaimed
+            .get_or_insert_with(|| Box::pin(notify.clone().notified_owned()));
+        if notified.as_mut().poll(cx).is_ready() {
+            self.reclaimed = None;
+            return true;
+        }
+        false
     }
 
     /// Follows the head through newly read bytes (nothing to do while a
@@ -311,6 +352,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeaderDeadline<IO> {
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 self.saw(&buf.filled()[before..]);
+                if !matches!(self.phase, Phase::Idle) {
+                    self.reclaimed = None;
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -321,6 +365,12 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeaderDeadline<IO> {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "request head not received in time (http.header_timeout)",
+                    )));
+                }
+                if matches!(self.phase, Phase::Idle) && self.reclaimed(cx) {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "idle connection closed: the listener is at http.max_connections",
                     )));
                 }
                 Poll::Pending
@@ -403,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_head_ends_at_the_first_blank_line_even_across_reads() {
-        let mut d = HeaderDeadline::new((), Duration::from_secs(10));
+        let mut d = HeaderDeadline::new((), Duration::from_secs(10), None);
         d.saw(b"GET / HTTP/1.1\r\nHost: x\r");
         assert!(matches!(d.phase, Phase::Head { .. }));
         d.saw(b"\n\r");

@@ -93,6 +93,48 @@ fn silence_json(s: &Silence, now: chrono::DateTime<Utc>) -> serde_json::Value {
     v
 }
 
+/// Longest a silence may last, and latest it may start or end.
+const MAX_SILENCE_YEARS: i32 = 10;
+
+/// The silence's start and end, no later than [`MAX_SILENCE_YEARS`] from
+/// now and computed without overflow.
+fn window(
+    req: &NewSilence,
+    now: chrono::DateTime<Utc>,
+) -> Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>), String> {
+    let latest = now
+        .checked_add_months(chrono::Months::new(12 * MAX_SILENCE_YEARS as u32))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+    let starts_at = req.starts_at.unwrap_or(now).max(now);
+    if starts_at > latest {
+        return Err(format!(
+            "startsAt: {} is more than {MAX_SILENCE_YEARS} years ahead",
+            starts_at.to_rfc3339()
+        ));
+    }
+    let ends_at = match (req.ends_at, req.duration.as_deref()) {
+        (Some(e), None) => e,
+        (None, Some(d)) => {
+            let d = humantime::parse_duration(d).map_err(|e| format!("duration: {d:?}: {e}"))?;
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| starts_at.checked_add_signed(d))
+                .filter(|e| *e <= latest)
+                .ok_or_else(|| {
+                    format!("duration: ends more than {MAX_SILENCE_YEARS} years ahead")
+                })?
+        }
+        _ => return Err("give exactly one of endsAt or duration".into()),
+    };
+    if ends_at > latest {
+        return Err(format!(
+            "endsAt: {} is more than {MAX_SILENCE_YEARS} years ahead",
+            ends_at.to_rfc3339()
+        ));
+    }
+    Ok((starts_at, ends_at))
+}
+
 pub async fn create(
     State(s): State<AppState>,
     actor: Option<Extension<Actor>>,
@@ -107,19 +149,9 @@ pub async fn create(
         Err(r) => return *r,
     };
     let now = Utc::now();
-    let starts_at = req.starts_at.unwrap_or(now).max(now);
-    let ends_at = match (req.ends_at, req.duration.as_deref()) {
-        (Some(e), None) => e,
-        (None, Some(d)) => match humantime::parse_duration(d) {
-            Ok(d) => starts_at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("duration: {e}")),
-        },
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "give exactly one of endsAt or duration",
-            )
-        }
+    let (starts_at, ends_at) = match window(&req, now) {
+        Ok(w) => w,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     // Both are required and must say something.
     let text = |v: &Option<String>| {
@@ -182,8 +214,7 @@ pub async fn expire(State(s): State<AppState>, Path(id): Path<String>) -> Respon
 }
 
 pub async fn list(State(s): State<AppState>) -> Response {
-    let store = s.store.clone();
-    match read(move || store.silences()).await {
+    match read(&s.store, move |store| store.silences()).await {
         Ok(list) => {
             let now = Utc::now();
             Json(
@@ -198,8 +229,7 @@ pub async fn list(State(s): State<AppState>) -> Response {
 }
 
 pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let store = s.store.clone();
-    match read(move || store.silences()).await {
+    match read(&s.store, move |store| store.silences()).await {
         Ok(list) => match list.iter().find(|x| x.id == id) {
             Some(x) => Json(silence_json(x, Utc::now())).into_response(),
             None => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
@@ -209,8 +239,7 @@ pub async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response
 }
 
 pub async fn suppressed(State(s): State<AppState>) -> Response {
-    let store = s.store.clone();
-    match read(move || store.suppressed()).await {
+    match read(&s.store, move |store| store.suppressed()).await {
         Ok(list) => Json(list).into_response(),
         Err(r) => r,
     }

@@ -171,6 +171,17 @@ pub(super) fn check_map(map: &Labels, max_entries: usize, max_value: usize) -> R
         if k.is_empty() {
             return Err("empty name".into());
         }
+        // Alertmanager's rules since 0.27: any UTF-8 name, but not empty
+        // and no control characters.
+        if let Some(c) = k.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "name {k:?} contains the control character {c:?}; names may be any UTF-8 text without control characters"
+            ));
+        }
+        // A NUL cannot pass into an exec action's environment or arguments.
+        if v.contains('\0') {
+            return Err(format!("value of {k:?} contains a NUL byte"));
+        }
         if k.len() > MAX_NAME_BYTES {
             return Err(format!(
                 "name {:?}… is {} bytes (limit {MAX_NAME_BYTES})",

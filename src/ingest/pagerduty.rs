@@ -134,6 +134,9 @@ pub fn pagerduty_event(
                 format!("{} bytes (limit {PD_MAX_DEDUP_KEY})", k.len()),
             ));
         }
+        if k.contains('\0') {
+            return Err(invalid("dedup_key", "contains a NUL byte".into()));
+        }
     }
     let identity = |dedup_key: &str| {
         let mut id = Labels::new();

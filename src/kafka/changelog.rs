@@ -761,6 +761,7 @@ mod writer_tests {
             engine_settings: settings,
             metrics_window: Duration::from_secs(3600),
             replication: Some(Box::new(w)),
+            retention: Default::default(),
         })
         .expect("writer");
         (handle, join, store)

@@ -224,6 +224,9 @@ impl Parser<'_> {
         if name.is_empty() {
             return Err(self.err("expected a label name"));
         }
+        if name.chars().any(char::is_control) {
+            return Err(self.err("a label name cannot contain control characters"));
+        }
         self.skip_ws();
         let op = match (self.peek(), self.chars.get(self.pos + 1).copied()) {
             (Some('='), Some('~')) => Op::Re,
@@ -236,6 +239,11 @@ impl Parser<'_> {
         self.skip_ws();
         let value = if self.peek() == Some('"') {
             self.quoted()?
+        } else if let Some(c) = self.peek().filter(|c| matches!(c, '=' | '!' | '~')) {
+            // `alertname==x` or `a=~~b`: an operator typed twice, not a value.
+            return Err(self.err(&format!(
+                "unexpected {c:?} after the operator; quote the value if it starts with {c:?}"
+            )));
         } else {
             let mut v = String::new();
             while let Some(c) = self.peek() {

@@ -29,3 +29,13 @@ pub use ownership::{Direction, Home, KafkaPosition};
 pub use priority::{Level, Priority, CATEGORIES};
 pub use suppression::{Reason, Silence, SilenceState, SuppressedAlert, Suppression};
 pub use timeline::{SlaKind, TimelineEntry, TimelineKind};
+
+/// Longest span a configured duration counts for on the wall clock.
+const MAX_WALL_SPAN: std::time::Duration = std::time::Duration::from_secs(1000 * 366 * 86400);
+
+/// A configured duration on the wall clock, capped at 1,000 years, so
+/// that adding it to or subtracting it from a time of this era never
+/// overflows (chrono panics on overflow).
+pub fn wall(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d.min(MAX_WALL_SPAN)).unwrap_or(chrono::Duration::zero())
+}

@@ -16,6 +16,7 @@
 //! and commands), [`writer`] (the writer thread), [`handover`] (adopting a
 //! partition's incidents), [`ports`], [`reload`] (rule reloads).
 
+pub mod admission;
 pub mod handover;
 pub mod ports;
 pub mod reload;
@@ -34,6 +35,7 @@ use crate::model::{
 use crate::rules::RuleSet;
 use crate::store::StoreError;
 
+pub use admission::{Admission, Ticket};
 pub use ports::{Adopted, Dispatch, Replication, Restore};
 pub use reload::Reloader;
 pub use writer::{spawn, Writer};
@@ -217,6 +219,7 @@ impl Command {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
+    admission: Arc<Admission>,
 }
 
 /// A handle that does not keep the writer alive (for background tasks
@@ -224,11 +227,15 @@ pub struct Handle {
 #[derive(Clone)]
 pub struct WeakHandle {
     tx: mpsc::WeakSender<Command>,
+    admission: Arc<Admission>,
 }
 
 impl WeakHandle {
     pub fn upgrade(&self) -> Option<Handle> {
-        self.tx.upgrade().map(|tx| Handle { tx })
+        self.tx.upgrade().map(|tx| Handle {
+            tx,
+            admission: self.admission.clone(),
+        })
     }
 }
 
@@ -236,7 +243,13 @@ impl Handle {
     pub fn downgrade(&self) -> WeakHandle {
         WeakHandle {
             tx: self.tx.downgrade(),
+            admission: self.admission.clone(),
         }
+    }
+
+    /// Admits an ingest request's body before it is read (see [`admission`]).
+    pub fn admit(&self, body_bytes: usize) -> Result<Ticket, PipelineError> {
+        self.admission.admit(body_bytes)
     }
 
     /// Queues alerts and waits until they are durable.

@@ -6,11 +6,21 @@
 //! one; their changes are committed in one transaction; only then are the
 //! replies sent, the metrics counted, the jobs dispatched and the changes
 //! replicated. A failed commit answers every request of the batch with an
-//! error and rebuilds the live state from the store.
+//! error, marks the store unhealthy and heals it: the file is reopened and
+//! the live state rebuilt from what is committed, at once and then with a
+//! backoff of 1 s doubling to 10 s. Until that succeeds every command that
+//! would write is refused with [`PipelineError::Unavailable`] (action
+//! results are held and applied after the heal), and the gauges keep the
+//! last committed state. When the queue is empty the writer folds the repeat
+//! log and runs retention, one bounded batch at a time.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::config::RetentionSettings;
+use crate::model::AttemptResult;
+use crate::store::maintenance::Retention;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,6 +50,30 @@ pub struct Writer {
     /// Incident state replicated for other instances (the Kafka
     /// changelog), when on.
     pub replication: Option<Box<dyn Replication>>,
+    /// How long finished things are kept.
+    pub retention: RetentionSettings,
+}
+
+/// The store could not commit; the writer heals it before writing again.
+struct Healing {
+    since: Instant,
+    reason: String,
+    next: Instant,
+    backoff: Duration,
+    /// Action results that arrived meanwhile, applied after the heal.
+    held: Vec<AttemptResult>,
+}
+
+/// Most action results held while the store heals; beyond this a result
+/// is dropped (its job stays pending and runs again after a restart).
+const MAX_HELD_RESULTS: usize = 100_000;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+/// When retention runs next: after a pass that filled its batch, at the
+/// next idle moment a second later; otherwise after `retention.interval`.
+struct RetentionClock {
+    next: Instant,
 }
 
 /// Starts the writer thread and the ticker; returns the handle and the thread.
@@ -60,10 +94,14 @@ pub fn spawn(mut writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
             let _ = tx.try_send(Command::Tick);
         }
     });
+    let admission = super::Admission::new(
+        writer.settings.max_queued_alerts,
+        writer.settings.max_queued_bytes,
+    );
     let join = std::thread::Builder::new()
         .name("incidentd-writer".into())
         .spawn(move || writer.run(rx))?;
-    Ok((Handle { tx }, join))
+    Ok((Handle { tx, admission }, join))
 }
 
 /// A reply held back until the batch's commit.
@@ -177,6 +215,11 @@ impl Writer {
             tracing::info!(jobs = pending.len(), "resuming pending actions");
         }
         self.dispatch(pending);
+        self.metrics.store_healthy.set(1);
+        let mut healing: Option<Healing> = None;
+        let mut retention = RetentionClock {
+            next: Instant::now() + Duration::from_secs(10),
+        };
         while let Some(first) = rx.blocking_recv() {
             let mut weight = first.weight();
             let mut batch = vec![first];
@@ -189,16 +232,161 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.process(batch);
+            if healing.as_ref().is_some_and(|h| Instant::now() >= h.next) {
+                healing = self.heal(healing);
+            }
+            if let Some(h) = &mut healing {
+                self.refuse(batch, h);
+                continue;
+            }
+            if let Err(reason) = self.process(batch) {
+                healing = self.heal(Some(Healing {
+                    since: Instant::now(),
+                    reason,
+                    next: Instant::now(),
+                    backoff: FIRST_RETRY,
+                    held: Vec::new(),
+                }));
+                continue;
+            }
             if rx.is_empty() {
                 self.fold_when_idle();
+            }
+            if rx.is_empty() && Instant::now() >= retention.next {
+                retention.next = Instant::now() + self.retain();
             }
         }
         tracing::debug!("writer stopped: every sender is gone");
     }
 
-    /// Runs a batch of commands, commits their changes, then answers.
-    fn process(&mut self, commands: Vec<Command>) {
+    /// Reopens the store and reloads the live state from it; answers the
+    /// healing state still in force if that failed.
+    fn heal(&mut self, healing: Option<Healing>) -> Option<Healing> {
+        let mut h = healing?;
+        let healed = self
+            .store
+            .reopen()
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.reload_state());
+        match healed {
+            Ok(()) => {
+                self.metrics.store_healthy.set(1);
+                self.refresh_gauges();
+                tracing::info!(
+                    seconds = h.since.elapsed().as_secs_f64(),
+                    "the store commits again; live state reloaded from what is committed"
+                );
+                let now = Utc::now();
+                let store = &self.store;
+                for r in h.held.drain(..) {
+                    self.engine
+                        .record_action_result(r, now, |k| store.load_live(k).ok().flatten());
+                }
+                None
+            }
+            Err(e) => {
+                let reason = if e.contains(&h.reason) || h.reason.contains(&e) {
+                    h.reason.clone()
+                } else {
+                    format!("{}; reopening failed: {e}", h.reason)
+                };
+                self.store.failed(reason);
+                self.metrics.store_healthy.set(0);
+                tracing::warn!(error = %e, retry_in = ?h.backoff, "the store cannot be reopened yet; writes are refused meanwhile");
+                h.next = Instant::now() + h.backoff;
+                h.backoff = (h.backoff * 2).min(MAX_RETRY);
+                Some(h)
+            }
+        }
+    }
+
+    /// Answers a batch while the store heals: nothing that writes is taken.
+    fn refuse(&mut self, commands: Vec<Command>, h: &mut Healing) {
+        let err = PipelineError::Unavailable(Arc::new(StoreError::Failing {
+            reason: h.reason.clone(),
+        }));
+        for cmd in commands {
+            match cmd {
+                Command::Ingest { reply, .. } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Command::Op { reply, .. } => {
+                    let _ = reply.send(Err(OpFailure::Pipeline(err.clone())));
+                }
+                Command::Silence { reply, .. } => {
+                    let _ = reply.send(Err(SilenceError::Pipeline(err.clone())));
+                }
+                Command::Adopt { reply, .. } | Command::Release { reply, .. } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Command::FlushChangelog { reply } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Command::Rules { rules, reply } => {
+                    // Not stored: the swap takes effect now and survives the reload.
+                    if let Some(tx) = &self.rules_tx {
+                        tx.send_replace(rules.clone());
+                    }
+                    self.engine.set_rules(rules);
+                    let _ = reply.send(());
+                }
+                Command::ActionResult(r) => {
+                    if h.held.len() < MAX_HELD_RESULTS {
+                        h.held.push(r);
+                    } else {
+                        tracing::warn!(job = %r.job_key, "action result dropped while the store heals; the job runs again after a restart");
+                    }
+                }
+                Command::Tick => {}
+            }
+        }
+    }
+
+    /// One retention pass when idle; answers when to run the next.
+    fn retain(&mut self) -> Duration {
+        let r = &self.retention;
+        let policy = Retention {
+            closed_incidents: r.closed_incidents,
+            finished_jobs: r.finished_jobs,
+            expired_silences: r.expired_silences,
+            batch: r.batch,
+        };
+        match self.store.retention(Utc::now(), &policy) {
+            Ok(d) => {
+                for (kind, n) in [
+                    ("incidents", d.incidents),
+                    ("action_jobs", d.jobs),
+                    ("silences", d.silences),
+                ] {
+                    self.metrics
+                        .retention_deleted
+                        .with_label_values(&[kind])
+                        .inc_by(n);
+                }
+                if d.incidents + d.jobs + d.silences > 0 {
+                    tracing::info!(
+                        incidents = d.incidents,
+                        action_jobs = d.jobs,
+                        silences = d.silences,
+                        "retention deleted what was past its time"
+                    );
+                }
+                if d.more(r.batch) {
+                    Duration::from_secs(1)
+                } else {
+                    r.interval
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention failed; it runs again later");
+                r.interval
+            }
+        }
+    }
+
+    /// Runs a batch of commands, commits their changes, then answers; on a
+    /// failed commit answers the error and returns its text.
+    fn process(&mut self, commands: Vec<Command>) -> Result<(), String> {
         let now = Utc::now();
         let mut p = Pending::default();
         for cmd in commands {
@@ -220,15 +408,20 @@ impl Writer {
                 for r in p.replies {
                     r.succeed(&self.metrics);
                 }
+                Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "store commit failed; answering 503 and reloading state from the store");
+                tracing::error!(error = %e, "store commit failed; answering 503, reopening the store and reloading state from it");
                 self.metrics.store_commit_failures.inc();
+                self.metrics.store_healthy.set(0);
+                let reason = e.to_string();
+                self.store.failed(reason.clone());
+                self.engine.discard_changes();
                 let err = PipelineError::Unavailable(Arc::new(e));
                 for r in p.replies {
                     r.fail(&err);
                 }
-                self.reload_state();
+                Err(reason)
             }
         }
     }
@@ -243,6 +436,15 @@ impl Writer {
                 homes: runs,
                 reply,
             } => {
+                if reply.is_closed() {
+                    // The client left before its turn: never acknowledged,
+                    // so not stored (its sender retries).
+                    self.metrics
+                        .requests_rejected
+                        .with_label_values(&[source.as_str(), "client_gone"])
+                        .inc();
+                    return;
+                }
                 p.positions.append(&mut positions);
                 let outcomes = self.engine.ingest(alerts, now);
                 if let Some(r) = &mut self.replication {
@@ -379,7 +581,8 @@ impl Writer {
         }
     }
 
-    fn reload_state(&mut self) {
+    /// Rebuilds the engine from what is committed.
+    fn reload_state(&mut self) -> Result<(), String> {
         self.engine.discard_changes();
         match self.store.load(Utc::now(), self.metrics_window) {
             Ok(snap) => {
@@ -402,11 +605,12 @@ impl Writer {
                             let engine = &self.engine;
                             r.reset(h, &|k| engine.live(k).is_some());
                         }
-                        Err(e) => tracing::error!(error = %e, "cannot reload incident homes"),
+                        Err(e) => return Err(format!("cannot reload incident homes: {e}")),
                     }
                 }
+                Ok(())
             }
-            Err(e) => tracing::error!(error = %e, "cannot reload state from the store"),
+            Err(e) => Err(format!("cannot reload state from the store: {e}")),
         }
     }
 
@@ -424,5 +628,104 @@ impl Writer {
         let means = self.engine.rolling_means(Utc::now(), self.metrics_window);
         self.metrics
             .set_state(self.engine.open_by_priority(), means);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::labels::labels;
+    use crate::model::Alert;
+    use crate::store::ListFilter;
+
+    fn alert(name: &str) -> Alert {
+        Alert::new(
+            labels(&[("alertname", name), ("severity", "critical")]),
+            Default::default(),
+            None,
+            None,
+            None,
+            String::new(),
+            Source::Generic,
+            None,
+            Utc::now(),
+        )
+        .expect("labels")
+    }
+
+    fn start(dir: &std::path::Path) -> (Handle, JoinHandle<()>, Store, Arc<Metrics>) {
+        let store = Store::open(dir).expect("store");
+        let settings = Settings {
+            close_after: Duration::from_secs(3600),
+            id_slot: None,
+        };
+        let metrics = Arc::new(Metrics::new());
+        let engine = Engine::new(
+            Arc::new(RuleSet::builtin().expect("rules")),
+            settings.clone(),
+        );
+        let (handle, join) = spawn(Writer {
+            engine,
+            dispatcher: None,
+            rules_tx: None,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            settings: PipelineSettings::default(),
+            engine_settings: settings,
+            metrics_window: Duration::from_secs(3600),
+            replication: None,
+            retention: Default::default(),
+        })
+        .expect("writer");
+        (handle, join, store, metrics)
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_client_left_before_its_turn_is_not_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (h, join, store, metrics) = start(dir.path());
+        // The client is gone (its receiver dropped) before the writer
+        // gets to the request.
+        let (reply, rx) = oneshot::channel();
+        drop(rx);
+        h.tx.send(Command::Ingest {
+            source: Source::Generic,
+            alerts: vec![alert("Gone")],
+            positions: Vec::new(),
+            homes: Vec::new(),
+            reply,
+        })
+        .await
+        .expect("queued");
+        let kept = h
+            .ingest(Source::Generic, vec![alert("Kept")])
+            .await
+            .expect("stored");
+        assert_eq!(kept.created.len(), 1);
+        let listed = store
+            .list(&ListFilter {
+                limit: 10,
+                ..ListFilter::default()
+            })
+            .expect("list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|i| i.title.clone())
+                .collect::<Vec<_>>()
+                .len(),
+            1,
+            "only the request someone waited for: {listed:?}"
+        );
+        assert!(listed[0].title.contains("Kept"), "{listed:?}");
+        assert_eq!(
+            metrics
+                .requests_rejected
+                .with_label_values(&["generic", "client_gone"])
+                .get(),
+            1
+        );
+        drop(h);
+        join.join().expect("writer");
     }
 }

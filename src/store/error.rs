@@ -22,6 +22,24 @@ pub enum StoreError {
     Db(#[source] Box<redb::Error>),
     #[error("a thread restoring the live state panicked")]
     RestorePanicked,
+    #[error("database file {path} is empty (0 bytes): refusing to start over it as a new, empty database; restore it from a backup, or move it away to start afresh")]
+    Empty { path: PathBuf },
+    #[error("database file is damaged at {path}: {message}; check it with `incidentd db check`, restore it from a backup, or move it away to start afresh")]
+    Damaged { path: PathBuf, message: String },
+    #[error("cannot upgrade database {path} written by an earlier release: {message}")]
+    Upgrade { path: PathBuf, message: String },
+    #[error("{path} was written by a release before redb 4 (file format v{version}); `incidentd serve` upgrades it in place on start, keeping a copy")]
+    NeedsUpgrade { path: PathBuf, version: u8 },
+    #[error("no database at {path}")]
+    Missing { path: PathBuf },
+    #[error("backup to {path}: {message}")]
+    BackupTarget { path: PathBuf, message: String },
+    #[error("the database is being reopened after a failed write; retry shortly")]
+    Unavailable,
+    #[error("the database cannot commit ({reason}); it is being reopened, retry shortly")]
+    Failing { reason: String },
+    #[error("the database is still in use by readers; it was not reopened")]
+    Busy,
     #[error("corrupt record in table {table}: {source}")]
     Corrupt {
         table: &'static str,

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::error::StoreError;
 use super::row::read_json;
@@ -47,7 +47,7 @@ impl Store {
     /// Loads what the engine needs to resume: live incidents with alerts,
     /// the newest id, and MTTA/MTTR samples inside `window` before `now`.
     pub fn load(&self, now: DateTime<Utc>, window: Duration) -> Result<Snapshot, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let alerts = tx.open_table(ALERTS)?;
         let hot = Hot::open(&tx, ALL)?;
@@ -117,7 +117,7 @@ impl Store {
             .enumerate()
             .map(|(i, l)| (l.incident.id.0, i))
             .collect();
-        let start = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let start = now - crate::model::wall(window);
         // Incidents created before the window can still have been acknowledged
         // or resolved inside it; scan newest first and stop well before.
         let horizon = start - chrono::Duration::days(90);
@@ -163,13 +163,13 @@ impl Store {
 
     /// One incident as stored.
     pub fn incident(&self, key: IncidentKey) -> Result<Option<Incident>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         Ok(read_incident(&tx, key, false)?.map(|(inc, _)| inc))
     }
 
     /// An incident with its alerts and timeline.
     pub fn incident_full(&self, key: IncidentKey) -> Result<Option<FullIncident>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let Some((inc, hot)) = read_incident(&tx, key, true)? else {
             return Ok(None);
         };
@@ -195,7 +195,7 @@ impl Store {
 
     /// The partition of every live incident that has one.
     pub fn homes(&self) -> Result<Vec<(IncidentKey, Home)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let open = tx.open_table(OPEN)?;
         let mut out = Vec::new();
         for row in tx.open_table(HOMES)?.iter()? {
@@ -216,7 +216,7 @@ impl Store {
 
     /// The last stored Kafka offset of every partition this store has seen.
     pub fn kafka_positions(&self) -> Result<Vec<KafkaPosition>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let mut out = Vec::new();
         for row in tx.open_table(KAFKA_POSITIONS)?.iter()? {
             let (k, v) = row?;
@@ -242,8 +242,8 @@ impl Store {
 
     /// Incidents newest first, filtered; parked ones are left out.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
-        let parked = self.parked.read().clone();
-        let tx = self.db.begin_read()?;
+        let parked = self.inner.parked.read().clone();
+        let tx = self.db()?.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let hot = Hot::open(
             &tx,
@@ -298,12 +298,12 @@ impl Store {
     }
 
     /// Every row of a JSON table.
-    fn read_all<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    pub(super) fn read_all<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
         &self,
         table: TableDefinition<'static, K, &'static [u8]>,
         name: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let mut out = Vec::new();
         for row in tx.open_table(table)?.iter()? {
             out.push(read_json(name, row?.1.value())?);

@@ -114,7 +114,7 @@ fn alert_rows_an_earlier_version_wrote_as_json_still_load() {
     let live = e.live_incidents().next().expect("one incident").clone();
     let (fp, rec) = live.alerts.iter().next().expect("one alert");
     // Rewrite the row as the JSON earlier versions stored.
-    let tx = store.db.begin_write().expect("tx");
+    let tx = store.db().expect("open").begin_write().expect("tx");
     tx.open_table(ALERTS)
         .expect("table")
         .insert(
@@ -298,14 +298,14 @@ fn repeats_read_the_same_before_and_after_the_log_is_folded() {
         e.ingest(batch(5000), t);
         let ws = e.take_changes();
         assert_eq!(ws.seen.len(), 5000);
-        let before = store.log.lock().0;
+        let before = store.inner.log.lock().0;
         store.commit(&ws.into()).expect("commit");
-        if store.log.lock().0 < before {
+        if store.inner.log.lock().0 < before {
             busy_folds += 1;
         }
         if round <= 6 && store.fold_if_due().expect("fold") {
             idle_folds += 1;
-            assert_eq!(*store.log.lock(), (0, 0));
+            assert_eq!(*store.inner.log.lock(), (0, 0));
         }
         let (inc, alerts, _) = store.incident_full(key).expect("read").expect("exists");
         assert_eq!(inc.last_activity_at, t, "round {round}");
@@ -352,4 +352,234 @@ fn second_open_of_the_same_file_fails_clearly() {
     let _first = Store::open(dir.path()).expect("open");
     let e = Store::open(dir.path()).err().expect("locked").to_string();
     assert!(e.contains("cannot open database"), "{e}");
+}
+
+#[test]
+fn retention_deletes_what_is_past_its_time_in_batches_with_a_controlled_clock() {
+    use crate::engine::ChangeSet;
+    use crate::model::{Job, JobState, Silence, Trigger};
+    use maintenance::Retention;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let day = chrono::Duration::days(1);
+    let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().expect("time");
+    let mut e = engine();
+    // Five incidents closed on day 1, one closed on day 20, one open.
+    let mut keys = Vec::new();
+    for i in 0..7 {
+        let out = e.ingest(vec![alert(&format!("R{i}"), AlertStatus::Firing)], t0);
+        let crate::engine::Outcome::Created(k) = out[0] else {
+            panic!("created: {out:?}")
+        };
+        keys.push(k);
+    }
+    for (i, k) in keys.iter().enumerate().take(6) {
+        let at = if i < 5 { t0 + day } else { t0 + day * 20 };
+        e.apply_op(*k, Op::Resolve, &OpRequest::default(), at, |_| None)
+            .expect("resolve");
+        e.apply_op(*k, Op::Close, &OpRequest::default(), at, |_| None)
+            .expect("close");
+    }
+    store.commit(&e.take_changes().into()).expect("commit");
+    // Jobs: finished old, pending old, finished new, one of a closed incident.
+    let job = |key: &str, incident: IncidentKey, state: JobState, at: DateTime<Utc>| Job {
+        key: key.into(),
+        incident,
+        action: "page".into(),
+        trigger: Trigger::Opened,
+        created_at: at,
+        state,
+        attempts: 1,
+        last_result: None,
+        payload: serde_json::Value::Null,
+    };
+    let open = keys[6];
+    let silence = |id: &str, ends: DateTime<Utc>| Silence {
+        id: id.into(),
+        matchers: vec!["a=\"b\"".into()],
+        starts_at: t0,
+        ends_at: ends,
+        comment: "c".into(),
+        created_by: "t".into(),
+        on_behalf_of: None,
+        created_at: t0,
+        compiled: Vec::new(),
+    };
+    let changes = ChangeSet {
+        jobs: vec![
+            job(
+                &format!("{open}/page/opened/1"),
+                open,
+                JobState::Succeeded,
+                t0,
+            ),
+            job(
+                &format!("{open}/page/opened/2"),
+                open,
+                JobState::Pending,
+                t0,
+            ),
+            job(
+                &format!("{open}/page/opened/3"),
+                open,
+                JobState::Failed,
+                t0 + day * 40,
+            ),
+            job(
+                &format!("{}/page/opened/1", keys[0]),
+                keys[0],
+                JobState::Pending,
+                t0,
+            ),
+        ],
+        silences: vec![silence("old", t0 + day), silence("new", t0 + day * 45)],
+        ..ChangeSet::default()
+    };
+    store.commit(&changes.into()).expect("commit");
+
+    let policy = Retention {
+        closed_incidents: std::time::Duration::from_secs(10 * 86400),
+        finished_jobs: std::time::Duration::from_secs(10 * 86400),
+        expired_silences: std::time::Duration::from_secs(10 * 86400),
+        batch: 2,
+    };
+    // Day 5: nothing is old enough.
+    let d = store.retention(t0 + day * 5, &policy).expect("retention");
+    assert_eq!(d, maintenance::Deleted::default());
+    // Day 15: the five closed on day 1 go, two per pass; the job of a
+    // deleted incident goes with it; the old finished job and the old
+    // silence go; the pending job stays.
+    let mut total = maintenance::Deleted::default();
+    for _ in 0..10 {
+        let d = store.retention(t0 + day * 15, &policy).expect("retention");
+        assert!(d.incidents <= 2 && d.jobs <= 2 && d.silences <= 2, "{d:?}");
+        total.incidents += d.incidents;
+        total.jobs += d.jobs;
+        total.silences += d.silences;
+        if !d.more(policy.batch) {
+            break;
+        }
+    }
+    assert_eq!(
+        total,
+        maintenance::Deleted {
+            incidents: 5,
+            jobs: 1,
+            silences: 1
+        }
+    );
+    for k in &keys[..5] {
+        assert!(
+            store.incident_full(*k).expect("read").is_none(),
+            "{k} deleted"
+        );
+    }
+    assert!(
+        store.incident_full(keys[5]).expect("read").is_some(),
+        "closed on day 20: kept"
+    );
+    assert!(
+        store.incident_full(open).expect("read").is_some(),
+        "open: kept"
+    );
+    let closed = store
+        .list(&ListFilter {
+            status: Some(Status::Closed),
+            limit: 100,
+            ..ListFilter::default()
+        })
+        .expect("list");
+    assert_eq!(
+        closed.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![keys[5]]
+    );
+    let jobs: Vec<String> = store
+        .read_all::<_, Job>(ACTION_JOBS, "action_jobs")
+        .expect("jobs")
+        .into_iter()
+        .map(|j| j.key)
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![
+            format!("{open}/page/opened/2"),
+            format!("{open}/page/opened/3")
+        ],
+        "pending and recent jobs stay"
+    );
+    let silences: Vec<String> = store
+        .silences()
+        .expect("silences")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(silences, vec!["new".to_string()]);
+}
+
+#[test]
+fn a_v2_file_is_upgraded_with_its_tuple_tables_and_kept_as_a_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE);
+    {
+        let db = redb2::Database::create(&path).expect("redb 2 file");
+        let tx = db.begin_write().expect("tx");
+        {
+            let mut pos = tx
+                .open_table(redb2::TableDefinition::<(&str, i32), i64>::new(
+                    "kafka_positions",
+                ))
+                .expect("positions");
+            pos.insert(("alerts", 3), 42).expect("insert");
+            let mut homes = tx
+                .open_table(redb2::TableDefinition::<u64, (&str, i32)>::new(
+                    "incident_home",
+                ))
+                .expect("homes");
+            homes.insert(7, ("alerts", 3)).expect("insert");
+            let mut open = tx
+                .open_table(redb2::TableDefinition::<u64, &str>::new("open_incidents"))
+                .expect("open");
+            open.insert(7, "g").expect("insert");
+            let mut by_status = tx
+                .open_table(redb2::TableDefinition::<(&str, u64), ()>::new(
+                    "incidents_by_status",
+                ))
+                .expect("by status");
+            by_status.insert(("open", 7), ()).expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+    let original = std::fs::read(&path).expect("read");
+    let store = Store::open(dir.path()).expect("upgraded");
+    assert_eq!(
+        std::fs::read(dir.path().join(V2_BACKUP)).expect("copy kept"),
+        original
+    );
+    let positions = store.kafka_positions().expect("positions");
+    assert_eq!(positions.len(), 1);
+    assert_eq!(
+        (
+            positions[0].topic.as_str(),
+            positions[0].partition,
+            positions[0].offset
+        ),
+        ("alerts", 3, 42)
+    );
+    let homes = store.homes().expect("homes");
+    assert_eq!(homes.len(), 1);
+    assert_eq!(homes[0].0, IncidentKey(7));
+    assert_eq!(
+        (homes[0].1.topic.as_str(), homes[0].1.partition),
+        ("alerts", 3)
+    );
+    let tx = redb::ReadableDatabase::begin_read(&*store.db().expect("db")).expect("read");
+    let by_status = tx.open_table(BY_STATUS).expect("index");
+    assert!(by_status.get(("open", 7)).expect("get").is_some());
+    drop(by_status);
+    drop(tx);
+    drop(store);
+    // The next start keeps the data and drops the copy.
+    let store = Store::open(dir.path()).expect("second start");
+    assert!(!dir.path().join(V2_BACKUP).exists());
+    assert_eq!(store.kafka_positions().expect("positions").len(), 1);
 }

@@ -51,11 +51,11 @@ impl Store {
     /// alerts) is not paid by a request waiting for its commit. Nothing
     /// acknowledged depends on it: on failure the log stays as it was.
     pub fn fold_if_due(&self) -> Result<bool, StoreError> {
-        let mut log_state = self.log.lock();
+        let mut log_state = self.inner.log.lock();
         if log_state.1 <= FOLD_BYTES {
             return Ok(false);
         }
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         fold_log(&tx)?;
         tx.commit()?;
         *log_state = (0, 0);
@@ -65,8 +65,8 @@ impl Store {
     /// Commits a write set in one durable transaction.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let ws = &batch.changes;
-        let tx = self.db.begin_write()?;
-        let mut log_state = self.log.lock();
+        let tx = self.db()?.begin_write()?;
+        let mut log_state = self.inner.log.lock();
         let (mut next, mut bytes) = *log_state;
         if !ws.seen.is_empty() || !ws.activity.is_empty() {
             let entry = encode_log(&ws.seen, &ws.activity);

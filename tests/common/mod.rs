@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod served;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
