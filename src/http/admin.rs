@@ -1,5 +1,10 @@
 //! Operating endpoints: readiness and rule reloads (health and metrics
 //! are part of the shared ingest routes).
+//!
+//! A reload (SIGHUP or `POST /-/reload`) re-reads every part; each part
+//! that fails keeps its previous state. Its result is exported as
+//! `incidentd_config_last_reload_successful` (0 when any part failed) and
+//! `incidentd_config_last_reload_success_timestamp_seconds`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use serde_json::json;
 use super::auth::Auth;
 use super::tls::Tls;
 use super::AppState;
+use crate::metrics::Metrics;
 use crate::pipeline::Reloader;
 
 pub async fn ready(State(s): State<AppState>) -> Response {
@@ -43,6 +49,8 @@ pub struct Reload {
     pub rules: Reloader,
     pub auth: Arc<Auth>,
     pub tls: Option<Arc<Tls>>,
+    /// Where the reload status is exported.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What a reload did; each part that failed kept its previous state.
@@ -72,6 +80,8 @@ impl Reload {
             Ok(summary) => out.rules = Some(summary),
             Err(e) => out.errors.push(format!("rules:\n{e}")),
         }
+        self.metrics
+            .config_loaded(out.errors.is_empty(), chrono::Utc::now());
         out
     }
 }
