@@ -261,6 +261,7 @@ impl Server {
             handle,
             store,
             metrics,
+            started_at: Utc::now(),
             limits,
             ready: Arc::new(AtomicBool::new(false)),
         };
