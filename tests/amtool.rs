@@ -230,14 +230,24 @@ fn readme_snippets_pass_amtool_and_promtool() {
     let amtool = require_binary("amtool", "prometheus-alertmanager");
     let promtool = require_binary("promtool", "prometheus");
     let (mut am, mut prom) = (0, 0);
-    let mut rest = readme.as_str();
-    while let Some(start) = rest.find("```yaml\n") {
-        let body_start = start + "```yaml\n".len();
-        let Some(len) = rest[body_start..].find("```") else {
-            break;
-        };
-        let block = &rest[body_start..body_start + len];
-        rest = &rest[body_start + len + 3..];
+    // Each ```yaml block, dedented by its fence's indentation (blocks in
+    // list items are indented).
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, Vec<String>)> = None;
+    for line in readme.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match &mut open {
+            None if trimmed == "```yaml" => open = Some((indent, Vec::new())),
+            Some((i, lines)) if trimmed == "```" && indent == *i => {
+                blocks.push(lines.join("\n") + "\n");
+                open = None;
+            }
+            Some((i, lines)) => lines.push(line.get(*i..).unwrap_or("").to_string()),
+            None => {}
+        }
+    }
+    for block in &blocks {
         let top = |k: &str| block.lines().any(|l| l.starts_with(k));
         let (tool, args, text): (&PathBuf, &[&str], String) =
             if top("route:") || (top("receivers:") && block.contains("webhook_configs")) {
