@@ -166,7 +166,7 @@ async fn amtool_lists_alerts_and_manages_silences() {
 
     // amtool silence query: the silence, its matchers, author and comment.
     let listed = amtool(&inc, &["silence", "query"]);
-    assert_eq!(first_column(&listed), [id.clone()], "{listed}");
+    assert_eq!(first_column(&listed), [id.as_str()], "{listed}");
     assert!(listed.contains("alertname=\"DiskSlow\""), "{listed}");
     assert!(
         listed.contains("alice") && listed.contains("CHG-1234"),

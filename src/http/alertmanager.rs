@@ -232,6 +232,24 @@ pub struct SilenceQueryDoc {
     filter: Option<Vec<String>>,
 }
 
+/// Why a query of this API was refused (answered 400 with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("query parameter {param}: {value:?} is not true or false")]
+    NotABool { param: String, value: String },
+    #[error("query parameter {param}: {message}")]
+    Invalid {
+        param: &'static str,
+        message: String,
+    },
+}
+
+impl QueryError {
+    fn answer(&self) -> Response {
+        error(StatusCode::BAD_REQUEST, self)
+    }
+}
+
 /// Parsed query parameters.
 struct AlertQuery {
     filter: Vec<Matcher>,
@@ -242,7 +260,7 @@ struct AlertQuery {
 }
 
 impl AlertQuery {
-    fn parse(raw: Option<&str>) -> Result<AlertQuery, Response> {
+    fn parse(raw: Option<&str>) -> Result<AlertQuery, QueryError> {
         let mut q = AlertQuery {
             filter: Vec::new(),
             active: true,
@@ -254,10 +272,10 @@ impl AlertQuery {
             let flag = |v: &str| match v {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                other => Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("query parameter {k}: {other:?} is not true or false"),
-                )),
+                other => Err(QueryError::NotABool {
+                    param: k.to_string(),
+                    value: other.to_string(),
+                }),
             };
             match &*k {
                 "filter" => q.filter.extend(parse_filter(&v)?),
@@ -269,11 +287,11 @@ impl AlertQuery {
                     flag(&v)?;
                 }
                 "receiver" => {
-                    let m = Matcher::new("receiver", Op::Re, &v).map_err(|e| {
-                        error(
-                            StatusCode::BAD_REQUEST,
-                            format!("query parameter receiver: {e}"),
-                        )
+                    let m = Matcher::new("receiver", Op::Re, &v).map_err(|message| {
+                        QueryError::Invalid {
+                            param: "receiver",
+                            message,
+                        }
                     })?;
                     q.receiver_ok = m.matches_value(RECEIVER);
                 }
@@ -294,12 +312,10 @@ impl AlertQuery {
     }
 }
 
-fn parse_filter(text: &str) -> Result<Vec<Matcher>, Response> {
-    matcher::parse(text).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("query parameter filter: {e}"),
-        )
+fn parse_filter(text: &str) -> Result<Vec<Matcher>, QueryError> {
+    matcher::parse(text).map_err(|e| QueryError::Invalid {
+        param: "filter",
+        message: e.to_string(),
     })
 }
 
@@ -411,7 +427,7 @@ async fn groups(s: &AppState, q: &AlertQuery) -> Result<Vec<AlertGroup>, Respons
 pub async fn alerts(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let q = match AlertQuery::parse(raw.as_deref()) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return e.answer(),
     };
     match groups(&s, &q).await {
         Ok(g) => Json(
@@ -432,7 +448,7 @@ pub async fn alerts(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Respo
 pub async fn alert_groups(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     let q = match AlertQuery::parse(raw.as_deref()) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return e.answer(),
     };
     match groups(&s, &q).await {
         Ok(g) => Json(g).into_response(),
@@ -483,7 +499,7 @@ pub async fn silences(State(s): State<AppState>, RawQuery(raw): RawQuery) -> Res
         if k == "filter" {
             match parse_filter(&v) {
                 Ok(m) => filter.extend(m),
-                Err(r) => return r,
+                Err(e) => return e.answer(),
             }
         }
     }
