@@ -607,7 +607,7 @@ async fn reload_swaps_rules_or_keeps_the_old_ones() {
     assert_eq!(s, 400);
     let err = body["error"].as_str().expect("error");
     assert!(
-        err.contains("previous rules still active")
+        err.contains("previous configuration of each failed part is still active")
             && err.contains("r.yaml:3:15: unknown category \"nettwork\""),
         "{err}"
     );
