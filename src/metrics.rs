@@ -5,14 +5,38 @@
 //! live-state gauges. Output: the text exposition at `/metrics`. Counters are
 //! bumped only after the state they count is durable, so a rejected or failed
 //! batch is never counted as received.
+//!
+//! Standard metrics: `incidentd_build_info{version,revision}`, the
+//! `process_*` family (Linux), and the reload status under Alertmanager's
+//! names (`incidentd_config_last_reload_successful`,
+//! `incidentd_config_last_reload_success_timestamp_seconds`). Every label
+//! set known in advance (sources, reasons, priorities, categories, SLA
+//! kinds, outcomes; and the actions and escalation levels of the loaded
+//! rules, see [`Metrics::start_rules_at_zero`]) is exported at 0 from the
+//! start, so `rate()` and `absent()` see a series before its first event.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::engine::Event;
-use crate::model::{Direction, Priority, Reason, SlaKind, Source, CATEGORIES};
+use crate::model::{AttemptOutcome, Direction, Priority, Reason, SlaKind, Source, CATEGORIES};
+
+/// The version this binary was built from (Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit this binary was built from (`build.rs`: `git rev-parse`, or
+/// `INCIDENTD_REVISION` at build time; `unknown` outside a checkout).
+pub const REVISION: &str = env!("INCIDENTD_REVISION");
+
+/// The `reason` label values of `incidentd_requests_rejected_total`.
+pub const REJECT_REASONS: [&str; 5] = [
+    "invalid",
+    "too_large",
+    "overloaded",
+    "unavailable",
+    "client_gone",
+];
 
 /// All metrics of one daemon.
 pub struct Metrics {
@@ -44,6 +68,10 @@ pub struct Metrics {
     pub kafka_changelog_records: IntCounterVec,
     pub kafka_handovers: IntCounterVec,
     pub http_requests_denied: IntCounterVec,
+    pub queue_length: IntGauge,
+    pub queue_capacity: IntGauge,
+    pub reload_successful: IntGauge,
+    pub reload_success_timestamp: Gauge,
 }
 
 const RESPONSE_BUCKETS: &[f64] = &[
@@ -79,6 +107,22 @@ impl Metrics {
                 labels,
             )
         };
+        let build_info = reg!(IntGaugeVec::new(
+            Opts::new(
+                "incidentd_build_info",
+                "A metric with a constant '1' labelled by the version and the commit incidentd was built from."
+            ),
+            &["version", "revision"]
+        ));
+        build_info.with_label_values(&[VERSION, REVISION]).set(1);
+        // process_* (CPU, memory, file descriptors, start time); Linux only.
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            if let Err(e) = registry.register(Box::new(process)) {
+                tracing::warn!(error = %e, "process metrics unavailable");
+            }
+        }
         let m = Metrics {
             alerts_received: reg!(counter_vec(
                 "incidentd_alerts_received_total",
@@ -224,11 +268,31 @@ impl Metrics {
                 "HTTP requests refused before they reached a handler, by reason (no_credentials, bad_credentials, forbidden, cross_site, content_type).",
                 &["reason"]
             )),
+            queue_length: reg!(IntGauge::new(
+                "incidentd_pipeline_queue_length",
+                "Commands (ingest requests, operations, ticks) waiting in the writer's queue, sampled when the writer takes a batch and after it."
+            )),
+            queue_capacity: reg!(IntGauge::new(
+                "incidentd_pipeline_queue_capacity",
+                "Size of the writer's queue (pipeline.queue_capacity); ingest beyond it answers 503."
+            )),
+            reload_successful: reg!(IntGauge::new(
+                "incidentd_config_last_reload_successful",
+                "Whether the last configuration reload (rules, tokens, TLS) succeeded: 1 or 0."
+            )),
+            reload_success_timestamp: reg!(Gauge::new(
+                "incidentd_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration load (the start counts)."
+            )),
             registry,
         };
         // Known label values start at zero so dashboards see them before the first event.
         for s in Source::ALL {
             m.alerts_received.with_label_values(&[s.as_str()]);
+            m.ingest_batch_duration.with_label_values(&[s.as_str()]);
+            for r in REJECT_REASONS {
+                m.requests_rejected.with_label_values(&[s.as_str(), r]);
+            }
         }
         m.store_healthy.set(1);
         for k in ["incidents", "action_jobs", "silences"] {
@@ -249,11 +313,45 @@ impl Metrics {
                 m.sla_breaches.with_label_values(&[p.as_str(), k.as_str()]);
             }
             m.acknowledge_duration.with_label_values(&[p.as_str()]);
+            m.priority_changes.with_label_values(&[p.as_str()]);
             for c in CATEGORIES {
                 m.incidents_created.with_label_values(&[p.as_str(), c]);
+                m.resolve_duration.with_label_values(&[p.as_str(), c]);
             }
         }
         m
+    }
+
+    /// Starts the series of the loaded rules' actions (every outcome) and
+    /// escalation levels at zero; called at start and after every rule
+    /// reload (series of actions no longer in the rules stay).
+    pub fn start_rules_at_zero<'a>(
+        &self,
+        actions: impl IntoIterator<Item = &'a str>,
+        escalations: impl IntoIterator<Item = (&'a str, usize)>,
+    ) {
+        for a in actions {
+            self.action_duration.with_label_values(&[a]);
+            for o in AttemptOutcome::ALL {
+                self.actions_total.with_label_values(&[a, o.as_str()]);
+            }
+        }
+        for (policy, levels) in escalations {
+            for level in 1..=levels {
+                self.escalations
+                    .with_label_values(&[policy, &level.to_string()]);
+            }
+        }
+    }
+
+    /// Records a configuration load: at start and after every reload. A
+    /// failed reload keeps the previous success time.
+    pub fn config_loaded(&self, ok: bool, at: chrono::DateTime<chrono::Utc>) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_timestamp
+                .set(at.timestamp_millis() as f64 / 1000.0);
+        }
     }
 
     /// Counts committed engine events.

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::served::Served;
+use common::serve::Serve;
 use incidentd::http::auth::ROUTES;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,7 +102,7 @@ async fn closed_within(s: &mut TcpStream, bound: Duration) -> bool {
     )
 }
 
-async fn healthy_within(d: &Served, bound: Duration) -> Result<(), String> {
+async fn healthy_within(d: &Serve, bound: Duration) -> Result<(), String> {
     let c = reqwest::Client::builder()
         .timeout(bound)
         .build()
@@ -117,7 +117,7 @@ async fn healthy_within(d: &Served, bound: Duration) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_are_cut_off_while_health_answers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Served::start("slow", dir.path(), &dir.path().join("data"), SHORT_TIMEOUTS).await;
+    let d = Serve::configured("slow", dir.path(), &dir.path().join("data"), SHORT_TIMEOUTS).await;
 
     // Ten heads trickled in byte by byte, at once: each is cut off near
     // the 1 s header timeout, and health answers meanwhile.
@@ -172,7 +172,7 @@ async fn slow_and_idle_clients_are_cut_off_while_health_answers() {
 
     // Every connection slot held by an idle client: the idle ones are
     // closed for a new client, long before their idle timeout.
-    let d2 = Served::start(
+    let d2 = Serve::configured(
         "full",
         dir.path(),
         &dir.path().join("data2"),
@@ -203,7 +203,7 @@ async fn slow_and_idle_clients_are_cut_off_while_health_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_does_not_hold_up_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Served::start(
+    let d = Serve::configured(
         "shutdown",
         dir.path(),
         &dir.path().join("data"),
@@ -253,7 +253,7 @@ fn padded_body(name: &str, len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_counts_bytes_before_reading_and_alerts_after_parsing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Served::start(
+    let d = Serve::configured(
         "admission",
         dir.path(),
         &dir.path().join("data"),
@@ -466,7 +466,7 @@ fn edge_requests(route: &str) -> Vec<(String, Option<String>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_takes_edge_values_without_a_5xx_or_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Served::start("edges", dir.path(), &dir.path().join("data"), "").await;
+    let d = Serve::configured("edges", dir.path(), &dir.path().join("data"), "").await;
     // A fresh connection per request: a body sent to an endpoint that does
     // not read it closes its connection after the answer.
     let http = reqwest::Client::builder()
@@ -519,7 +519,7 @@ async fn every_endpoint_takes_edge_values_without_a_5xx_or_a_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_values_that_used_to_get_through_are_refused_with_400() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Served::start("validate", dir.path(), &dir.path().join("data"), "").await;
+    let d = Serve::configured("validate", dir.path(), &dir.path().join("data"), "").await;
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         http.post(d.url(path))

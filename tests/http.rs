@@ -607,7 +607,8 @@ async fn reload_swaps_rules_or_keeps_the_old_ones() {
     assert_eq!(s, 400);
     let err = body["error"].as_str().expect("error");
     assert!(
-        err.contains("still active") && err.contains("r.yaml:3:15: unknown category \"nettwork\""),
+        err.contains("previous configuration of each failed part is still active")
+            && err.contains("r.yaml:3:15: unknown category \"nettwork\""),
         "{err}"
     );
 
@@ -716,7 +717,8 @@ async fn inhibition_with_the_shipped_rules_over_http() {
 async fn silences_api_mutes_survives_restart_and_expires() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = Daemon::start(dir.path(), shipped_rules(), |_| {}).await;
-    // Alertmanager-style matcher objects.
+    // Alertmanager-style matcher objects and the camelCase names, still
+    // taken for compatibility; the answer is in snake_case.
     let (s, body) = d
         .post_json(
             "/api/v1/silences",
@@ -725,8 +727,11 @@ async fn silences_api_mutes_survives_restart_and_expires() {
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    let id = body["silenceID"].as_str().expect("id").to_string();
+    let id = body["silence_id"].as_str().expect("id").to_string();
+    assert_eq!(body["silenceID"], id, "the old name of the id stays");
     assert_eq!(body["silence"]["state"], "active");
+    assert_eq!(body["silence"]["created_by"], "alice");
+    assert!(body["silence"]["ends_at"].is_string(), "{body}");
     let (_, body) = d
         .post_json(
             "/api/v1/alerts",
@@ -752,7 +757,7 @@ async fn silences_api_mutes_survives_restart_and_expires() {
         ),
         (
             json!({"matchers": ["service=\"x\""], "comment": "c", "createdBy": "a"}),
-            "endsAt or duration",
+            "ends_at or duration",
         ),
         (
             json!({"matchers": ["service=\"x\""], "duration": "1h", "createdBy": "a"}),

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::procs::wait_for;
-use common::served::{command, Served};
+use common::serve::{command, Serve};
 use serde_json::{json, Value};
 
 /// A tmpfs of `mib` MiB mounted at `dir`, unmounted on drop.
@@ -72,7 +72,7 @@ fn big_alerts(tag: &str, n: usize) -> Value {
     )
 }
 
-async fn open_incidents(d: &Served) -> (usize, f64) {
+async fn open_incidents(d: &Serve) -> (usize, f64) {
     let c = reqwest::Client::new();
     let mut listed = 0;
     for status in ["open", "acknowledged"] {
@@ -111,7 +111,7 @@ async fn a_full_disk_refuses_writes_truthfully_and_heals_when_space_returns() {
             "cannot mount a tmpfs for the disk-full test ({why}); run as root, or set INCIDENTD_TEST_NO_MOUNT=1 to skip it knowingly"
         ),
     };
-    let d = Served::start("diskfull", dir.path(), &mnt.join("data"), "").await;
+    let d = Serve::configured("diskfull", dir.path(), &mnt.join("data"), "").await;
     let http = reqwest::Client::new();
     let post = |body: Value| http.post(d.url("/api/v2/alerts")).json(&body).send();
     let r = post(big_alerts("before", 50)).await.expect("answer");
@@ -226,7 +226,7 @@ async fn damaged_database_files_are_refused_with_a_clear_error_and_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A real database with incidents in it.
     let good = dir.path().join("good");
-    let d = Served::start("writer", dir.path(), &good, "").await;
+    let d = Serve::configured("writer", dir.path(), &good, "").await;
     let r = reqwest::Client::new()
         .post(d.url("/api/v2/alerts"))
         .json(&big_alerts("x", 40))
@@ -305,7 +305,7 @@ async fn damaged_database_files_are_refused_with_a_clear_error_and_exit_1() {
     }
     // A missing file is a new database.
     let fresh = dir.path().join("fresh");
-    let d = Served::start("fresh", dir.path(), &fresh, "").await;
+    let d = Serve::configured("fresh", dir.path(), &fresh, "").await;
     assert!(fresh.join("incidentd.redb").exists());
     d.stop().await;
     // db check on a directory without a database says so.
@@ -325,7 +325,7 @@ async fn damaged_database_files_are_refused_with_a_clear_error_and_exit_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_closed_incidents_finished_jobs_and_expired_silences() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = Served::start(
+    let d = Serve::configured(
         "retention",
         dir.path(),
         &dir.path().join("data"),
@@ -460,7 +460,7 @@ async fn an_online_backup_under_write_load_restores_to_a_working_daemon() {
     let (ingest, ingest_entry) =
         incidentd::http::auth::new_token("am", incidentd::http::auth::Role::Ingest).expect("token");
     std::fs::write(&tokens, format!("tokens:\n{admin_entry}{ingest_entry}")).expect("tokens");
-    let d = Served::start(
+    let d = Serve::configured(
         "primary",
         dir.path(),
         &dir.path().join("data"),
@@ -586,7 +586,7 @@ async fn an_online_backup_under_write_load_restores_to_a_working_daemon() {
         dir.path(),
     );
     assert_eq!(code, Some(0), "{out}");
-    let r = Served::start("restored", dir.path(), &restored, "").await;
+    let r = Serve::configured("restored", dir.path(), &restored, "").await;
     let after: Value = http
         .get(r.url("/api/v1/incidents?limit=10000"))
         .send()

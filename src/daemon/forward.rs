@@ -59,6 +59,9 @@ pub async fn run(
     tracing::info!(rules = %rules.summary(), "rules loaded (group keys)");
     let producer = kafka::producer(config_kafka, topic)?;
     let metrics = Arc::new(Metrics::new());
+    // Loaded once; forward does not reload (IncidentdConfigReloadFailed
+    // must not fire for it).
+    metrics.config_loaded(true, chrono::Utc::now());
     let listen = listener.local_addr()?;
     let security = Security::new(&config, listen, &metrics)?;
     let fwd = Forwarder {

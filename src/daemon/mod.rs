@@ -155,6 +155,8 @@ impl Server {
         );
         let ruleset = Arc::new(rules.load()?);
         tracing::info!(rules = %ruleset.summary(), "rules loaded");
+        // The start is the first successful configuration load.
+        metrics.config_loaded(true, Utc::now());
         let now = Utc::now();
         let loading = std::time::Instant::now();
         let snap = {
@@ -255,10 +257,12 @@ impl Server {
                 rules: Reloader::new(rules, handle.downgrade()),
                 auth: security.auth.clone(),
                 tls: security.tls.clone(),
+                metrics: metrics.clone(),
             },
             handle,
             store,
             metrics,
+            started_at: Utc::now(),
             limits,
             ready: Arc::new(AtomicBool::new(false)),
         };

@@ -1,6 +1,11 @@
 //! Operating endpoints: readiness, reloads and online backup (health and
 //! metrics are part of the shared ingest routes).
 //!
+//! A reload (SIGHUP or `POST /-/reload`) re-reads every part; each part
+//! that fails keeps its previous state. Its result is exported as
+//! `incidentd_config_last_reload_successful` (0 when any part failed) and
+//! `incidentd_config_last_reload_success_timestamp_seconds`.
+//!
 //! `POST /-/backup` answers a consistent copy of the database as the body
 //! (`application/octet-stream`, a redb file ready to put in place as
 //! `incidentd.redb`). The copy is first written next to the database, in a
@@ -20,6 +25,7 @@ use tokio::io::AsyncReadExt as _;
 use super::auth::Auth;
 use super::tls::Tls;
 use super::{error, AppState};
+use crate::metrics::Metrics;
 use crate::pipeline::Reloader;
 use crate::store::maintenance::Backup;
 use crate::store::Health;
@@ -117,6 +123,8 @@ pub struct Reload {
     pub rules: Reloader,
     pub auth: Arc<Auth>,
     pub tls: Option<Arc<Tls>>,
+    /// Where the reload status is exported.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What a reload did; each part that failed kept its previous state.
@@ -146,6 +154,8 @@ impl Reload {
             Ok(summary) => out.rules = Some(summary),
             Err(e) => out.errors.push(format!("rules:\n{e}")),
         }
+        self.metrics
+            .config_loaded(out.errors.is_empty(), chrono::Utc::now());
         out
     }
 }

@@ -10,12 +10,16 @@
 //! Layout: [`ingest`] (the ingest routes, shared with `forward`, and the
 //! one ingest handler), [`incidents`] (list, show, lifecycle operations),
 //! [`silences`] (silences and suppressed alerts), [`admin`] (metrics,
-//! health, reload), [`report`] (the Markdown incident report).
+//! health, reload), [`report`] (the Markdown incident report),
+//! [`alertmanager`] (the Alertmanager API v2 subset for amtool and
+//! Grafana), [`openapi`] (the OpenAPI description of all of it).
 
 pub mod admin;
+pub mod alertmanager;
 pub mod auth;
 pub mod incidents;
 pub mod ingest;
+pub mod openapi;
 pub mod report;
 pub mod serve;
 pub mod silences;
@@ -45,6 +49,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub ready: Arc<AtomicBool>,
     pub reload: admin::Reload,
+    /// When the daemon started (`/api/v2/status` uptime).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// All routes of `serve`.
@@ -64,6 +70,18 @@ pub fn router(state: AppState) -> Router {
             get(silences::show).delete(silences::expire),
         )
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v2/alerts", get(alertmanager::alerts))
+        .route("/api/v2/alerts/groups", get(alertmanager::alert_groups))
+        .route(
+            "/api/v2/silences",
+            get(alertmanager::silences).post(alertmanager::create),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alertmanager::silence).delete(alertmanager::expire),
+        )
+        .route("/api/v2/status", get(alertmanager::status))
         .route("/-/ready", get(admin::ready))
         .route("/-/reload", post(admin::reload))
         .route("/-/backup", post(admin::backup));

@@ -1,10 +1,15 @@
-//! The silence API (create, list, show, expire) in incidentd's own shape
-//! and Alertmanager's (matchers as text or as objects, camelCase times),
+//! The silence API (create, list, show, expire) in incidentd's own shape,
 //! and the alerts currently kept out of incidents.
 //!
-//! Contract: a silence needs matchers, a reason (`comment`) and an author
-//! (`createdBy`), and an end in the future (`endsAt` or `duration`); one
-//! that would mute every alert is refused with 400.
+//! Contract: incidentd's shape spells every field in snake_case on input
+//! and output (`starts_at`, `ends_at`, `created_by`, `comment`, `matchers`
+//! as text), like the incident API. For compatibility the input also takes
+//! the camelCase names (`startsAt`, `endsAt`, `createdBy`) and matchers as
+//! Alertmanager's objects; the Alertmanager-shaped API is
+//! [`super::alertmanager`], over the same silences. A silence needs
+//! matchers, a reason (`comment`) and an author (`created_by`, or the
+//! caller's token name), and an end in the future (`ends_at` or
+//! `duration`); one that would mute every alert is refused with 400.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -26,7 +31,7 @@ use crate::pipeline::{SilenceError, SilenceOp};
 /// A matcher as text (`name="value"`) or as Alertmanager's API object.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum MatcherSpec {
+pub(super) enum MatcherSpec {
     Text(String),
     Object {
         name: String,
@@ -64,25 +69,27 @@ impl MatcherSpec {
     }
 }
 
+/// A silence to create: incidentd's snake_case names, or the camelCase
+/// ones of Alertmanager's `postableSilence`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSilence {
-    matchers: Vec<MatcherSpec>,
-    #[serde(default, rename = "startsAt", alias = "starts_at")]
-    starts_at: Option<chrono::DateTime<Utc>>,
-    #[serde(default, rename = "endsAt", alias = "ends_at")]
-    ends_at: Option<chrono::DateTime<Utc>>,
-    /// Alternative to `endsAt`: a humantime duration such as `2h`.
+pub(super) struct NewSilence {
+    pub(super) matchers: Vec<MatcherSpec>,
+    #[serde(default, alias = "startsAt")]
+    pub(super) starts_at: Option<chrono::DateTime<Utc>>,
+    #[serde(default, alias = "endsAt")]
+    pub(super) ends_at: Option<chrono::DateTime<Utc>>,
+    /// Alternative to `ends_at`: a humantime duration such as `2h`.
     #[serde(default)]
-    duration: Option<String>,
+    pub(super) duration: Option<String>,
     #[serde(default)]
-    comment: Option<String>,
-    #[serde(default, rename = "createdBy", alias = "created_by")]
-    created_by: Option<String>,
-    /// Alertmanager clients send an id when updating; a new silence is made.
+    pub(super) comment: Option<String>,
+    #[serde(default, alias = "createdBy")]
+    pub(super) created_by: Option<String>,
+    /// Alertmanager clients send the id of the silence they update: that
+    /// silence is expired and the new one replaces it.
     #[serde(default)]
-    #[allow(dead_code)]
-    id: Option<String>,
+    pub(super) id: Option<String>,
 }
 
 fn silence_json(s: &Silence, now: chrono::DateTime<Utc>) -> serde_json::Value {
@@ -108,7 +115,7 @@ fn window(
     let starts_at = req.starts_at.unwrap_or(now).max(now);
     if starts_at > latest {
         return Err(format!(
-            "startsAt: {} is more than {MAX_SILENCE_YEARS} years ahead",
+            "starts_at: {} is more than {MAX_SILENCE_YEARS} years ahead",
             starts_at.to_rfc3339()
         ));
     }
@@ -124,17 +131,19 @@ fn window(
                     format!("duration: ends more than {MAX_SILENCE_YEARS} years ahead")
                 })?
         }
-        _ => return Err("give exactly one of endsAt or duration".into()),
+        _ => return Err("give exactly one of ends_at or duration".into()),
     };
     if ends_at > latest {
         return Err(format!(
-            "endsAt: {} is more than {MAX_SILENCE_YEARS} years ahead",
+            "ends_at: {} is more than {MAX_SILENCE_YEARS} years ahead",
             ends_at.to_rfc3339()
         ));
     }
     Ok((starts_at, ends_at))
 }
 
+/// `POST /api/v1/silences`: answers `{"silence_id", "silence"}` (and the
+/// same id as `silenceID`, its name before 0.2, for older clients).
 pub async fn create(
     State(s): State<AppState>,
     actor: Option<Extension<Actor>>,
@@ -148,10 +157,31 @@ pub async fn create(
         Ok(r) => r,
         Err(r) => return *r,
     };
+    match create_silence(&s, actor.map(|Extension(a)| a), req).await {
+        Ok(sil) => (
+            StatusCode::OK,
+            Json(json!({
+                "silence_id": sil.id,
+                "silenceID": sil.id,
+                "silence": silence_json(&sil, Utc::now()),
+            })),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Creates a silence (expiring the one it replaces, when `id` names one)
+/// and waits until it is durable; the error is the answer to give.
+pub(super) async fn create_silence(
+    s: &AppState,
+    actor: Option<Actor>,
+    req: NewSilence,
+) -> Result<Silence, Response> {
     let now = Utc::now();
     let (starts_at, ends_at) = match window(&req, now) {
         Ok(w) => w,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(message) => return Err(error(StatusCode::BAD_REQUEST, message)),
     };
     // Both are required and must say something.
     let text = |v: &Option<String>| {
@@ -163,23 +193,23 @@ pub async fn create(
     // With tokens the token's name is the author; a different name given
     // is kept as who it was done for.
     let (created_by, on_behalf_of) = match (actor, text(&req.created_by)) {
-        (Some(Extension(Actor(name))), given) => {
+        (Some(Actor(name)), given) => {
             let other = given.filter(|g| *g != name);
             (name, other)
         }
         (None, Some(given)) => (given, None),
         (None, None) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
-                "createdBy: say who creates the silence",
-            )
+                "created_by: say who creates the silence",
+            ))
         }
     };
     let Some(comment) = text(&req.comment) else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "comment: say why (a change ticket, a reason)",
-        );
+        ));
     };
     let silence = Silence {
         id: String::new(),
@@ -192,24 +222,34 @@ pub async fn create(
         created_at: now,
         compiled: Vec::new(),
     };
-    match s.handle.silence(SilenceOp::Create(Box::new(silence))).await {
-        Ok(sil) => (
-            StatusCode::OK,
-            Json(json!({"silenceID": sil.id, "silence": silence_json(&sil, now)})),
-        )
-            .into_response(),
-        Err(SilenceError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(SilenceError::NotFound(id)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
-        Err(SilenceError::Pipeline(e)) => unavailable(&e),
+    let created = s
+        .handle
+        .silence(SilenceOp::Create(Box::new(silence)))
+        .await
+        .map_err(|e| silence_error(&e))?;
+    // Alertmanager's update: the new silence replaces the old one.
+    if let Some(old) = req.id.as_deref().filter(|id| !id.is_empty()) {
+        match s.handle.silence(SilenceOp::Expire(old.to_string())).await {
+            Ok(_) | Err(SilenceError::NotFound(_)) => {}
+            Err(e) => return Err(silence_error(&e)),
+        }
+    }
+    Ok(created)
+}
+
+/// The answer for a failed silence change.
+pub(super) fn silence_error(e: &SilenceError) -> Response {
+    match e {
+        SilenceError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
+        SilenceError::NotFound(id) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
+        SilenceError::Pipeline(e) => unavailable(e),
     }
 }
 
 pub async fn expire(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.handle.silence(SilenceOp::Expire(id)).await {
         Ok(sil) => Json(silence_json(&sil, Utc::now())).into_response(),
-        Err(SilenceError::NotFound(id)) => error(StatusCode::NOT_FOUND, format!("no silence {id}")),
-        Err(SilenceError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
-        Err(SilenceError::Pipeline(e)) => unavailable(&e),
+        Err(e) => silence_error(&e),
     }
 }
 

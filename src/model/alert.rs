@@ -15,7 +15,7 @@ use super::fingerprint::fingerprint;
 use super::labels::Labels;
 
 /// Firing or resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     Firing,
@@ -32,7 +32,7 @@ impl AlertStatus {
 }
 
 /// Where an alert came from; also the `source` label of ingest metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// `POST /api/v2/alerts` (Prometheus, or anything speaking Alertmanager's API).
@@ -140,9 +140,11 @@ impl Alert {
 /// when it was seen. [`super::incident::AlertRecord`] and
 /// [`super::suppression::SuppressedAlert`] both start with these fields
 /// (flattened, so their JSON is unchanged).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrackedAlert {
+    /// Alertmanager's fingerprint of the labels, 16 hex digits.
     #[serde(with = "super::fingerprint::hex")]
+    #[schema(value_type = String)]
     pub fingerprint: u64,
     pub labels: Labels,
     pub annotations: Labels,

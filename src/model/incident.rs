@@ -17,7 +17,7 @@ use super::priority::{Level, Priority};
 use super::timeline::{TimelineEntry, TimelineKind};
 
 /// Incident status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Open,
@@ -66,6 +66,20 @@ pub const ID_SLOTS: u32 = 100;
 /// `yyyymmdd * 10^8 + seq`, which sorts by creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IncidentKey(pub u64);
+
+/// In the OpenAPI description: the id text, `INC-YYYYMMDD-NNNN`.
+impl utoipa::PartialSchema for IncidentKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^INC-\d{8}-\d{4,}$"))
+            .examples([serde_json::json!("INC-20261123-0001")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for IncidentKey {}
 
 impl Serialize for IncidentKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -123,7 +137,7 @@ impl fmt::Display for IncidentKey {
 }
 
 /// SLA deadlines for the incident's current priority.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sla {
     pub acknowledge_by: DateTime<Utc>,
     pub resolve_by: DateTime<Utc>,
@@ -136,7 +150,7 @@ pub struct Sla {
 }
 
 /// One incident, as stored and as the API shows it (without alerts/timeline).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: IncidentKey,
     pub title: String,
@@ -177,7 +191,7 @@ pub struct Incident {
 
 /// An alert as part of an incident: its latest state plus dedup counters
 /// and its own classification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertRecord {
     #[serde(flatten)]
     pub alert: TrackedAlert,
@@ -237,7 +251,7 @@ impl AlertRecord {
 pub const SYSTEM: &str = "incidentd";
 
 /// A lifecycle request from a person (or tool) over the API.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpRequest {
     #[serde(default)]

@@ -110,6 +110,12 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    pub const ALL: [AttemptOutcome; 3] = [
+        AttemptOutcome::Success,
+        AttemptOutcome::Failure,
+        AttemptOutcome::Timeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AttemptOutcome::Success => "success",

@@ -273,6 +273,20 @@ impl From<BTreeMap<String, String>> for Labels {
     }
 }
 
+/// In the OpenAPI description: an object of label names to string values.
+impl utoipa::PartialSchema for Labels {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some("Label names and their values"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Labels {}
+
 impl Serialize for Labels {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())

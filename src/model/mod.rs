@@ -4,7 +4,9 @@
 //! Everything above the model (rules, engine, store, pipeline, adapters)
 //! speaks in these types. Their serialized forms are the API's and the
 //! store's: field names, enum names and (for postcard rows) variant order
-//! are part of those formats and change only by appending.
+//! are part of those formats and change only by appending. The types the
+//! API answers with derive `utoipa::ToSchema`: the OpenAPI description
+//! (`docs/openapi.json`) takes their schemas from them.
 
 pub mod alert;
 pub mod fingerprint;

@@ -19,7 +19,7 @@ use super::matcher::{self, Matcher};
 
 /// Why an alert was suppressed; also the `reason` label of
 /// `incidentd_alerts_suppressed_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
     Silence,
@@ -70,7 +70,7 @@ impl fmt::Display for Reason {
 
 /// What suppressed an alert: the reason and its cause (a silence id, a
 /// maintenance window name, or the inhibit rule and inhibiting alert).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Suppression {
     pub reason: Reason,
     /// Silence id, maintenance window name, or inhibit rule name.
@@ -81,7 +81,7 @@ pub struct Suppression {
 }
 
 /// A firing alert kept out of incidents, with its latest state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuppressedAlert {
     #[serde(flatten)]
     pub alert: TrackedAlert,
@@ -89,7 +89,7 @@ pub struct SuppressedAlert {
 }
 
 /// A silence created over the API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Silence {
     pub id: String,
     /// Matcher text, Alertmanager syntax (`name="value"`, `=~`, ...).
@@ -144,7 +144,7 @@ impl Silence {
 }
 
 /// Where a silence stands at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SilenceState {
     Pending,

@@ -27,6 +27,14 @@ impl Reloader {
         Reloader { source, handle }
     }
 
+    /// Where the rules are read from, for people.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Dir(d) => format!("the directory {}", d.display()),
+            Source::Builtin => "the built-in default rules".to_string(),
+        }
+    }
+
     /// Returns a one-line summary of the new rules, or every error found.
     pub async fn reload(&self) -> Result<String, ReloadError> {
         let source = self.source.clone();

@@ -81,7 +81,12 @@ pub fn spawn(mut writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // The gauges hold the restored state before anything can scrape them:
     // after a restart, /metrics never shows zero open incidents.
     writer.refresh_gauges();
+    start_rules_at_zero(&writer.metrics, writer.engine.rules());
     let (tx, rx) = mpsc::channel(writer.settings.queue_capacity);
+    writer
+        .metrics
+        .queue_capacity
+        .set(i64::try_from(rx.max_capacity()).unwrap_or(i64::MAX));
     let tick = writer.settings.tick_interval;
     let weak = tx.downgrade();
     tokio::spawn(async move {
@@ -102,6 +107,17 @@ pub fn spawn(mut writer: Writer) -> std::io::Result<(Handle, JoinHandle<()>)> {
         .name("incidentd-writer".into())
         .spawn(move || writer.run(rx))?;
     Ok((Handle { tx, admission }, join))
+}
+
+/// The rules' actions and escalation levels, exported at zero.
+fn start_rules_at_zero(metrics: &Metrics, rules: &RuleSet) {
+    metrics.start_rules_at_zero(
+        rules.actions.iter().map(|a| a.name.as_str()),
+        rules
+            .escalations
+            .iter()
+            .map(|e| (e.name.as_str(), e.levels.len())),
+    );
 }
 
 /// A reply held back until the batch's commit.
@@ -221,6 +237,9 @@ impl Writer {
             next: Instant::now() + Duration::from_secs(10),
         };
         while let Some(first) = rx.blocking_recv() {
+            let waiting =
+                |rx: &mpsc::Receiver<Command>| i64::try_from(rx.len()).unwrap_or(i64::MAX);
+            self.metrics.queue_length.set(waiting(&rx) + 1);
             let mut weight = first.weight();
             let mut batch = vec![first];
             while weight < self.settings.max_batch_alerts {
@@ -232,6 +251,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.metrics.queue_length.set(waiting(&rx));
             if healing.as_ref().is_some_and(|h| Instant::now() >= h.next) {
                 healing = self.heal(healing);
             }
@@ -483,6 +503,7 @@ impl Writer {
                 p.replies.push(Reply::Op(reply, Box::new(r)));
             }
             Command::Rules { rules, reply } => {
+                start_rules_at_zero(&self.metrics, &rules);
                 if let Some(tx) = &self.rules_tx {
                     tx.send_replace(rules.clone());
                 }

@@ -14,8 +14,8 @@ use super::seen::{Hot, Want, ALL};
 use super::Store;
 use crate::engine::{HistoryEntry, Live, Restored};
 use crate::model::{
-    AlertRecord, Home, Incident, IncidentKey, Job, JobState, KafkaPosition, Priority, Silence,
-    Status, SuppressedAlert, TimelineEntry,
+    AlertRecord, AlertStatus, Home, Incident, IncidentKey, Job, JobState, KafkaPosition, Priority,
+    Silence, Status, SuppressedAlert, TimelineEntry,
 };
 
 /// How far back past incidents are loaded for similarity and recurrence.
@@ -238,6 +238,35 @@ impl Store {
     /// Alerts currently kept out of incidents.
     pub fn suppressed(&self) -> Result<Vec<SuppressedAlert>, StoreError> {
         self.read_all(SUPPRESSED, "suppressed_alerts")
+    }
+
+    /// Every live (open or acknowledged) incident with its alerts that
+    /// still fire, oldest incident first; parked ones are left out. For
+    /// the Alertmanager-compatible alert list.
+    pub fn firing_alerts(&self) -> Result<Vec<(Incident, Vec<AlertRecord>)>, StoreError> {
+        let parked = self.inner.parked.read().clone();
+        let tx = self.db()?.begin_read()?;
+        let incidents = tx.open_table(INCIDENTS)?;
+        let alerts = tx.open_table(ALERTS)?;
+        let hot = Hot::open(&tx, ALL)?;
+        let mut out = Vec::new();
+        for row in tx.open_table(OPEN)?.iter()? {
+            let key = row?.0.value();
+            if parked.contains(&key) {
+                continue;
+            }
+            let Some(v) = incidents.get(key)? else {
+                continue;
+            };
+            let mut inc: Incident = read_json("incidents", v.value())?;
+            hot.incident(&mut inc)?;
+            let mut firing = hot.alerts(&alerts, key)?;
+            firing.retain(|a| a.alert.status == AlertStatus::Firing);
+            if !firing.is_empty() {
+                out.push((inc, firing));
+            }
+        }
+        Ok(out)
     }
 
     /// Incidents newest first, filtered; parked ones are left out.

@@ -1,11 +1,12 @@
 //! Shared harness for integration tests: the real server in-process on an
 //! ephemeral port with a temp data dir, and small HTTP helpers; child
 //! processes and their logs ([`procs`]); where the real components are
-//! ([`tools`]).
+//! ([`tools`]); the real binary and Prometheus as processes, and a webhook
+//! sink ([`serve`]).
 #![allow(dead_code)]
 
 pub mod procs;
-pub mod served;
+pub mod serve;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,461 @@
+//! The OpenAPI 3.1 description of the whole HTTP API of `serve`, served at
+//! `GET /api/v1/openapi.json` and kept in `docs/openapi.json`.
+//!
+//! Contract: every route of [`super::router`] (the table
+//! [`super::auth::ROUTES`]) has an operation here and nothing else does
+//! (`tests/openapi.rs` checks both ways, validates real answers against
+//! the schemas, and checks `docs/openapi.json` is this output). Schemas
+//! come from the types the handlers answer with (`utoipa::ToSchema` on
+//! the model and on [`super::alertmanager`]); the operations of handlers
+//! that answer built JSON are described by the documentation-only
+//! functions below. Each operation says the role it needs
+//! (`x-incidentd-role`, from `ROUTES`). The description is public: it
+//! holds nothing that is not in the README, so the route is open.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, PathItem};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use super::alertmanager as am;
+use super::auth::{Access, ROUTES};
+use crate::metrics::VERSION;
+use crate::model::{
+    AlertRecord, Incident, IncidentKey, Labels, OpRequest, Priority, Silence, SilenceState,
+    SuppressedAlert, TimelineEntry,
+};
+
+/// Every error answer: `{"status": "error", "error": "what and where"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `error`.
+    pub status: String,
+    /// What went wrong and where (a JSON path, a parameter, a state).
+    pub error: String,
+}
+
+/// What an ingest endpoint answers once the alerts are durable.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestAnswer {
+    /// Always `success`.
+    pub status: String,
+    /// Alerts taken (all of them).
+    pub accepted: usize,
+    /// Incidents opened.
+    pub created: Option<Vec<IncidentKey>>,
+    /// Incidents the alerts joined or resolved.
+    pub updated: Option<Vec<IncidentKey>>,
+    /// Repeats of a known state.
+    pub deduplicated: Option<usize>,
+    /// Alerts that changed nothing (a resolve for an unknown alert).
+    pub ignored: Option<usize>,
+    /// Alerts kept out of incidents (silence, inhibition, maintenance).
+    pub suppressed: Option<usize>,
+}
+
+/// What `POST /v2/enqueue` answers (as PagerDuty does).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnqueueAnswer {
+    pub status: String,
+    pub message: String,
+    pub dedup_key: String,
+}
+
+/// An alert as Prometheus posts it (Alertmanager's `postableAlert`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes a request body
+#[schema(as = PostableAlert)]
+pub struct PostableAlertDoc {
+    labels: Labels,
+    annotations: Option<Labels>,
+    #[schema(rename = "startsAt")]
+    starts_at: Option<DateTime<Utc>>,
+    #[schema(rename = "endsAt")]
+    ends_at: Option<DateTime<Utc>>,
+    #[schema(rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+/// Alertmanager's webhook payload, version 4 (unknown fields ignored).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes a request body
+#[schema(as = WebhookPayload)]
+pub struct WebhookDoc {
+    version: Option<String>,
+    status: Option<String>,
+    alerts: Vec<WebhookAlertDoc>,
+}
+
+/// One alert of a webhook payload.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes a request body
+#[schema(as = WebhookAlert)]
+pub struct WebhookAlertDoc {
+    /// `firing` or `resolved`.
+    status: Option<String>,
+    labels: Labels,
+    annotations: Option<Labels>,
+    #[schema(rename = "startsAt")]
+    starts_at: Option<DateTime<Utc>>,
+    #[schema(rename = "endsAt")]
+    ends_at: Option<DateTime<Utc>>,
+    #[schema(rename = "generatorURL")]
+    generator_url: Option<String>,
+    fingerprint: Option<String>,
+}
+
+/// A generic alert: one object, or an array of them.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes a request body
+#[schema(as = GenericAlert)]
+pub struct GenericAlertDoc {
+    labels: Labels,
+    annotations: Option<Labels>,
+    /// `firing` (default) or `resolved`.
+    status: Option<String>,
+    #[schema(rename = "startsAt")]
+    starts_at: Option<DateTime<Utc>>,
+    #[schema(rename = "endsAt")]
+    ends_at: Option<DateTime<Utc>>,
+    /// The sender's name for itself.
+    source: Option<String>,
+}
+
+/// A PagerDuty Events API v2 event.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes a request body
+#[schema(as = PagerDutyEvent)]
+pub struct PagerDutyDoc {
+    routing_key: String,
+    /// `trigger`, `acknowledge` or `resolve`.
+    event_action: String,
+    dedup_key: Option<String>,
+    /// Required for `trigger`: `summary`, `source`, `severity`, ...
+    payload: Option<serde_json::Value>,
+}
+
+/// A past incident like this one, with what resolved it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimilarIncident {
+    pub id: IncidentKey,
+    pub title: String,
+    pub status: crate::model::Status,
+    pub priority: Priority,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub workaround: Option<String>,
+    pub root_cause: Option<String>,
+}
+
+/// One incident with its alerts, timeline and similar past incidents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: Incident,
+    pub alerts: Vec<AlertRecord>,
+    pub timeline: Vec<TimelineEntry>,
+    pub similar_incidents: Vec<SimilarIncident>,
+}
+
+/// A silence in incidentd's shape, with its state now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SilenceView {
+    #[serde(flatten)]
+    pub silence: Silence,
+    pub state: SilenceState,
+}
+
+/// A silence to create, in incidentd's shape (`startsAt`, `endsAt`,
+/// `createdBy` are also taken, and matchers as Alertmanager objects).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes a request body
+#[schema(as = NewSilence)]
+pub struct NewSilenceDoc {
+    /// Matcher text, Alertmanager syntax: `service="db"`, `instance=~"db-.*"`.
+    matchers: Vec<String>,
+    /// Default: now.
+    starts_at: Option<DateTime<Utc>>,
+    /// Give this or `duration`.
+    ends_at: Option<DateTime<Utc>>,
+    /// A duration such as `2h`, instead of `ends_at`.
+    duration: Option<String>,
+    /// Why (a change ticket).
+    comment: String,
+    /// Who; with tokens, the token's name is the author and this who it
+    /// was done for.
+    created_by: Option<String>,
+}
+
+/// What `POST /api/v1/silences` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SilenceCreatedV1 {
+    pub silence_id: String,
+    /// The same id under its name before 0.2 (deprecated).
+    #[serde(rename = "silenceID")]
+    pub silence_id_compat: String,
+    pub silence: SilenceView,
+}
+
+/// What a reload did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadAnswer {
+    /// `success`, or `error` when any part failed (that part kept its
+    /// previous state).
+    pub status: String,
+    /// Summary of the rules now active, when they reloaded.
+    pub rules: Option<String>,
+    /// Identities in the tokens file, when there is one.
+    pub tokens: Option<usize>,
+    pub error: Option<String>,
+}
+
+/// Query of the incident list.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query
+pub struct ListQueryDoc {
+    /// `open`, `acknowledged`, `resolved` or `closed`.
+    status: Option<String>,
+    /// `P1`..`P5`.
+    priority: Option<String>,
+    category: Option<String>,
+    /// 1..10000, default 100.
+    limit: Option<usize>,
+}
+
+#[utoipa::path(post, path = "/api/v2/alerts", tag = "ingest",
+    request_body = Vec<PostableAlertDoc>,
+    responses((status = 200, description = "Durable", body = IngestAnswer),
+              (status = 400, description = "Invalid payload (names the JSON path)", body = ErrorBody),
+              (status = 408, description = "Body not received within http.body_timeout", body = ErrorBody),
+              (status = 413, description = "Larger than limits.max_body_bytes", body = ErrorBody),
+              (status = 503, description = "Admission full (queued alerts or bytes) or storage failing; Retry-After", body = ErrorBody)))]
+#[allow(dead_code)]
+fn ingest_alertmanager_v2() {}
+
+#[utoipa::path(post, path = "/api/v1/webhook/alertmanager", tag = "ingest",
+    request_body = WebhookDoc,
+    responses((status = 200, description = "Durable", body = IngestAnswer),
+              (status = 400, description = "Invalid payload", body = ErrorBody),
+              (status = 413, description = "Too large", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn ingest_webhook() {}
+
+#[utoipa::path(post, path = "/api/v1/alerts", tag = "ingest",
+    request_body = GenericAlertDoc,
+    responses((status = 200, description = "Durable", body = IngestAnswer),
+              (status = 400, description = "Invalid payload", body = ErrorBody),
+              (status = 413, description = "Too large", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn ingest_generic() {}
+
+#[utoipa::path(post, path = "/v2/enqueue", tag = "ingest",
+    request_body = PagerDutyDoc,
+    responses((status = 202, description = "Durable", body = EnqueueAnswer),
+              (status = 400, description = "Invalid event", body = ErrorBody),
+              (status = 413, description = "Too large", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn ingest_pagerduty() {}
+
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
+    params(ListQueryDoc),
+    responses((status = 200, description = "Incidents, newest first", body = Vec<Incident>),
+              (status = 400, description = "Invalid filter", body = ErrorBody)))]
+#[allow(dead_code)]
+fn incidents_list() {}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN")),
+    responses((status = 200, description = "The incident", body = IncidentDetail),
+              (status = 404, description = "No such incident", body = ErrorBody)))]
+#[allow(dead_code)]
+fn incidents_show() {}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/report", tag = "incidents",
+    params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN")),
+    responses((status = 200, description = "The ITIL incident report", body = String, content_type = "text/markdown"),
+              (status = 404, description = "No such incident", body = ErrorBody)))]
+#[allow(dead_code)]
+fn incidents_report() {}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/{action}", tag = "incidents",
+    params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN"),
+           ("action" = String, Path, description = "ack, assign, notes, resolve, close or reopen")),
+    request_body(content = OpRequest, description = "Optional; `by` is replaced by the token's name when tokens are on"),
+    responses((status = 200, description = "The incident after the change (durable)", body = Incident),
+              (status = 400, description = "Invalid body", body = ErrorBody),
+              (status = 404, description = "No such incident or action", body = ErrorBody),
+              (status = 409, description = "Illegal transition", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn incidents_operate() {}
+
+#[utoipa::path(get, path = "/api/v1/silences", tag = "silences",
+    responses((status = 200, description = "Every silence", body = Vec<SilenceView>)))]
+#[allow(dead_code)]
+fn silences_list() {}
+
+#[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
+    request_body = NewSilenceDoc,
+    responses((status = 200, description = "Created (durable)", body = SilenceCreatedV1),
+              (status = 400, description = "Invalid silence", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn silences_create() {}
+
+#[utoipa::path(get, path = "/api/v1/silences/{id}", tag = "silences",
+    params(("id" = String, Path, description = "Silence id")),
+    responses((status = 200, description = "The silence", body = SilenceView),
+              (status = 404, description = "No such silence", body = ErrorBody)))]
+#[allow(dead_code)]
+fn silences_show() {}
+
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences",
+    params(("id" = String, Path, description = "Silence id")),
+    responses((status = 200, description = "Expired now (durable)", body = SilenceView),
+              (status = 404, description = "No such silence", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn silences_expire() {}
+
+#[utoipa::path(get, path = "/api/v1/alerts/suppressed", tag = "silences",
+    responses((status = 200, description = "Firing alerts kept out of incidents, and why", body = Vec<SuppressedAlert>)))]
+#[allow(dead_code)]
+fn alerts_suppressed() {}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "This description", body = Object)))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
+#[utoipa::path(post, path = "/-/reload", tag = "operations",
+    responses((status = 200, description = "Rules, tokens and TLS files re-read", body = ReloadAnswer),
+              (status = 400, description = "A part failed and kept its previous state", body = ReloadAnswer)))]
+#[allow(dead_code)]
+fn reload() {}
+
+#[utoipa::path(post, path = "/-/backup", tag = "operations",
+    responses((status = 200, description = "A consistent copy of the database: a redb file to put in place as incidentd.redb (header x-incidentd-backup-rows: rows copied)", body = Vec<u8>, content_type = "application/octet-stream"),
+              (status = 503, description = "The copy could not be written (e.g. no space in the data dir)", body = ErrorBody)))]
+#[allow(dead_code)]
+fn backup() {}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition 0.0.4", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn metrics() {}
+
+#[utoipa::path(get, path = "/-/healthy", tag = "operations",
+    responses((status = 200, description = "The process runs", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn healthy() {}
+
+#[utoipa::path(get, path = "/-/ready", tag = "operations",
+    responses((status = 200, description = "State restored, serving, the store commits", body = String, content_type = "text/plain"),
+              (status = 503, description = "Starting, shutting down, or the store cannot commit (the reason follows)", body = String, content_type = "text/plain")))]
+#[allow(dead_code)]
+fn ready() {}
+
+/// The description, before the roles and version are filled in.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "incidentd",
+        description = "Turns monitoring alerts into managed ITIL incidents. Ingest speaks Alertmanager's, its webhook's and PagerDuty's formats; `/api/v2` also serves the Alertmanager API subset that amtool and Grafana read. With a tokens file every request needs `Authorization: Bearer <secret>` (or basic auth) and the role named by `x-incidentd-role`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        ingest_alertmanager_v2, ingest_webhook, ingest_generic, ingest_pagerduty,
+        incidents_list, incidents_show, incidents_report, incidents_operate,
+        silences_list, silences_create, silences_show, silences_expire, alerts_suppressed,
+        am::alerts, am::alert_groups, am::silences, am::create, am::silence, am::expire, am::status,
+        openapi_json, reload, backup, metrics, healthy, ready,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&Roles),
+    tags(
+        (name = "ingest", description = "Alerts in; 200 only after they are durable"),
+        (name = "incidents", description = "Incidents and their lifecycle"),
+        (name = "silences", description = "incidentd's silences and the alerts kept out of incidents"),
+        (name = "alertmanager", description = "The Alertmanager API v2 subset (amtool, Grafana)"),
+        (name = "operations", description = "Metrics, health, reload, online backup, this description"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds each operation's role from [`ROUTES`] and the bearer scheme.
+struct Roles;
+
+impl Modify for Roles {
+    fn modify(&self, doc: &mut Document) {
+        doc.info.version = VERSION.to_string();
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        for (method, path, access, _) in ROUTES {
+            let Some(item) = doc.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let Some(op) = operation(item, method) else {
+                continue;
+            };
+            let role = match access {
+                Access::Open => "none".to_string(),
+                Access::Role(r) => r.to_string(),
+            };
+            let ext = ExtensionsBuilder::new()
+                .add("x-incidentd-role", role)
+                .build();
+            match &mut op.extensions {
+                Some(e) => e.merge(ext),
+                None => op.extensions = Some(ext),
+            }
+            if matches!(access, Access::Role(_)) {
+                op.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                    "token",
+                    Vec::<String>::new(),
+                )]);
+            }
+        }
+    }
+}
+
+fn operation<'a>(
+    item: &'a mut PathItem,
+    method: &str,
+) -> Option<&'a mut utoipa::openapi::path::Operation> {
+    match method {
+        "GET" => item.get.as_mut(),
+        "POST" => item.post.as_mut(),
+        "DELETE" => item.delete.as_mut(),
+        "PUT" => item.put.as_mut(),
+        "PATCH" => item.patch.as_mut(),
+        _ => None,
+    }
+}
+
+/// The whole description.
+pub fn document() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The description as pretty JSON, as `docs/openapi.json` holds it.
+pub fn json() -> String {
+    // Serializing plain data into a string cannot fail; an empty answer
+    // would only come from a bug, and the tests compare the output.
+    document().to_pretty_json().unwrap_or_default() + "\n"
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json()).into_response()
+}
