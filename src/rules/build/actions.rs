@@ -114,6 +114,7 @@ impl Builder {
                     retries: raw.retries.unwrap_or(3),
                     backoff,
                     rate_limit,
+                    at: self.pos_of(&span),
                 });
             }
         }
@@ -351,6 +352,7 @@ impl Builder {
                     matchers,
                     priorities,
                     levels,
+                    at: self.pos_of(&span),
                 });
             }
         }

@@ -32,6 +32,7 @@ impl Builder {
                     source,
                     target,
                     equal: raw.equal.iter().map(|e| e.as_str().to_string()).collect(),
+                    at: self.pos_of(&span),
                 });
             }
         }
@@ -97,6 +98,7 @@ impl Builder {
                     name,
                     matchers,
                     schedule,
+                    at: self.pos_of(&span),
                 });
             }
         }
