@@ -240,12 +240,7 @@ impl Engine {
     /// Explains a payload against the live state: silences, firing alerts
     /// that can inhibit, and open incidents. Changes nothing.
     pub fn explain(&self, alerts: &[Alert], now: DateTime<Utc>) -> Report {
-        report(
-            &self.rules,
-            alerts,
-            now,
-            Live { engine: Some(self) },
-        )
+        report(&self.rules, alerts, now, Live { engine: Some(self) })
     }
 }
 
@@ -323,9 +318,12 @@ fn explain_one(
     let fp = a.fingerprint;
     let suppression = suppression(rules, a, now, live, batch);
     let (correlate, joins) = correlate(rules, a, now, live);
-    let classify = first_match_decision(rules.classify.entries(), labels, |c| c.clone(), || {
-        ("other".into(), "no classify rule matched".into())
-    });
+    let classify = first_match_decision(
+        rules.classify.entries(),
+        labels,
+        |c| c.clone(),
+        || ("other".into(), "no classify rule matched".into()),
+    );
     let urgency = first_match_decision(
         rules.prioritize.urgency.entries(),
         labels,
@@ -536,7 +534,10 @@ fn outcome(
         Some(k) => mk(
             "joins",
             Some(k.clone()),
-            format!("joins {k}, the live incident of group {}", correlate.group_key),
+            format!(
+                "joins {k}, the live incident of group {}",
+                correlate.group_key
+            ),
         ),
         None => mk(
             "opens",
@@ -577,17 +578,18 @@ fn suppression(
                 None => Check {
                     rule,
                     applies: false,
-                    why: format!("matches, but is not open at {} ({schedule})", now.to_rfc3339()),
+                    why: format!(
+                        "matches, but is not open at {} ({schedule})",
+                        now.to_rfc3339()
+                    ),
                     failed: None,
                 },
             }
         })
         .collect();
     let empty = BTreeMap::new();
-    let silences: &BTreeMap<String, Silence> = live
-        .engine
-        .map(|e| &e.suppress.silences)
-        .unwrap_or(&empty);
+    let silences: &BTreeMap<String, Silence> =
+        live.engine.map(|e| &e.suppress.silences).unwrap_or(&empty);
     let silences: Vec<Check> = silences
         .values()
         .filter(|s| s.state(now) != SilenceState::Expired)
@@ -941,7 +943,12 @@ mod tests {
         let e = &r.alerts[0];
         assert_eq!(e.result.kind, "opens");
         assert_eq!(e.correlate.rule.name, "kube-workload");
-        let skipped: Vec<&str> = e.correlate.skipped.iter().map(|s| s.rule.name.as_str()).collect();
+        let skipped: Vec<&str> = e
+            .correlate
+            .skipped
+            .iter()
+            .map(|s| s.rule.name.as_str())
+            .collect();
         assert_eq!(skipped, ["node-down", "node-resources", "target-down"]);
         assert_eq!(e.correlate.skipped[0].failed.label, "alertname");
         assert_eq!(
@@ -960,7 +967,10 @@ mod tests {
         let critical = &e.suppression.inhibit[1];
         assert_eq!(critical.rule.name, "critical-mutes-warning");
         assert!(!critical.applies);
-        assert_eq!(critical.failed.as_ref().map(|m| m.label.as_str()), Some("severity"));
+        assert_eq!(
+            critical.failed.as_ref().map(|m| m.label.as_str()),
+            Some("severity")
+        );
         assert!(e.blast_radius.iter().all(|b| !b.reached));
         assert!(e.on_opened.actions.is_empty());
         assert!(e.on_opened.escalation.policy.is_none());
@@ -987,23 +997,37 @@ mod tests {
         assert_eq!(d.result.kind, "suppressed");
         assert_eq!(d.suppression.suppressed_by.as_deref(), Some("maintenance"));
         assert!(
-            d.suppression.maintenance[0].why.contains("open now (weekly sun 02:00-04:00 (UTC))"),
+            d.suppression.maintenance[0]
+                .why
+                .contains("open now (weekly sun 02:00-04:00 (UTC))"),
             "{:?}",
             d.suppression.maintenance[0]
         );
         assert_eq!(w.suppression.suppressed_by.as_deref(), Some("inhibit"));
-        assert!(w.suppression.inhibit[0].applies, "{:?}", w.suppression.inhibit[0]);
+        assert!(
+            w.suppression.inhibit[0].applies,
+            "{:?}",
+            w.suppression.inhibit[0]
+        );
         // Monday: the window is closed; the node-down incident opens.
         let monday: DateTime<Utc> = "2026-01-12T03:00:00Z".parse().expect("time");
         let r = explain(&rules, &[down], monday);
         assert_eq!(r.alerts[0].result.kind, "opens");
-        assert!(r.alerts[0].suppression.maintenance[0].why.contains("is not open at"));
+        assert!(r.alerts[0].suppression.maintenance[0]
+            .why
+            .contains("is not open at"));
     }
 
     #[test]
     fn against_the_engine_a_third_node_joins_and_reaches_the_blast_radius() {
         let mut e = NODES.engine();
-        let mk = |i: &str| firing(&[("alertname", "NodeDown"), ("cluster", "eu"), ("instance", i)]);
+        let mk = |i: &str| {
+            firing(&[
+                ("alertname", "NodeDown"),
+                ("cluster", "eu"),
+                ("instance", i),
+            ])
+        };
         let Done::Created(k) = e.ingest_one(mk("a"), NODES.t(0)) else {
             panic!("created")
         };
@@ -1016,7 +1040,10 @@ mod tests {
         let b = &x.blast_radius[0];
         assert_eq!((b.distinct, b.reached), (3, true), "{b:?}");
         assert_eq!(x.priority.impact, Level::Medium);
-        assert_eq!(x.priority.raised_by.as_ref().map(|r| r.name.as_str()), Some("#1"));
+        assert_eq!(
+            x.priority.raised_by.as_ref().map(|r| r.name.as_str()),
+            Some("#1")
+        );
         // A repeat of a firing alert is deduplicated; nothing changed.
         let r = e.explain(&[mk("a")], NODES.t(3));
         assert_eq!(r.alerts[0].result.kind, "deduplicated");

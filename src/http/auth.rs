@@ -194,6 +194,12 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Access::Role(Role::Viewer),
         Body::None,
     ),
+    (
+        "POST",
+        "/api/v1/rules/explain",
+        Access::Role(Role::Viewer),
+        Body::Json,
+    ),
     ("POST", "/-/reload", Access::Role(Role::Admin), Body::None),
     ("GET", "/metrics", Access::Open, Body::None),
     ("GET", "/-/healthy", Access::Open, Body::None),

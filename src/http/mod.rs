@@ -10,13 +10,15 @@
 //! Layout: [`ingest`] (the ingest routes, shared with `forward`, and the
 //! one ingest handler), [`incidents`] (list, show, lifecycle operations),
 //! [`silences`] (silences and suppressed alerts), [`admin`] (metrics,
-//! health, reload), [`report`] (the Markdown incident report).
+//! health, reload), [`report`] (the Markdown incident report), [`rules`]
+//! (explaining an alert's path through the loaded rules).
 
 pub mod admin;
 pub mod auth;
 pub mod incidents;
 pub mod ingest;
 pub mod report;
+pub mod rules;
 pub mod serve;
 pub mod silences;
 pub mod tls;
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
             get(silences::show).delete(silences::expire),
         )
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
+        .route("/api/v1/rules/explain", post(rules::explain))
         .route("/-/ready", get(admin::ready))
         .route("/-/reload", post(admin::reload));
     let auth = state.reload.auth.clone();

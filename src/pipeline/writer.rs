@@ -89,6 +89,10 @@ enum Reply {
         usize,
     ),
     Flushed(oneshot::Sender<Result<(), PipelineError>>),
+    Explain(
+        oneshot::Sender<Result<crate::engine::explain::Report, PipelineError>>,
+        Box<crate::engine::explain::Report>,
+    ),
 }
 
 impl Reply {
@@ -121,6 +125,9 @@ impl Reply {
             Reply::Flushed(tx) => {
                 let _ = tx.send(Ok(()));
             }
+            Reply::Explain(tx, r) => {
+                let _ = tx.send(Ok(*r));
+            }
         }
     }
 
@@ -150,6 +157,9 @@ impl Reply {
                 let _ = tx.send(Err(err.clone()));
             }
             Reply::Flushed(tx) => {
+                let _ = tx.send(Err(err.clone()));
+            }
+            Reply::Explain(tx, _) => {
                 let _ = tx.send(Err(err.clone()));
             }
         }
@@ -301,6 +311,10 @@ impl Writer {
                 let store = &self.store;
                 self.engine
                     .record_action_result(r, now, |k| store.load_live(k).ok().flatten());
+            }
+            Command::Explain { alerts, reply } => {
+                let r = self.engine.explain(&alerts, now);
+                p.replies.push(Reply::Explain(reply, Box::new(r)));
             }
             Command::Tick => {
                 if !p.ticked {

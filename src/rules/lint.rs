@@ -124,7 +124,10 @@ fn dead_rules(rules: &RuleSet, out: &mut Vec<RuleError>) {
                 })
                 .collect(),
         ),
-        ("classify rule", first_match_entries(rules.classify.entries())),
+        (
+            "classify rule",
+            first_match_entries(rules.classify.entries()),
+        ),
         (
             "prioritize.urgency rule",
             first_match_entries(rules.prioritize.urgency.entries()),
@@ -154,10 +157,10 @@ fn dead_rules(rules: &RuleSet, out: &mut Vec<RuleError>) {
             label: p.name.clone(),
         })
         .collect();
-    for (what, list) in lists.iter().chain(std::iter::once(&(
-        "escalation policy",
-        escalations,
-    ))) {
+    for (what, list) in lists
+        .iter()
+        .chain(std::iter::once(&("escalation policy", escalations)))
+    {
         for (j, later) in list.iter().enumerate() {
             if let Some(earlier) = list[..j].iter().find(|e| covers(e, later)) {
                 let why = if earlier.matchers.is_empty() && earlier.priorities.is_empty() {
@@ -202,11 +205,7 @@ fn covers(earlier: &Entry<'_>, later: &Entry<'_>) -> bool {
                 .priorities
                 .iter()
                 .all(|p| earlier.priorities.contains(p)));
-    priorities
-        && earlier
-            .matchers
-            .iter()
-            .all(|m| implied(later.matchers, m))
+    priorities && earlier.matchers.iter().all(|m| implied(later.matchers, m))
 }
 
 fn blast_radius(rules: &RuleSet, out: &mut Vec<RuleError>) {
@@ -221,7 +220,11 @@ fn blast_radius(rules: &RuleSet, out: &mut Vec<RuleError>) {
         if b.at_least < 2 {
             continue;
         }
-        for (matchers, c, o) in rules.correlate.entries().chain(fallback_entry.iter().copied()) {
+        for (matchers, c, o) in rules
+            .correlate
+            .entries()
+            .chain(fallback_entry.iter().copied())
+        {
             if !b.applies_to(&c.name) || disjoint(&b.matchers, matchers) {
                 continue;
             }
@@ -324,7 +327,9 @@ fn never_run(rules: &RuleSet, out: &mut Vec<RuleError>) {
                 names(&a.priorities)
             ))
         } else if !a.categories.is_empty()
-            && a.categories.iter().all(|c| !categories.contains(c.as_str()))
+            && a.categories
+                .iter()
+                .all(|c| !categories.contains(c.as_str()))
         {
             Some(format!(
                 "it is limited to the categories {}, which no classify rule gives (known: {})",
@@ -332,10 +337,9 @@ fn never_run(rules: &RuleSet, out: &mut Vec<RuleError>) {
                 CATEGORIES.join(", ")
             ))
         } else {
-            let by_trigger = a
-                .on
-                .iter()
-                .any(|t| *t != Trigger::Escalated || !live.is_empty());
+            let by_trigger =
+                a.on.iter()
+                    .any(|t| *t != Trigger::Escalated || !live.is_empty());
             let by_level = live
                 .iter()
                 .any(|p| p.levels.iter().any(|l| l.actions.contains(&a.name)));
@@ -522,12 +526,27 @@ mod tests {
 
     #[test]
     fn implication_of_matchers() {
-        assert!(implies_all(r#"alertname="KubePodCrashLooping""#, r#"alertname=~"Kube.*""#));
-        assert!(implies_all(r#"alertname=~"KubePod.*|KubeJobFailed""#, r#"alertname=~"Kube.*|Etcd.*""#));
-        assert!(!implies_all(r#"alertname=~"KubePod.*|Etcd""#, r#"alertname=~"Kube.*""#));
+        assert!(implies_all(
+            r#"alertname="KubePodCrashLooping""#,
+            r#"alertname=~"Kube.*""#
+        ));
+        assert!(implies_all(
+            r#"alertname=~"KubePod.*|KubeJobFailed""#,
+            r#"alertname=~"Kube.*|Etcd.*""#
+        ));
+        assert!(!implies_all(
+            r#"alertname=~"KubePod.*|Etcd""#,
+            r#"alertname=~"Kube.*""#
+        ));
         assert!(implies_all(r#"alertname=~"A|B""#, r#"alertname=~"A|B|C""#));
-        assert!(!implies_all(r#"alertname=~"A|B|D""#, r#"alertname=~"A|B|C""#));
-        assert!(implies_all(r#"severity="critical""#, r#"severity!="warning""#));
+        assert!(!implies_all(
+            r#"alertname=~"A|B|D""#,
+            r#"alertname=~"A|B|C""#
+        ));
+        assert!(implies_all(
+            r#"severity="critical""#,
+            r#"severity!="warning""#
+        ));
         assert!(implies_all(r#"team=~".+""#, r#"team!="""#));
         assert!(implies_all(r#"team="db""#, r#"team=~".+""#));
         // Unconstrained labels only imply matchers that take anything.
@@ -598,7 +617,12 @@ prioritize:
 "#,
         );
         assert_eq!(w.len(), 2, "{w:#?}");
-        assert!(w[0].contains("r.yaml:7:30: correlate rule svc: group_by label `shard` is not required"), "{w:#?}");
+        assert!(
+            w[0].contains(
+                "r.yaml:7:30: correlate rule svc: group_by label `shard` is not required"
+            ),
+            "{w:#?}"
+        );
         assert!(w[1].contains("r.yaml:10:17: blast-radius rule #1 counts distinct `instance` values, but correlate rule node (r.yaml:3:5) groups by `instance`"), "{w:#?}");
     }
 
@@ -626,9 +650,22 @@ actions:
 "#,
         );
         assert_eq!(w.len(), 3, "{w:#?}");
-        assert!(w[0].contains("action page never runs: it is limited to P1, which the matrix never gives"), "{w:#?}");
-        assert!(w[1].contains("action on-escalation never runs: it runs only on `escalated`"), "{w:#?}");
-        assert!(w[2].contains("action security-only never runs: it is limited to the categories security"), "{w:#?}");
+        assert!(
+            w[0].contains(
+                "action page never runs: it is limited to P1, which the matrix never gives"
+            ),
+            "{w:#?}"
+        );
+        assert!(
+            w[1].contains("action on-escalation never runs: it runs only on `escalated`"),
+            "{w:#?}"
+        );
+        assert!(
+            w[2].contains(
+                "action security-only never runs: it is limited to the categories security"
+            ),
+            "{w:#?}"
+        );
     }
 
     #[test]

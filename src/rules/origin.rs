@@ -37,6 +37,9 @@ impl Origin {
 
     /// `file:line:column`, or `""` when unknown.
     pub fn at_text(&self) -> String {
-        self.at.as_ref().map(ToString::to_string).unwrap_or_default()
+        self.at
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 }

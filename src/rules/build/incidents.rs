@@ -16,7 +16,7 @@ use crate::rules::prioritize::{BlastRadius, SlaTarget};
 
 impl Builder {
     pub(super) fn correlate_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawCorrelate>(node, "correlate") {
+        for (raw, span, at) in self.items::<RawCorrelate>(node, "correlate") {
             let name = raw.name.as_str().trim().to_string();
             if name.is_empty() {
                 self.err(raw.name.span(), "correlate: rule name must not be empty");
@@ -45,7 +45,7 @@ impl Builder {
             let mut all = false;
             let mut origin = Origin {
                 name: Some(name.clone()),
-                at: self.pos_of(&span),
+                at: at.clone(),
                 fields: Vec::new(),
             };
             for g in &raw.group_by {
@@ -103,7 +103,7 @@ impl Builder {
     }
 
     pub(super) fn classify_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawClassify>(node, "classify") {
+        for (raw, _, at) in self.items::<RawClassify>(node, "classify") {
             let matchers = self.matchers(&raw.matchers);
             let cat = raw.category.as_str();
             if !CATEGORIES.contains(&cat) {
@@ -117,7 +117,7 @@ impl Builder {
                 continue;
             }
             if let Some(m) = matchers {
-                let origin = self.origin(raw.name.as_ref(), &span);
+                let origin = self.origin(raw.name.as_ref(), at.clone());
                 self.classify.push_from(m, cat.to_string(), origin);
             }
         }
@@ -131,7 +131,7 @@ impl Builder {
         for (key, value) in map.iter() {
             match key.as_str() {
                 "urgency" => {
-                    for (raw, span) in self.items::<RawLevelRule>(value, "prioritize.urgency") {
+                    for (raw, span, at) in self.items::<RawLevelRule>(value, "prioritize.urgency") {
                         if raw.impact.is_some() || raw.distinct.is_some() || raw.at_least.is_some() || !raw.rules.is_empty() {
                             self.err(&span, "prioritize.urgency: a rule sets only `urgency` (impact and blast radius go under prioritize.impact)");
                             continue;
@@ -143,13 +143,13 @@ impl Builder {
                         let level = self.level(u, "urgency");
                         let m = self.matchers(&raw.matchers);
                         if let (Some(level), Some(m)) = (level, m) {
-                            let origin = self.origin(raw.name.as_ref(), &span);
+                            let origin = self.origin(raw.name.as_ref(), at.clone());
                             self.prioritize.urgency.push_from(m, level, origin);
                         }
                     }
                 }
                 "impact" => {
-                    for (raw, span) in self.items::<RawLevelRule>(value, "prioritize.impact") {
+                    for (raw, span, at) in self.items::<RawLevelRule>(value, "prioritize.impact") {
                         if raw.urgency.is_some() {
                             self.err(&span, "prioritize.impact: a rule sets only `impact` (urgency goes under prioritize.urgency)");
                             continue;
@@ -172,7 +172,7 @@ impl Builder {
                                     }
                                 }
                                 if let (Some(level), Some(m)) = (level, m) {
-                                    let mut origin = self.origin(raw.name.as_ref(), &span);
+                                    let mut origin = self.origin(raw.name.as_ref(), at.clone());
                                     if let Some(p) = self.pos_of(label.span()) {
                                         origin.fields.push(("distinct".into(), p));
                                     }
@@ -192,7 +192,7 @@ impl Builder {
                                     continue;
                                 }
                                 if let (Some(level), Some(m)) = (level, m) {
-                                    let origin = self.origin(raw.name.as_ref(), &span);
+                                    let origin = self.origin(raw.name.as_ref(), at.clone());
                                     self.prioritize.impact.push_from(m, level, origin);
                                 }
                             }

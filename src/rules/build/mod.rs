@@ -80,10 +80,10 @@ impl Builder {
     }
 
     /// A rule's origin: its optional `name` and where its item starts.
-    fn origin(&self, name: Option<&Spanned<String>>, span: &marked_yaml::Span) -> Origin {
+    fn origin(&self, name: Option<&Spanned<String>>, at: Option<Pos>) -> Origin {
         Origin {
             name: name.map(|n| n.as_str().trim().to_string()),
-            at: self.pos_of(span),
+            at,
             fields: Vec::new(),
         }
     }
@@ -139,12 +139,14 @@ impl Builder {
         }
     }
 
-    /// Deserializes each item of a list section separately.
+    /// Deserializes each item of a list section separately; with each, its
+    /// span (for errors about the item) and where it starts (its first key,
+    /// for the tools that name rules).
     fn items<T: for<'de> Deserialize<'de>>(
         &mut self,
         node: &Node,
         section: &str,
-    ) -> Vec<(T, marked_yaml::Span)> {
+    ) -> Vec<(T, marked_yaml::Span, Option<Pos>)> {
         let Some(seq) = node.as_sequence() else {
             self.err(node.span(), format!("`{section}` must be a list"));
             return Vec::new();
@@ -152,7 +154,14 @@ impl Builder {
         let mut out = Vec::new();
         for item in seq.iter() {
             match marked_yaml::from_node::<T>(item) {
-                Ok(v) => out.push((v, *item.span())),
+                Ok(v) => {
+                    let first_key = item
+                        .as_mapping()
+                        .and_then(|m| m.keys().next())
+                        .map(|k| *k.span())
+                        .unwrap_or(*item.span());
+                    out.push((v, *item.span(), self.pos_of(&first_key)));
+                }
                 Err(e) => {
                     let span = e
                         .start_mark()
@@ -303,7 +312,11 @@ impl Builder {
                     message: format!(
                         "{} template fails on a sample {}: {e}",
                         template_kind(name),
-                        if name.starts_with("correlate/") { "alert" } else { "incident event" }
+                        if name.starts_with("correlate/") {
+                            "alert"
+                        } else {
+                            "incident event"
+                        }
                     ),
                 });
             }
@@ -327,7 +340,11 @@ impl Builder {
             }
         }
         let settings_at = SettingsAt {
-            sla: self.sla.iter().map(|s| s.as_ref().map(|(_, p)| p.clone())).collect(),
+            sla: self
+                .sla
+                .iter()
+                .map(|s| s.as_ref().map(|(_, p)| p.clone()))
+                .collect(),
             flapping: self.flapping_at,
             problems: self.problems_at,
             matrix: self.matrix_at,

@@ -254,8 +254,24 @@ pub(crate) fn triggers(_: &mut SchemaGenerator) -> Schema {
 
 pub(crate) fn days(_: &mut SchemaGenerator) -> Schema {
     let names = [
-        "mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday",
-        "thursday", "friday", "saturday", "sunday", "weekdays", "weekend", "weekends", "daily",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "weekdays",
+        "weekend",
+        "weekends",
+        "daily",
         "everyday",
     ];
     json_schema!({"type": "array", "items": enum_of(names)})

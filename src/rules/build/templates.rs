@@ -18,8 +18,8 @@ use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{Environment, UndefinedBehavior};
 
 use crate::model::{
-    AlertStatus, Incident, IncidentKey, Labels, Level, Priority, Sla, Source, Status,
-    TrackedAlert, Trigger,
+    AlertStatus, Incident, IncidentKey, Labels, Level, Priority, Sla, Source, Status, TrackedAlert,
+    Trigger,
 };
 use crate::rules::actions::event;
 
