@@ -67,7 +67,11 @@ fn every_shipped_rule_and_test_file_validates_and_names_its_schema() {
     let tests = validator("rules/test-schema.json");
     let mut checked = 0;
     for (dir, v, comment) in [
-        ("rules", &rules, "# yaml-language-server: $schema=./schema.json"),
+        (
+            "rules",
+            &rules,
+            "# yaml-language-server: $schema=./schema.json",
+        ),
         (
             "rules/tests",
             &tests,
@@ -104,7 +108,9 @@ fn yaml_blocks(markdown: &str) -> Vec<(usize, String)> {
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
         match &mut current {
-            None if trimmed.starts_with("```yaml") => current = Some((n + 1, indent, String::new())),
+            None if trimmed.starts_with("```yaml") => {
+                current = Some((n + 1, indent, String::new()))
+            }
             Some((start, _, text)) if trimmed.starts_with("```") => {
                 out.push((*start, std::mem::take(text)));
                 current = None;

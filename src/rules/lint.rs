@@ -619,7 +619,7 @@ prioritize:
         assert_eq!(w.len(), 2, "{w:#?}");
         assert!(
             w[0].contains(
-                "r.yaml:7:30: correlate rule svc: group_by label `shard` is not required"
+                "r.yaml:7:25: correlate rule svc: group_by label `shard` is not required"
             ),
             "{w:#?}"
         );
