@@ -417,8 +417,8 @@ fn explain(args: ExplainArgs) -> ExitCode {
         Ok(report) => {
             let text = match args.output {
                 ReplayFormat::Text => incidentd::tools::explain::render_text(&report),
-                ReplayFormat::Json => match serde_json::to_value(&report) {
-                    Ok(v) => rules::schema::pretty(&v),
+                ReplayFormat::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(v) => v + "\n",
                     Err(e) => {
                         eprintln!("incidentd: {e}");
                         return ExitCode::from(1);
