@@ -6,7 +6,8 @@
 //! Kafka messages are; it is explained, never ingested. Answers 200 with
 //! the [`Report`](crate::engine::explain::Report) as JSON (the document
 //! `incidentd rules explain -o json` prints), 400 naming what and where
-//! when the body does not parse or holds no alert, 413 beyond
+//! when the body does not parse, holds no alert or more than
+//! [`MAX_ALERTS`], 413 beyond
 //! `limits.max_body_bytes`, 503 with `Retry-After` when the writer cannot
 //! answer.
 
@@ -20,6 +21,10 @@ use chrono::Utc;
 
 use super::{error, unavailable, AppState};
 use crate::ingest;
+
+/// Most alerts one request may ask about: each explanation runs on the
+/// writer thread, between ingest batches.
+pub const MAX_ALERTS: usize = 100;
 
 pub async fn explain(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
@@ -35,6 +40,15 @@ pub async fn explain(State(s): State<AppState>, body: Result<Bytes, BytesRejecti
         return error(
             StatusCode::BAD_REQUEST,
             "the payload holds no alert to explain",
+        );
+    }
+    if payload.alerts.len() > MAX_ALERTS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} alerts in one request; explain at most {MAX_ALERTS} at a time",
+                payload.alerts.len()
+            ),
         );
     }
     match s.handle.explain(payload.alerts).await {

@@ -220,37 +220,40 @@ fn blast_radius(rules: &RuleSet, out: &mut Vec<RuleError>) {
         if b.at_least < 2 {
             continue;
         }
-        for (matchers, c, o) in rules
+        let grouping: Vec<String> = rules
             .correlate
             .entries()
             .chain(fallback_entry.iter().copied())
-        {
-            if !b.applies_to(&c.name) || disjoint(&b.matchers, matchers) {
-                continue;
-            }
-            let grouped = match &c.group_by {
-                GroupBy::All => true,
-                GroupBy::Labels(names) => names.contains(&b.label),
-            };
-            if grouped {
-                warn(
-                    out,
-                    b.origin.field("distinct"),
-                    format!(
-                        "blast-radius rule {} counts distinct `{}` values, but correlate rule {}{} groups by `{}`: each of its incidents holds one value, so the count never reaches {} there; limit the rule with `rules:` to correlate rules that group wider, or count another label",
-                        b.origin.label(i),
-                        b.label,
-                        c.name,
-                        at(o),
-                        match &c.group_by {
-                            GroupBy::All => "every label".to_string(),
-                            GroupBy::Labels(_) => b.label.clone(),
-                        },
-                        b.at_least
-                    ),
-                );
-            }
+            .filter(|(matchers, c, _)| {
+                b.applies_to(&c.name)
+                    && !disjoint(&b.matchers, matchers)
+                    && match &c.group_by {
+                        GroupBy::All => true,
+                        GroupBy::Labels(names) => names.contains(&b.label),
+                    }
+            })
+            .map(|(_, c, o)| format!("{}{}", c.name, at(o)))
+            .collect();
+        if grouping.is_empty() {
+            continue;
         }
+        let (rules_word, verb) = if grouping.len() == 1 {
+            ("rule", "groups")
+        } else {
+            ("rules", "group")
+        };
+        warn(
+            out,
+            b.origin.field("distinct"),
+            format!(
+                "blast-radius rule {} counts distinct `{}` values, but correlate {rules_word} {} {verb} by `{}`: each of their incidents holds one value, so the count never reaches {} there; limit the rule with `rules:` to correlate rules that group wider, or count another label",
+                b.origin.label(i),
+                b.label,
+                grouping.join(", "),
+                b.label,
+                b.at_least
+            ),
+        );
     }
 }
 
