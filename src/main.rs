@@ -1,7 +1,9 @@
 //! The `incidentd` binary: parses the command line and hands over to the
-//! library. `serve` runs the daemon; `rules check` validates rule files;
-//! `rules test` runs rule unit tests; `replay` backtests rules against a
-//! recorded alert stream.
+//! library. `serve` runs the daemon; `rules check` validates rule files
+//! (`--strict`: warnings fail); `rules test` runs rule unit tests (with
+//! coverage); `rules explain` tells an alert's path through the rules;
+//! `rules schema` prints the editor schema; `replay` backtests rules
+//! against a recorded alert stream.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -300,18 +302,75 @@ struct ForwardArgs {
 
 #[derive(Subcommand)]
 enum RulesCommand {
-    /// Validate rule files; print every error with file:line:column. Exit 0 valid, 1 invalid.
+    /// Validate rule files; print every error and warning with
+    /// file:line:column. Exit 0 valid, 1 invalid (or, with --strict, warnings).
     Check {
         /// Rule directory (default: ./rules, else the built-in rules).
         dir: Option<PathBuf>,
+        /// Fail (exit 1) on warnings too: dead rules, blast radius over a
+        /// grouped label, fragile group_by labels, actions that never run.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run rule unit tests (YAML test files, see rules/README.md). Exit 0 all
-    /// passed, 1 a test failed or the rules do not compile, 2 a broken test file.
+    /// passed, 1 a test failed, the rules do not compile or coverage is
+    /// below --min-coverage, 2 a broken test file.
     Test {
         /// Test files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Report per rule and section whether a test exercised it.
+        #[arg(long)]
+        coverage: bool,
+        /// Fail when less than this percentage of the rules is covered
+        /// (implies --coverage).
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        min_coverage: Option<f64>,
     },
+    /// Explain an alert's path through the rules: suppression, correlation,
+    /// classification, priority, SLA, actions and escalation.
+    Explain(ExplainArgs),
+    /// Print the JSON Schema of rule files (rules/schema.json), or with
+    /// --tests of rule test files (rules/test-schema.json).
+    Schema {
+        #[arg(long)]
+        tests: bool,
+    },
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// A payload with one alert or more, in any format the HTTP API takes
+    /// (generic alert, Alertmanager v2 array, webhook v4, PagerDuty event);
+    /// `-` or none: standard input.
+    file: Option<PathBuf>,
+    /// Explain against this rule directory instead of a running daemon.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Without --rules: the running daemon whose loaded rules and live
+    /// state explain it (POST /api/v1/rules/explain, viewer role).
+    #[command(flatten)]
+    client: ClientArgs,
+    /// With --rules: the time to evaluate at (RFC 3339; default now), e.g.
+    /// to see whether a maintenance window covers it then.
+    #[arg(long, value_parser = parse_time)]
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Output: text for people, json for tools (the endpoint's document).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ReplayFormat::Text)]
+    output: ReplayFormat,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a percentage between 0 and 100")),
+    }
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{s:?}: {e} (RFC 3339, e.g. 2026-01-11T03:00:00Z)"))
 }
 
 /// mimalloc: the ingest path allocates many small strings (labels) per
@@ -343,10 +402,27 @@ fn main() -> ExitCode {
             }
         }
         Command::Rules {
-            command: RulesCommand::Check { dir },
+            command: RulesCommand::Check { dir, strict },
         } => match rules::Source::resolve(dir).load() {
             Ok(r) => {
-                println!("SUCCESS: {}", r.summary());
+                let warnings = rules::lint::lint(&r);
+                for w in &warnings {
+                    match &w.pos {
+                        Some(p) => eprintln!("{p}: warning: {}", w.message),
+                        None => eprintln!("warning: {}", w.message),
+                    }
+                }
+                if strict && !warnings.is_empty() {
+                    eprintln!(
+                        "FAILED: {} warning(s), and --strict fails on warnings",
+                        warnings.len()
+                    );
+                    return ExitCode::from(1);
+                }
+                match warnings.len() {
+                    0 => println!("SUCCESS: {}", r.summary()),
+                    n => println!("SUCCESS: {} ({n} warning(s))", r.summary()),
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -356,10 +432,33 @@ fn main() -> ExitCode {
             }
         },
         Command::Rules {
-            command: RulesCommand::Test { files },
+            command: RulesCommand::Schema { tests },
+        } => {
+            let schema = if tests {
+                incidentd::tools::ruletest::parse::schema()
+            } else {
+                rules::schema::rule_file()
+            };
+            print!("{}", rules::schema::pretty(&schema));
+            ExitCode::SUCCESS
+        }
+        Command::Rules {
+            command: RulesCommand::Explain(args),
+        } => explain(args),
+        Command::Rules {
+            command:
+                RulesCommand::Test {
+                    files,
+                    coverage,
+                    min_coverage,
+                },
         } => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-            match incidentd::tools::ruletest::run_paths(&files, &mut out, &mut err) {
+            let options = incidentd::tools::ruletest::Options {
+                coverage,
+                min_coverage,
+            };
+            match incidentd::tools::ruletest::run_paths(&files, &options, &mut out, &mut err) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
                 Err(e) => {
@@ -496,6 +595,99 @@ fn backup(args: BackupArgs) -> anyhow::Result<()> {
         println!("wrote {} ({rows} rows, {bytes} bytes)", args.to.display());
         Ok(())
     })
+}
+
+fn explain(args: ExplainArgs) -> ExitCode {
+    match explain_report(&args) {
+        Ok(report) => {
+            let text = match args.output {
+                ReplayFormat::Text => incidentd::tools::explain::render_text(&report),
+                ReplayFormat::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(v) => v + "\n",
+                    Err(e) => {
+                        eprintln!("incidentd: {e}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            print_out(&text)
+        }
+        Err(e) => {
+            eprintln!("incidentd: {}", error_chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The explanation, from rule files (`--rules`) or a running daemon.
+fn explain_report(args: &ExplainArgs) -> anyhow::Result<incidentd::engine::explain::Report> {
+    use std::io::Read as _;
+    let input = match args.file.as_deref() {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => None,
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
+    };
+    let input = match input {
+        Some(b) => b,
+        None => {
+            let mut b = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .context("cannot read standard input")?;
+            b
+        }
+    };
+    if let Some(dir) = &args.rules {
+        let rules = rules::RuleSet::load_dir(dir).map_err(|e| {
+            anyhow::anyhow!("the rules do not compile ({} error(s)):\n{e}", e.0.len())
+        })?;
+        let at = args.at.unwrap_or_else(chrono::Utc::now);
+        return Ok(incidentd::tools::explain::local(&rules, &input, at)?);
+    }
+    if args.at.is_some() {
+        anyhow::bail!("--at needs --rules: a daemon explains at its own clock");
+    }
+    // Say what is wrong with the payload before asking anyone.
+    incidentd::tools::explain::alerts(&input, chrono::Utc::now())?;
+    let url = args.client.url("/api/v1/rules/explain");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = args
+            .client
+            .client(Some(std::time::Duration::from_secs(30)))?;
+        let req = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(input);
+        let resp = args.client.authorize(req).send().await.with_context(|| {
+            format!("cannot reach incidentd at {url}; is it running? (--url, INCIDENTD_URL; or explain against rule files with --rules DIR)")
+        })?;
+        let status = resp.status();
+        let body = resp.text().await.context("reading the answer")?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            anyhow::bail!("{url} answered {status}: {message}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("{url} answered something that is not an explanation"))
+    })
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is the reader's choice.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("incidentd: {e}");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 fn replay(args: ReplayArgs) -> ExitCode {

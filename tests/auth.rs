@@ -108,6 +108,7 @@ fn request_for(method: &str, route: &str, incident: &str) -> (String, Option<Val
             Some(json!({"routing_key": "r", "event_action": "acknowledge", "dedup_key": "k"}))
         }
         ("POST", "/api/v1/incidents/{id}/{action}") => Some(json!({"note": "matrix"})),
+        ("POST", "/api/v1/rules/explain") => Some(json!({"labels": {"alertname": "Matrix"}})),
         ("POST", "/api/v1/silences") => Some(
             json!({"matchers": ["alertname=\"Nothing\""], "duration": "1h", "comment": "matrix", "createdBy": "t"}),
         ),

@@ -408,6 +408,20 @@ async fn real_answers_match_their_schemas() {
     c.call(&d, "GET", "/api/v2/status", "/api/v2/status", None)
         .await;
 
+    // Rules.
+    let t = "/api/v1/rules/explain";
+    let (s, _) = c
+        .call(
+            &d,
+            "POST",
+            t,
+            t,
+            Some(json!([{"labels": {"alertname": "HighCPU", "instance": "web-1"}}])),
+        )
+        .await;
+    assert_eq!(s, 200);
+    c.call(&d, "POST", t, t, Some(json!({"nope": 1}))).await;
+
     // Operations.
     c.call(&d, "POST", "/-/reload", "/-/reload", None).await;
     let (s, _) = c.call(&d, "POST", "/-/backup", "/-/backup", None).await;

@@ -101,7 +101,14 @@ tests:
         ),
         "{out}"
     );
-    assert!(out.contains("priority: expected P1, got P3"), "{out}");
+    // Per field, the expected value above the one it got.
+    assert!(out.contains("    incidents: expected 1, got 1\n"), "{out}");
+    assert!(
+        out.contains(
+            "      closest: INC-20260105-0001 node-down node-down{instance=\"web-1:9100\"} hardware P3 open alerts=1\n        priority: expected P1\n                  got      P3\n"
+        ),
+        "{out}"
+    );
     assert!(out.contains("1 of 2 test(s) failed"), "{out}");
 }
 
@@ -338,4 +345,236 @@ fn replay_reports_bad_lines_and_uses_local_rules() {
     let (code, _, err) = run(tmp.path(), &["replay", "missing.jsonl"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot read missing.jsonl"), "{err}");
+}
+
+#[test]
+fn failing_test_diffs_group_key_count_and_suppression_reason() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = repo().join("rules/default.yaml");
+    std::fs::write(
+        tmp.path().join("t.yaml"),
+        format!(
+            r#"rule_files: ["{}"]
+tests:
+  - name: wrong group and reason
+    input:
+      - {{at: 0m, labels: {{alertname: InstanceDown, instance: "web-2:9100", severity: critical}}}}
+      - {{at: 0m, labels: {{alertname: NodeFilesystemSpaceFillingUp, instance: "web-2:9100", severity: warning}}}}
+    expect:
+      - at: 1m
+        incidents:
+          - {{group_key: 'node-down{{instance="web-1:9100"}}', category: hardware}}
+          - {{rule: node-resources}}
+        suppressed:
+          - {{labels: {{instance: "web-2:9100"}}, reason: silence}}
+"#,
+            path_str(&rules)
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = run(tmp.path(), &["rules", "test", "t.yaml"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("    incidents: expected 2, got 1\n"), "{out}");
+    assert!(
+        out.contains(
+            "        group_key: expected node-down{instance=\"web-1:9100\"}\n                   got      node-down{instance=\"web-2:9100\"}\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("    suppressed alerts: expected 1, got 1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("        reason: expected silence\n                got      inhibit\n"),
+        "{out}"
+    );
+}
+
+/// A rule directory in `dir` with one file.
+fn rule_dir(dir: &Path, text: &str) -> PathBuf {
+    let d = dir.join("rules");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    std::fs::write(d.join("10-team.yaml"), text).expect("write");
+    d
+}
+
+#[test]
+fn strict_check_fails_on_a_dead_rule_and_the_shipped_rules_pass() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    rule_dir(
+        tmp.path(),
+        "correlate:\n  - name: kube\n    match: ['alertname=~\"Kube.*\"']\n    group_by: [namespace]\n  - name: kube-pods\n    match: ['alertname=~\"KubePod.*\"']\n    group_by: [namespace, pod]\n",
+    );
+    let (code, out, err) = run(tmp.path(), &["rules", "check", "rules"]);
+    assert_eq!(code, 0, "warnings alone pass without --strict: {err}");
+    assert!(out.contains("(1 warning(s))"), "{out}");
+    let (code, _, err) = run(tmp.path(), &["rules", "check", "--strict", "rules"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("rules/10-team.yaml:5:5: warning: correlate rule kube-pods can never apply: correlate rule kube (rules/10-team.yaml:2:5) comes first and matches every alert this one matches"),
+        "{err}"
+    );
+    assert!(
+        err.contains("FAILED: 1 warning(s), and --strict fails on warnings"),
+        "{err}"
+    );
+
+    let (code, out, err) = run(
+        tmp.path(),
+        &[
+            "rules",
+            "check",
+            "--strict",
+            path_str(&repo().join("rules")),
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn a_template_that_fails_at_run_time_is_an_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    rule_dir(
+        tmp.path(),
+        "correlate:\n  - name: web\n    title: \"{{ labels | tojson }}\"\n",
+    );
+    let (code, _, err) = run(tmp.path(), &["rules", "check", "rules"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("rules/10-team.yaml:3:12: title template fails on a sample alert: unknown filter: filter tojson is unknown"),
+        "{err}"
+    );
+}
+
+#[test]
+fn coverage_of_the_shipped_tests_is_complete() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tests = repo().join("rules/tests");
+    let files = [
+        tests.join("default_test.yaml"),
+        tests.join("routing_test.yaml"),
+    ];
+    let (code, out, err) = run(
+        tmp.path(),
+        &[
+            "rules",
+            "test",
+            "--min-coverage",
+            "100",
+            path_str(&files[0]),
+            path_str(&files[1]),
+        ],
+    );
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("  correlate: 8/8\n"), "{out}");
+    assert!(out.contains("    [x] node-down  "), "{out}");
+    assert!(out.contains("total: 42/42 rules covered (100.0%)"), "{out}");
+    // One file alone leaves rules uncovered: named, and below the minimum.
+    let (code, out, _) = run(
+        tmp.path(),
+        &["rules", "test", "--min-coverage", "90", path_str(&files[0])],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("    [ ] certificates  "), "{out}");
+    assert!(out.contains("is 59.5%, below --min-coverage 90%"), "{out}");
+}
+
+#[test]
+fn explain_against_rule_files_in_text_and_json() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rules = repo().join("rules");
+    std::fs::write(
+        tmp.path().join("alert.json"),
+        r#"[{"labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "api-1",
+                       "env": "prod", "severity": "critical"}}]"#,
+    )
+    .expect("write");
+    let (code, out, err) = run(
+        tmp.path(),
+        &[
+            "rules",
+            "explain",
+            "--rules",
+            path_str(&rules),
+            "alert.json",
+        ],
+    );
+    assert_eq!(code, 0, "stderr:\n{err}");
+    for want in [
+        "state: rule files only",
+        "alert 1 of 1: KubePodCrashLooping {alertname=\"KubePodCrashLooping\", env=\"prod\", namespace=\"shop\", pod=\"api-1\", severity=\"critical\"} (firing)",
+        "result       opens: opens a new incident of group kube-workload{alertname=\"KubePodCrashLooping\",namespace=\"shop\"}",
+        "  1. suppression: none applies",
+        "critical-mutes-warning (",
+        "no, not a target: severity=\"warning\" fails: severity is \"critical\"",
+        "  2. correlate: kube-workload (",
+        "target-down (",
+        "alertname=\"TargetDown\" fails: alertname is \"KubePodCrashLooping\"",
+        "title      KubePodCrashLooping in namespace shop",
+        "  3. classify: software",
+        "  4. priority: P2 = impact medium × urgency high (the matrix cell)",
+        "  5. sla: P2: acknowledge within 30m",
+        "  6. on opened:",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // JSON, from standard input, at a Sunday 03:00 inside the patching window.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+        .args([
+            "rules",
+            "explain",
+            "--rules",
+            path_str(&rules),
+            "--at",
+            "2026-01-11T03:00:00Z",
+            "-o",
+            "json",
+        ])
+        .current_dir(tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(br#"{"labels": {"alertname": "InstanceDown", "instance": "db-1:9100", "severity": "critical", "maintenance_window": "weekly-patching"}}"#)
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["live_state"], false);
+    assert_eq!(doc["at"], "2026-01-11T03:00:00Z");
+    let e = &doc["alerts"][0];
+    assert_eq!(e["result"]["kind"], "suppressed");
+    assert_eq!(
+        e["suppression"]["maintenance"][0]["rule"]["name"],
+        "weekly-patching"
+    );
+    assert_eq!(e["suppression"]["maintenance"][0]["applies"], true);
+    assert_eq!(
+        e["correlate"]["group_key"],
+        "node-down{instance=\"db-1:9100\"}"
+    );
+    assert_eq!(e["priority"]["priority"], "P3");
+    assert!(
+        entries(tmp.path()) == vec!["alert.json".to_string()],
+        "nothing written"
+    );
+
+    // Not an alert payload: exit 1, saying where.
+    std::fs::write(tmp.path().join("bad.json"), r#"{"labels": "x"}"#).expect("write");
+    let (code, _, err) = run(
+        tmp.path(),
+        &["rules", "explain", "--rules", path_str(&rules), "bad.json"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the input is not an alert payload: labels: invalid type"),
+        "{err}"
+    );
 }

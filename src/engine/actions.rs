@@ -129,28 +129,12 @@ impl Engine {
 
     /// The incident event actions see (templates, exec env and stdin).
     pub(super) fn payload(&self, l: &Live, trigger: Trigger) -> serde_json::Value {
-        let alerts: Vec<serde_json::Value> = l
-            .alerts
-            .values()
-            .take(50)
-            .map(|r| {
-                serde_json::json!({
-                    "fingerprint": crate::model::fingerprint::to_hex(r.alert.fingerprint),
-                    "labels": r.alert.labels, "annotations": r.alert.annotations, "status": r.alert.status,
-                    "starts_at": r.alert.starts_at, "generator_url": r.alert.generator_url,
-                })
-            })
-            .collect();
-        let id = l.incident.id.to_string();
-        serde_json::json!({
-            "trigger": trigger.as_str(),
-            "incident": l.incident,
-            "alerts": alerts,
-            "links": {
-                "incident": format!("{}/api/v1/incidents/{id}", self.external_url),
-                "report": format!("{}/api/v1/incidents/{id}/report", self.external_url),
-            },
-        })
+        crate::rules::actions::event(
+            trigger,
+            &l.incident,
+            l.alerts.values().map(|r| &r.alert),
+            &self.external_url,
+        )
     }
 
     /// Records one attempt's result on the job and the incident timeline.

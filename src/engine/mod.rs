@@ -21,12 +21,14 @@
 //! [`actions`] (action jobs and escalation), [`timers`] (tick, SLA, expiry,
 //! flapping), [`ops`] (a person's lifecycle requests), [`handover`]
 //! (restore, adoption, hand-over), [`history`] (similar incidents, rolling
-//! MTTA/MTTR) and [`changes`] (the change set handed to the store).
+//! MTTA/MTTR) and [`changes`] (the change set handed to the store). Beside
+//! the path, [`explain`] tells an alert's path without taking it.
 
 pub mod actions;
 pub mod changes;
 pub mod correlate;
 pub mod events;
+pub mod explain;
 pub mod handover;
 pub mod history;
 pub mod ops;

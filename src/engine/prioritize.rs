@@ -19,25 +19,32 @@ pub(super) struct Aggregates {
     /// rule's `at_least` (priority never drops, so more changes nothing;
     /// without the cap an incident over 100,000 hosts kept every name).
     distinct: Vec<std::collections::HashSet<String>>,
+    /// Per blast-radius rule: whether it applies to this incident's
+    /// correlate rule (its `rules` scope).
+    applies: Vec<bool>,
 }
 
 impl Aggregates {
-    pub(super) fn new(blast_rules: usize) -> Aggregates {
+    /// Empty counts for an incident of the correlate rule `rule`.
+    pub(super) fn new(rules: &RuleSet, rule: &str) -> Aggregates {
+        let blast = &rules.prioritize.blast_radius;
         Aggregates {
             levels: [[0; 3]; 3],
-            distinct: vec![Default::default(); blast_rules],
+            distinct: vec![Default::default(); blast.len()],
+            applies: blast.iter().map(|b| b.applies_to(rule)).collect(),
         }
     }
 
     pub(super) fn add(&mut self, rules: &RuleSet, r: &AlertRecord) {
         self.levels[r.impact as usize][r.urgency as usize] += 1;
-        for (br, values) in rules
+        for ((br, values), applies) in rules
             .prioritize
             .blast_radius
             .iter()
             .zip(self.distinct.iter_mut())
+            .zip(&self.applies)
         {
-            if values.len() >= br.at_least {
+            if !applies || values.len() >= br.at_least {
                 continue;
             }
             if let Some(v) = r.alert.labels.get(&br.label) {
@@ -55,7 +62,7 @@ impl Engine {
     pub(super) fn aggregates(&mut self, key: IncidentKey) -> Option<&mut Aggregates> {
         if !self.live.aggregates.contains_key(&key) {
             let l = self.live.incidents.get(&key)?;
-            let mut agg = Aggregates::new(self.rules.prioritize.blast_radius.len());
+            let mut agg = Aggregates::new(&self.rules, &l.incident.rule);
             for r in l.alerts.values() {
                 agg.add(&self.rules, r);
             }

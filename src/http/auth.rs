@@ -238,6 +238,12 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
     ),
     // The API description is public (nothing in it is not in the README).
     ("GET", "/api/v1/openapi.json", Access::Open, Body::None),
+    (
+        "POST",
+        "/api/v1/rules/explain",
+        Access::Role(Role::Viewer),
+        Body::Json,
+    ),
     ("POST", "/-/reload", Access::Role(Role::Admin), Body::None),
     ("POST", "/-/backup", Access::Role(Role::Admin), Body::None),
     ("GET", "/metrics", Access::Open, Body::None),

@@ -10,7 +10,8 @@
 //! Layout: [`ingest`] (the ingest routes, shared with `forward`, and the
 //! one ingest handler), [`incidents`] (list, show, lifecycle operations),
 //! [`silences`] (silences and suppressed alerts), [`admin`] (metrics,
-//! health, reload), [`report`] (the Markdown incident report),
+//! health, reload, backup), [`report`] (the Markdown incident report),
+//! [`rules`] (explaining an alert's path through the loaded rules),
 //! [`alertmanager`] (the Alertmanager API v2 subset for amtool and
 //! Grafana), [`openapi`] (the OpenAPI description of all of it).
 
@@ -21,6 +22,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod openapi;
 pub mod report;
+pub mod rules;
 pub mod serve;
 pub mod silences;
 pub mod tls;
@@ -82,6 +84,7 @@ pub fn router(state: AppState) -> Router {
             get(alertmanager::silence).delete(alertmanager::expire),
         )
         .route("/api/v2/status", get(alertmanager::status))
+        .route("/api/v1/rules/explain", post(rules::explain))
         .route("/-/ready", get(admin::ready))
         .route("/-/reload", post(admin::reload))
         .route("/-/backup", post(admin::backup));

@@ -341,6 +341,15 @@ fn openapi_json() {}
 #[allow(dead_code)]
 fn reload() {}
 
+#[utoipa::path(post, path = "/api/v1/rules/explain", tag = "rules",
+    request_body(content = serde_json::Value, description = "Any ingest payload (Alertmanager v2 array, webhook v4, generic alert or array, PagerDuty event), at most 100 alerts; explained, never ingested"),
+    responses((status = 200, description = "Each alert's path through the loaded rules and live state: the document `incidentd rules explain -o json` prints (see rules/README.md, Debugging rules)", body = serde_json::Value),
+              (status = 400, description = "Not a payload, no alert, or more than 100 alerts", body = ErrorBody),
+              (status = 413, description = "Larger than limits.max_body_bytes", body = ErrorBody),
+              (status = 503, description = "The writer cannot answer now; Retry-After", body = ErrorBody)))]
+#[allow(dead_code)]
+fn rules_explain() {}
+
 #[utoipa::path(post, path = "/-/backup", tag = "operations",
     responses((status = 200, description = "A consistent copy of the database: a redb file to put in place as incidentd.redb (header x-incidentd-backup-rows: rows copied)", body = Vec<u8>, content_type = "application/octet-stream"),
               (status = 503, description = "The copy could not be written (e.g. no space in the data dir)", body = ErrorBody)))]
@@ -376,7 +385,7 @@ fn ready() {}
         incidents_list, incidents_show, incidents_report, incidents_operate,
         silences_list, silences_create, silences_show, silences_expire, alerts_suppressed,
         am::alerts, am::alert_groups, am::silences, am::create, am::silence, am::expire, am::status,
-        openapi_json, reload, backup, metrics, healthy, ready,
+        openapi_json, reload, backup, metrics, healthy, ready, rules_explain,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Roles),
@@ -385,6 +394,7 @@ fn ready() {}
         (name = "incidents", description = "Incidents and their lifecycle"),
         (name = "silences", description = "incidentd's silences and the alerts kept out of incidents"),
         (name = "alertmanager", description = "The Alertmanager API v2 subset (amtool, Grafana)"),
+        (name = "rules", description = "Explaining an alert's path through the loaded rules"),
         (name = "operations", description = "Metrics, health, reload, online backup, this description"),
     )
 )]

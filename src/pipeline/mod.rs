@@ -137,6 +137,11 @@ pub enum Command {
         reply: oneshot::Sender<Result<Silence, SilenceError>>,
     },
     ActionResult(AttemptResult),
+    /// Explain alerts against the live state, changing nothing.
+    Explain {
+        alerts: Vec<Alert>,
+        reply: oneshot::Sender<Result<crate::engine::explain::Report, PipelineError>>,
+    },
     Tick,
 }
 
@@ -343,6 +348,17 @@ impl Handle {
             .send(Command::ActionResult(r))
             .await
             .map_err(|_| PipelineError::ShuttingDown)
+    }
+
+    /// Explains alerts against the live rules and state (silences, firing
+    /// alerts, open incidents); nothing changes.
+    pub async fn explain(
+        &self,
+        alerts: Vec<Alert>,
+    ) -> Result<crate::engine::explain::Report, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Explain { alerts, reply }).await?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
     }
 
     /// Swaps the rules between two batches.

@@ -143,6 +143,10 @@ enum Reply {
         usize,
     ),
     Flushed(oneshot::Sender<Result<(), PipelineError>>),
+    Explain(
+        oneshot::Sender<Result<crate::engine::explain::Report, PipelineError>>,
+        Box<crate::engine::explain::Report>,
+    ),
 }
 
 impl Reply {
@@ -175,6 +179,9 @@ impl Reply {
             Reply::Flushed(tx) => {
                 let _ = tx.send(Ok(()));
             }
+            Reply::Explain(tx, r) => {
+                let _ = tx.send(Ok(*r));
+            }
         }
     }
 
@@ -204,6 +211,9 @@ impl Reply {
                 let _ = tx.send(Err(err.clone()));
             }
             Reply::Flushed(tx) => {
+                let _ = tx.send(Err(err.clone()));
+            }
+            Reply::Explain(tx, _) => {
                 let _ = tx.send(Err(err.clone()));
             }
         }
@@ -340,6 +350,11 @@ impl Writer {
                     let _ = reply.send(Err(err.clone()));
                 }
                 Command::FlushChangelog { reply } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                // The live state may hold what was never committed until
+                // the heal reloads it: no explanation from it meanwhile.
+                Command::Explain { reply, .. } => {
                     let _ = reply.send(Err(err.clone()));
                 }
                 Command::Rules { rules, reply } => {
@@ -524,6 +539,10 @@ impl Writer {
                 let store = &self.store;
                 self.engine
                     .record_action_result(r, now, |k| store.load_live(k).ok().flatten());
+            }
+            Command::Explain { alerts, reply } => {
+                let r = self.engine.explain(&alerts, now);
+                p.replies.push(Reply::Explain(reply, Box::new(r)));
             }
             Command::Tick => {
                 if !p.ticked {

@@ -8,8 +8,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::Pos;
 use crate::model::matcher::Matcher;
-use crate::model::{Priority, Trigger};
+use crate::model::{Incident, Priority, TrackedAlert, Trigger};
 
 /// A compiled action from the `actions` section.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct ActionDef {
     pub backoff: Duration,
     /// At most this many runs per group key within the period.
     pub rate_limit: Option<(u32, Duration)>,
+    /// Where it was written.
+    pub at: Option<Pos>,
 }
 
 impl ActionDef {
@@ -123,6 +126,8 @@ pub struct EscalationPolicy {
     pub matchers: Vec<Matcher>,
     pub priorities: Vec<Priority>,
     pub levels: Vec<EscalationLevel>,
+    /// Where it was written.
+    pub at: Option<Pos>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,4 +143,39 @@ pub enum LevelWhen {
     Unacknowledged(Duration),
     /// This fraction of the priority's resolve target has passed, unresolved.
     ResolveProgress(f64),
+}
+
+/// Most alerts an event lists.
+pub const EVENT_ALERTS: usize = 50;
+
+/// The incident event that `body` templates, `preset: json` and exec's
+/// stdin see: `trigger`, `incident`, `alerts` (up to [`EVENT_ALERTS`]) and
+/// `links` under `base_url`. The engine builds jobs with it, and rule
+/// validation renders every body template against a sample of it.
+pub fn event<'a>(
+    trigger: Trigger,
+    incident: &Incident,
+    alerts: impl Iterator<Item = &'a TrackedAlert>,
+    base_url: &str,
+) -> serde_json::Value {
+    let alerts: Vec<serde_json::Value> = alerts
+        .take(EVENT_ALERTS)
+        .map(|a| {
+            serde_json::json!({
+                "fingerprint": crate::model::fingerprint::to_hex(a.fingerprint),
+                "labels": a.labels, "annotations": a.annotations, "status": a.status,
+                "starts_at": a.starts_at, "generator_url": a.generator_url,
+            })
+        })
+        .collect();
+    let id = incident.id.to_string();
+    serde_json::json!({
+        "trigger": trigger.as_str(),
+        "incident": incident,
+        "alerts": alerts,
+        "links": {
+            "incident": format!("{base_url}/api/v1/incidents/{id}"),
+            "report": format!("{base_url}/api/v1/incidents/{id}/report"),
+        },
+    })
 }

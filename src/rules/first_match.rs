@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use super::origin::Origin;
 use crate::model::matcher::{self, Matcher};
 use crate::model::Labels;
 
@@ -20,6 +21,8 @@ use crate::model::Labels;
 #[derive(Debug, Clone)]
 pub struct FirstMatch<T> {
     rules: Vec<(Vec<Matcher>, T)>,
+    /// Where each rule was written (same order as `rules`).
+    origins: Vec<Origin>,
     by_alertname: HashMap<String, Vec<usize>>,
     by_regex: Vec<usize>,
     regex_set: Option<regex::RegexSet>,
@@ -30,6 +33,7 @@ impl<T> Default for FirstMatch<T> {
     fn default() -> Self {
         FirstMatch {
             rules: Vec::new(),
+            origins: Vec::new(),
             by_alertname: HashMap::new(),
             by_regex: Vec::new(),
             regex_set: None,
@@ -39,7 +43,13 @@ impl<T> Default for FirstMatch<T> {
 }
 
 impl<T> FirstMatch<T> {
+    #[cfg(test)]
     pub(crate) fn push(&mut self, matchers: Vec<Matcher>, value: T) {
+        self.push_from(matchers, value, Origin::default());
+    }
+
+    /// Appends a rule with where it was written.
+    pub(crate) fn push_from(&mut self, matchers: Vec<Matcher>, value: T, origin: Origin) {
         let i = self.rules.len();
         let on_name = matchers.iter().find(|m| {
             m.name == "alertname" && (m.exact_value().is_some() || m.regex_source().is_some())
@@ -54,6 +64,7 @@ impl<T> FirstMatch<T> {
             None => self.unindexed.push(i),
         }
         self.rules.push((matchers, value));
+        self.origins.push(origin);
         self.regex_set = None;
     }
 
@@ -78,16 +89,18 @@ impl<T> FirstMatch<T> {
 
     /// The first rule (in file order) whose matchers all match.
     pub fn first(&self, labels: &Labels) -> Option<&T> {
+        self.first_index(labels).map(|i| &self.rules[i].1)
+    }
+
+    /// The position in the list of the first rule that matches.
+    pub fn first_index(&self, labels: &Labels) -> Option<usize> {
         let name = labels.get("alertname").unwrap_or("");
         let exact: &[usize] = self
             .by_alertname
             .get(name)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let check = |i: usize| {
-            let (matchers, value) = &self.rules[i];
-            matcher::all_match(matchers, labels).then_some(value)
-        };
+        let check = |i: usize| matcher::all_match(&self.rules[i].0, labels).then_some(i);
         let regex_hits: Vec<usize> = match &self.regex_set {
             Some(set) => set.matches(name).iter().map(|p| self.by_regex[p]).collect(),
             None => self.by_regex.clone(),
@@ -115,6 +128,14 @@ impl<T> FirstMatch<T> {
     pub fn iter(&self) -> impl Iterator<Item = &(Vec<Matcher>, T)> {
         self.rules.iter()
     }
+
+    /// Every rule in file order with where it was written.
+    pub fn entries(&self) -> impl Iterator<Item = (&[Matcher], &T, &Origin)> {
+        self.rules
+            .iter()
+            .zip(&self.origins)
+            .map(|((m, v), o)| (m.as_slice(), v, o))
+    }
 }
 
 /// Merges two ascending index lists into one ascending sequence.
@@ -128,7 +149,6 @@ fn merge2<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + '
     })
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,14 +16,20 @@
 //! (group keys, titles), [`prioritize`] (levels, matrix, SLA, flapping,
 //! problems), [`suppress`] (inhibition, maintenance windows, the
 //! suppression check), [`actions`] (actions and escalations), each list
-//! indexed by [`first_match`].
+//! indexed by [`first_match`] and each rule carrying its [`origin`] (name
+//! and `file:line:column`). For rule authors: [`lint`] (the warnings of
+//! `rules check --strict`) and [`schema`] (the JSON Schema editors use,
+//! `rules/schema.json`).
 
 pub mod actions;
 mod build;
 pub mod correlate;
 pub mod error;
 pub mod first_match;
+pub mod lint;
+pub mod origin;
 pub mod prioritize;
+pub mod schema;
 pub mod suppress;
 
 use std::fmt;
@@ -40,6 +46,7 @@ use prioritize::{Flapping, Prioritize, Problems, SlaTarget};
 use suppress::{InhibitRule, MaintenanceWindow};
 
 pub use error::{Pos, RuleError, RulesError};
+pub use origin::Origin;
 
 /// The rules shipped in `rules/default.yaml`, used when no rule directory exists.
 pub const BUILTIN: &str = include_str!("../../rules/default.yaml");
@@ -73,7 +80,20 @@ pub struct RuleSet {
     pub sla: [SlaTarget; 5],
     /// Where the rules came from (a directory, or `built-in`).
     pub origin: String,
+    /// Where the single settings were written (unset: built-in defaults).
+    pub settings_at: SettingsAt,
     templates: minijinja::Environment<'static>,
+}
+
+/// Where the single settings of the rule files were written; `None` where
+/// the built-in default applies.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsAt {
+    /// Per priority, P1..P5.
+    pub sla: Vec<Option<Pos>>,
+    pub flapping: Option<Pos>,
+    pub problems: Option<Pos>,
+    pub matrix: Option<Pos>,
 }
 
 impl fmt::Debug for RuleSet {
@@ -128,6 +148,12 @@ impl RuleSet {
     /// The correlate rule for an alert (the fallback when none matches).
     pub fn correlate_rule(&self, labels: &Labels) -> &CorrelateRule {
         self.correlate.first(labels).unwrap_or(&self.fallback)
+    }
+
+    /// True when no `correlate` rule matches every alert, so the implicit
+    /// `default` rule can be reached.
+    pub fn fallback_reachable(&self) -> bool {
+        self.correlate.iter().all(|(m, _)| !m.is_empty())
     }
 
     /// Category of an alert; `other` when no rule matches.

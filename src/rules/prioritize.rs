@@ -8,6 +8,7 @@ use crate::model::matcher::Matcher;
 use crate::model::{Labels, Level, Priority};
 
 use super::first_match::FirstMatch;
+use super::origin::Origin;
 
 /// An incident-level impact rule: impact rises with the number of distinct
 /// values of a label among the incident's alerts ("blast radius").
@@ -17,6 +18,16 @@ pub struct BlastRadius {
     pub label: String,
     pub at_least: usize,
     pub impact: Level,
+    /// Correlate rules whose incidents it applies to; empty: every incident.
+    pub rules: Vec<String>,
+    pub origin: Origin,
+}
+
+impl BlastRadius {
+    /// True if the rule counts in incidents of the correlate rule `rule`.
+    pub fn applies_to(&self, rule: &str) -> bool {
+        self.rules.is_empty() || self.rules.iter().any(|r| r == rule)
+    }
 }
 
 /// The compiled `prioritize` section.

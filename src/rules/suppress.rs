@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, NaiveTime, TimeZone, Utc, Weekday};
 
+use super::error::Pos;
 use crate::model::fingerprint;
 use crate::model::matcher::{self, Matcher};
 use crate::model::{Labels, Reason, Silence, Suppression};
@@ -27,6 +28,8 @@ pub struct InhibitRule {
     pub source: Vec<Matcher>,
     pub target: Vec<Matcher>,
     pub equal: Vec<String>,
+    /// Where it was written.
+    pub at: Option<Pos>,
 }
 
 impl InhibitRule {
@@ -68,6 +71,39 @@ pub struct MaintenanceWindow {
     pub name: String,
     pub matchers: Vec<Matcher>,
     pub schedule: Schedule,
+    /// Where it was written.
+    pub at: Option<Pos>,
+}
+
+impl Schedule {
+    /// The schedule as a person reads it: `2026-11-23T14:00:00+00:00 to
+    /// …` or `weekly sun 02:00-04:00 (UTC)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Schedule::Once { start, end } => {
+                format!("{} to {}", start.to_rfc3339(), end.to_rfc3339())
+            }
+            Schedule::Weekly { tz, slots } => {
+                let parts: Vec<String> = slots
+                    .iter()
+                    .map(|s| {
+                        let days: Vec<String> = s
+                            .days
+                            .iter()
+                            .map(|d| d.to_string().to_ascii_lowercase())
+                            .collect();
+                        format!(
+                            "{} {}-{}",
+                            days.join(","),
+                            s.start.format("%H:%M"),
+                            s.end.format("%H:%M")
+                        )
+                    })
+                    .collect();
+                format!("weekly {} ({tz})", parts.join("; "))
+            }
+        }
+    }
 }
 
 impl MaintenanceWindow {
@@ -157,26 +193,28 @@ impl InhibitIndex {
         fp: u64,
         labels: &Labels,
     ) -> Option<(usize, u64)> {
-        for (i, r) in rules.iter().enumerate() {
-            if !matcher::all_match(&r.target, labels) {
-                continue;
-            }
-            let Some((pure, both)) = self.sources.get(&(i, r.equal_key(labels))) else {
-                continue;
-            };
-            let two_sided = matcher::all_match(&r.source, labels);
-            let found = pure.iter().find(|s| **s != fp).or_else(|| {
+        rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matcher::all_match(&r.target, labels))
+            .find_map(|(i, r)| self.source_for(i, r, fp, labels).map(|src| (i, src)))
+    }
+
+    /// A firing alert that inhibits this target alert under rule `i` (`r`),
+    /// if any; the caller has checked that the alert is a target of `r`.
+    pub fn source_for(&self, i: usize, r: &InhibitRule, fp: u64, labels: &Labels) -> Option<u64> {
+        let (pure, both) = self.sources.get(&(i, r.equal_key(labels)))?;
+        let two_sided = matcher::all_match(&r.source, labels);
+        pure.iter()
+            .find(|s| **s != fp)
+            .or_else(|| {
                 if two_sided {
                     None
                 } else {
                     both.iter().find(|s| **s != fp)
                 }
-            });
-            if let Some(src) = found {
-                return Some((i, *src));
-            }
-        }
-        None
+            })
+            .copied()
     }
 }
 
@@ -214,7 +252,6 @@ pub fn check(
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::fingerprint::fingerprint;
@@ -227,6 +264,7 @@ mod tests {
             source: matcher::parse(src).expect("valid"),
             target: matcher::parse(tgt).expect("valid"),
             equal: equal.iter().map(|s| s.to_string()).collect(),
+            at: None,
         }
     }
 
@@ -324,6 +362,7 @@ mod tests {
                     end: NaiveTime::from_hms_opt(2, 0, 0).expect("valid"),
                 }],
             },
+            at: None,
         };
         // 2026-11-28 is a Saturday; Berlin is UTC+1 in November.
         assert!(!w.active(at("2026-11-28T21:59:00Z")));

@@ -55,6 +55,7 @@ use crate::model::{
     Alert, Incident, IncidentKey, Priority, Reason, Silence, Source, SuppressedAlert, CATEGORIES,
 };
 use crate::rules::RuleSet;
+use crate::tools::coverage::Coverage;
 
 /// What the engine did, counted like the daemon's metrics count it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -94,6 +95,8 @@ pub struct Harness {
     engine: Engine,
     incidents: BTreeMap<IncidentKey, Incident>,
     counts: Counts,
+    /// What the rules did, when coverage is tracked.
+    coverage: Option<Coverage>,
 }
 
 impl Harness {
@@ -102,7 +105,18 @@ impl Harness {
             engine: Engine::new(rules, settings),
             incidents: BTreeMap::new(),
             counts: Counts::default(),
+            coverage: None,
         }
+    }
+
+    /// From now on, records which rules decide something.
+    pub fn track_coverage(&mut self) {
+        self.coverage = Some(Coverage::new(self.engine.rules().clone()));
+    }
+
+    /// The coverage recorded since [`Harness::track_coverage`].
+    pub fn take_coverage(&mut self) -> Option<Coverage> {
+        self.coverage.take()
     }
 
     /// Ingests one batch at `now`.
@@ -149,6 +163,9 @@ impl Harness {
 
     fn absorb(&mut self) {
         let ws = self.engine.take_changes();
+        if let Some(c) = &mut self.coverage {
+            c.observe(&ws);
+        }
         for inc in ws.incidents {
             self.incidents.insert(inc.id, inc);
         }

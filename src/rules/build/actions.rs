@@ -32,7 +32,7 @@ impl Builder {
     }
 
     pub(super) fn actions_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawAction>(node, "actions") {
+        for (raw, span, at) in self.items::<RawAction>(node, "actions") {
             let name = self.unique_name("action", &raw.name, Section::Action);
             let mut on = Vec::new();
             for t in &raw.on {
@@ -114,6 +114,7 @@ impl Builder {
                     retries: raw.retries.unwrap_or(3),
                     backoff,
                     rate_limit,
+                    at: at.clone(),
                 });
             }
         }
@@ -298,7 +299,7 @@ impl Builder {
     }
 
     pub(super) fn escalations_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawEscalation>(node, "escalations") {
+        for (raw, span, at) in self.items::<RawEscalation>(node, "escalations") {
             let name = self.unique_name("escalation policy", &raw.name, Section::Escalation);
             let matchers = self.matchers(&raw.matchers);
             let priorities = self.priorities(&raw.priority);
@@ -351,6 +352,7 @@ impl Builder {
                     matchers,
                     priorities,
                     levels,
+                    at: at.clone(),
                 });
             }
         }

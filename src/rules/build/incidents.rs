@@ -11,11 +11,12 @@ use super::{clean_serde_message, Builder};
 use crate::model::{Level, Priority, CATEGORIES};
 use crate::rules::correlate::{CorrelateRule, GroupBy};
 use crate::rules::error::Pos;
+use crate::rules::origin::Origin;
 use crate::rules::prioritize::{BlastRadius, SlaTarget};
 
 impl Builder {
     pub(super) fn correlate_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawCorrelate>(node, "correlate") {
+        for (raw, span, at) in self.items::<RawCorrelate>(node, "correlate") {
             let name = raw.name.as_str().trim().to_string();
             if name.is_empty() {
                 self.err(raw.name.span(), "correlate: rule name must not be empty");
@@ -42,6 +43,11 @@ impl Builder {
             };
             let mut group = Vec::new();
             let mut all = false;
+            let mut origin = Origin {
+                name: Some(name.clone()),
+                at: at.clone(),
+                fields: Vec::new(),
+            };
             for g in &raw.group_by {
                 if g.as_str() == "..." {
                     all = true;
@@ -49,6 +55,9 @@ impl Builder {
                     self.err(g.span(), "group_by: empty label name");
                 } else {
                     group.push(g.as_str().to_string());
+                    if let Some(p) = self.pos_of(g.span()) {
+                        origin.fields.push((format!("group_by.{}", g.as_str()), p));
+                    }
                 }
             }
             if all && !group.is_empty() {
@@ -79,7 +88,7 @@ impl Builder {
                 tname
             });
             if let (Some(matchers), Some(window), false) = (matchers, window, duplicate) {
-                self.correlate.push(
+                self.correlate.push_from(
                     matchers,
                     CorrelateRule {
                         name,
@@ -87,13 +96,14 @@ impl Builder {
                         window,
                         title,
                     },
+                    origin,
                 );
             }
         }
     }
 
     pub(super) fn classify_section(&mut self, node: &Node) {
-        for (raw, _) in self.items::<RawClassify>(node, "classify") {
+        for (raw, _, at) in self.items::<RawClassify>(node, "classify") {
             let matchers = self.matchers(&raw.matchers);
             let cat = raw.category.as_str();
             if !CATEGORIES.contains(&cat) {
@@ -107,7 +117,8 @@ impl Builder {
                 continue;
             }
             if let Some(m) = matchers {
-                self.classify.push(m, cat.to_string());
+                let origin = self.origin(raw.name.as_ref(), at.clone());
+                self.classify.push_from(m, cat.to_string(), origin);
             }
         }
     }
@@ -120,8 +131,8 @@ impl Builder {
         for (key, value) in map.iter() {
             match key.as_str() {
                 "urgency" => {
-                    for (raw, span) in self.items::<RawLevelRule>(value, "prioritize.urgency") {
-                        if raw.impact.is_some() || raw.distinct.is_some() || raw.at_least.is_some() {
+                    for (raw, span, at) in self.items::<RawLevelRule>(value, "prioritize.urgency") {
+                        if raw.impact.is_some() || raw.distinct.is_some() || raw.at_least.is_some() || !raw.rules.is_empty() {
                             self.err(&span, "prioritize.urgency: a rule sets only `urgency` (impact and blast radius go under prioritize.impact)");
                             continue;
                         }
@@ -132,12 +143,13 @@ impl Builder {
                         let level = self.level(u, "urgency");
                         let m = self.matchers(&raw.matchers);
                         if let (Some(level), Some(m)) = (level, m) {
-                            self.prioritize.urgency.push(m, level);
+                            let origin = self.origin(raw.name.as_ref(), at.clone());
+                            self.prioritize.urgency.push_from(m, level, origin);
                         }
                     }
                 }
                 "impact" => {
-                    for (raw, span) in self.items::<RawLevelRule>(value, "prioritize.impact") {
+                    for (raw, span, at) in self.items::<RawLevelRule>(value, "prioritize.impact") {
                         if raw.urgency.is_some() {
                             self.err(&span, "prioritize.impact: a rule sets only `impact` (urgency goes under prioritize.urgency)");
                             continue;
@@ -154,18 +166,34 @@ impl Builder {
                                     self.err(n.span(), "prioritize.impact: at_least must be at least 1");
                                     continue;
                                 }
+                                for r in &raw.rules {
+                                    if let Some(p) = self.pos_of(r.span()) {
+                                        self.blast_rule_refs.push((r.as_str().to_string(), p));
+                                    }
+                                }
                                 if let (Some(level), Some(m)) = (level, m) {
+                                    let mut origin = self.origin(raw.name.as_ref(), at.clone());
+                                    if let Some(p) = self.pos_of(label.span()) {
+                                        origin.fields.push(("distinct".into(), p));
+                                    }
                                     self.prioritize.blast_radius.push(BlastRadius {
                                         matchers: m,
                                         label: label.as_str().to_string(),
                                         at_least: **n,
                                         impact: level,
+                                        rules: raw.rules.iter().map(|r| r.as_str().to_string()).collect(),
+                                        origin,
                                     });
                                 }
                             }
                             (None, None) => {
+                                if !raw.rules.is_empty() {
+                                    self.err(&span, "prioritize.impact: `rules` (which correlate rules' incidents it applies to) is for blast-radius rules, with `distinct` and `at_least`");
+                                    continue;
+                                }
                                 if let (Some(level), Some(m)) = (level, m) {
-                                    self.prioritize.impact.push(m, level);
+                                    let origin = self.origin(raw.name.as_ref(), at.clone());
+                                    self.prioritize.impact.push_from(m, level, origin);
                                 }
                             }
                             _ => self.err(&span, "prioritize.impact: `distinct` and `at_least` go together (blast radius)"),

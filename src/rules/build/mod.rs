@@ -10,7 +10,9 @@
 mod actions;
 mod incidents;
 mod raw;
+pub(super) mod schema;
 mod suppression;
+mod templates;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +24,9 @@ use serde::Deserialize;
 use super::correlate::CorrelateRule;
 use super::error::{Pos, RuleError, RulesError};
 use super::first_match::FirstMatch;
+use super::origin::Origin;
 use super::prioritize::{Flapping, Prioritize, Problems, SlaTarget, DEFAULT_SLA};
-use super::{RuleSet, SECTIONS};
+use super::{RuleSet, SettingsAt, SECTIONS};
 use crate::model::matcher::{self, Matcher};
 use crate::model::Level;
 use crate::rules::actions::{ActionDef, EscalationPolicy};
@@ -41,6 +44,9 @@ pub(super) struct Builder {
     action_refs: Vec<(String, Pos)>,
     /// Actions without `on`: only escalation levels can run them.
     triggerless: Vec<(String, Pos)>,
+    /// Correlate rule names blast-radius rules are scoped to, checked when
+    /// all files are read.
+    blast_rule_refs: Vec<(String, Pos)>,
     inhibit: Vec<InhibitRule>,
     inhibit_names: HashMap<String, Pos>,
     maintenance: Vec<MaintenanceWindow>,
@@ -71,6 +77,15 @@ impl Builder {
             line: m.line(),
             column: m.column(),
         })
+    }
+
+    /// A rule's origin: its optional `name` and where its item starts.
+    fn origin(&self, name: Option<&Spanned<String>>, at: Option<Pos>) -> Origin {
+        Origin {
+            name: name.map(|n| n.as_str().trim().to_string()),
+            at,
+            fields: Vec::new(),
+        }
     }
 
     fn err(&mut self, span: &marked_yaml::Span, message: impl Into<String>) {
@@ -124,12 +139,14 @@ impl Builder {
         }
     }
 
-    /// Deserializes each item of a list section separately.
+    /// Deserializes each item of a list section separately; with each, its
+    /// span (for errors about the item) and where it starts (its first key,
+    /// for the tools that name rules).
     fn items<T: for<'de> Deserialize<'de>>(
         &mut self,
         node: &Node,
         section: &str,
-    ) -> Vec<(T, marked_yaml::Span)> {
+    ) -> Vec<(T, marked_yaml::Span, Option<Pos>)> {
         let Some(seq) = node.as_sequence() else {
             self.err(node.span(), format!("`{section}` must be a list"));
             return Vec::new();
@@ -137,7 +154,14 @@ impl Builder {
         let mut out = Vec::new();
         for item in seq.iter() {
             match marked_yaml::from_node::<T>(item) {
-                Ok(v) => out.push((v, *item.span())),
+                Ok(v) => {
+                    let first_key = item
+                        .as_mapping()
+                        .and_then(|m| m.keys().next())
+                        .map(|k| *k.span())
+                        .unwrap_or(*item.span());
+                    out.push((v, *item.span(), self.pos_of(&first_key)));
+                }
                 Err(e) => {
                     let span = e
                         .start_mark()
@@ -257,12 +281,43 @@ impl Builder {
                 });
             }
         }
-        let mut env = minijinja::Environment::new();
-        for (name, source, pos) in std::mem::take(&mut self.templates) {
-            if let Err(e) = env.add_template_owned(name, source) {
+        let known: Vec<String> = self
+            .correlate
+            .iter()
+            .map(|(_, r)| r.name.clone())
+            .chain(std::iter::once(CorrelateRule::fallback().name))
+            .collect();
+        for (name, pos) in std::mem::take(&mut self.blast_rule_refs) {
+            if !known.contains(&name) {
                 self.errors.push(RuleError {
                     pos: Some(pos),
-                    message: format!("bad title template: {e}"),
+                    message: format!(
+                        "prioritize.impact: rules: no correlate rule is named {name:?}; expected one of {}",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        let mut env = minijinja::Environment::new();
+        let templates = std::mem::take(&mut self.templates);
+        for (name, source, pos) in &templates {
+            if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
+                self.errors.push(RuleError {
+                    pos: Some(pos.clone()),
+                    message: format!("bad {} template: {e}", template_kind(name)),
+                });
+            } else if let Err(e) = templates::try_sample(&env, name) {
+                self.errors.push(RuleError {
+                    pos: Some(pos.clone()),
+                    message: format!(
+                        "{} template fails on a sample {}: {e}",
+                        template_kind(name),
+                        if name.starts_with("correlate/") {
+                            "alert"
+                        } else {
+                            "incident event"
+                        }
+                    ),
                 });
             }
         }
@@ -284,7 +339,18 @@ impl Builder {
                 sla[i] = *t;
             }
         }
+        let settings_at = SettingsAt {
+            sla: self
+                .sla
+                .iter()
+                .map(|s| s.as_ref().map(|(_, p)| p.clone()))
+                .collect(),
+            flapping: self.flapping_at,
+            problems: self.problems_at,
+            matrix: self.matrix_at,
+        };
         Ok(RuleSet {
+            settings_at,
             actions: self.actions,
             escalations: self.escalations,
             inhibit: self.inhibit,
@@ -299,6 +365,15 @@ impl Builder {
             origin: origin.to_string(),
             templates: env,
         })
+    }
+}
+
+/// What a template is, from its registered name.
+fn template_kind(name: &str) -> &'static str {
+    if name.starts_with("correlate/") {
+        "title"
+    } else {
+        "body"
     }
 }
 

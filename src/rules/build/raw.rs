@@ -1,43 +1,71 @@
 //! The raw, position-carrying form of each rule file section, deserialized
 //! item by item so one bad item does not hide the errors in the next.
+//!
+//! The same types describe the rule file format in `rules/schema.json`
+//! (see [`super::schema`]): their doc comments are the editor's hover
+//! text, and the `schemars` attributes give the value rules the builder
+//! checks (names, durations, enums, minimums).
 
 use std::collections::BTreeMap;
 
 use marked_yaml::Spanned;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+use super::schema as s;
+
+/// A `correlate` rule: which incident an alert belongs to.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCorrelate {
+    /// Unique name; the incident's `rule` and the start of its group key.
+    #[schemars(schema_with = "s::name")]
     pub(super) name: Spanned<String>,
+    /// Alertmanager matchers; all must match. Omitted: every alert.
     #[serde(default, rename = "match")]
+    #[schemars(schema_with = "s::matchers")]
     pub(super) matchers: Vec<Spanned<String>>,
+    /// Labels whose values form the group key (default `[alertname]`);
+    /// `["..."]`: every label, one incident per distinct alert.
     #[serde(default)]
+    #[schemars(schema_with = "s::label_names")]
     pub(super) group_by: Vec<Spanned<String>>,
+    /// An alert joins its group's newest incident only within this long of
+    /// the incident's last alert activity (default 1h).
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) window: Option<Spanned<String>>,
+    /// minijinja template for the incident title: `labels`, `annotations`,
+    /// `group_labels`, `rule`.
     #[serde(default)]
+    #[schemars(with = "String")]
     pub(super) title: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// A `classify` rule: the category of the alerts it matches.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClassify {
-    /// Free text for the reader; not used by the engine.
+    /// Free text for the reader; shown by the tools, not used by the engine.
     #[serde(default)]
-    #[allow(dead_code)]
+    #[schemars(with = "String")]
     pub(super) name: Option<Spanned<String>>,
+    /// Alertmanager matchers; all must match.
     #[serde(rename = "match")]
+    #[schemars(schema_with = "s::matchers")]
     pub(super) matchers: Vec<Spanned<String>>,
+    #[schemars(schema_with = "s::category")]
     pub(super) category: Spanned<String>,
 }
 
+/// A `prioritize.urgency` or `prioritize.impact` rule as the builder reads
+/// it; the schema describes the two lists precisely with
+/// [`super::schema::UrgencyRule`] and [`super::schema::ImpactRule`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLevelRule {
-    /// Free text for the reader; not used by the engine.
+    /// Free text for the reader; shown by the tools, not used by the engine.
     #[serde(default)]
-    #[allow(dead_code)]
     pub(super) name: Option<Spanned<String>>,
     #[serde(default, rename = "match")]
     pub(super) matchers: Vec<Spanned<String>>,
@@ -50,12 +78,20 @@ pub(super) struct RawLevelRule {
     pub(super) distinct: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) at_least: Option<Spanned<usize>>,
+    /// Blast radius: the correlate rules whose incidents it applies to.
+    #[serde(default)]
+    pub(super) rules: Vec<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// Response and recovery targets for one priority.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSla {
+    /// Creation → acknowledgement; not longer than `resolve`.
+    #[schemars(schema_with = "s::duration")]
     pub(super) acknowledge: Spanned<String>,
+    /// Creation → resolution.
+    #[schemars(schema_with = "s::duration")]
     pub(super) resolve: Spanned<String>,
 }
 
@@ -67,17 +103,31 @@ pub(super) enum Section {
     Escalation,
 }
 
-#[derive(Deserialize)]
+/// An action: a webhook call, a program run or a Kafka record when
+/// something happens to an incident.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = s::exactly_one_of_webhook_exec_kafka)]
 pub(super) struct RawAction {
+    /// Unique across files.
+    #[schemars(schema_with = "s::name")]
     pub(super) name: Spanned<String>,
+    /// Triggers. Without `on`, only an escalation level that names the
+    /// action runs it.
     #[serde(default)]
+    #[schemars(schema_with = "s::triggers")]
     pub(super) on: Vec<Spanned<String>>,
+    /// Matchers on the incident's common labels.
     #[serde(default, rename = "match")]
+    #[schemars(schema_with = "s::matchers")]
     pub(super) matchers: Vec<Spanned<String>>,
+    /// Only for these priorities (the incident's when the trigger fires).
     #[serde(default)]
+    #[schemars(schema_with = "s::priorities")]
     pub(super) priority: Vec<Spanned<String>>,
+    /// Only for these categories.
     #[serde(default)]
+    #[schemars(schema_with = "s::categories")]
     pub(super) category: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) webhook: Option<RawWebhook>,
@@ -85,149 +135,248 @@ pub(super) struct RawAction {
     pub(super) exec: Option<RawExec>,
     #[serde(default)]
     pub(super) kafka: Option<RawKafkaAction>,
+    /// Attempts after the first one (default 3).
     #[serde(default)]
     pub(super) retries: Option<u32>,
+    /// Delay before the first retry, doubling each time (default 1s).
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) backoff: Option<Spanned<String>>,
+    /// At most `max` runs per group key within `per`.
     #[serde(default)]
     pub(super) rate_limit: Option<RawRateLimit>,
 }
 
-#[derive(Deserialize)]
+/// Call a URL with the incident event.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = s::exactly_one_of_url_url_env)]
 pub(super) struct RawWebhook {
+    /// An http:// or https:// URL.
     #[serde(default)]
+    #[schemars(schema_with = "s::url")]
     pub(super) url: Option<Spanned<String>>,
+    /// The environment variable holding the URL (read at send time).
     #[serde(default)]
+    #[schemars(with = "String")]
     pub(super) url_env: Option<Spanned<String>>,
+    /// POST (default) or PUT.
     #[serde(default)]
+    #[schemars(schema_with = "s::http_method")]
     pub(super) method: Option<Spanned<String>>,
+    /// `json` (default): the event as the body; `slack`: a Slack message.
     #[serde(default)]
+    #[schemars(schema_with = "s::preset")]
     pub(super) preset: Option<Spanned<String>>,
+    /// minijinja template over the event, instead of the preset.
     #[serde(default)]
+    #[schemars(with = "String")]
     pub(super) body: Option<Spanned<String>>,
+    /// Literal headers.
     #[serde(default)]
     pub(super) headers: BTreeMap<String, String>,
+    /// Header name → environment variable holding its value.
     #[serde(default)]
     pub(super) secret_headers: BTreeMap<String, String>,
+    /// Per attempt (default 10s).
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) timeout: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// Run a program (no shell); the event arrives on stdin and as
+/// `INCIDENT_*` environment variables.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawExec {
+    /// One program path; arguments go in `args`.
+    #[schemars(schema_with = "s::name")]
     pub(super) command: Spanned<String>,
+    /// Fixed arguments; alert data is never spliced in.
     #[serde(default)]
     pub(super) args: Vec<String>,
+    /// The program is killed after this (default 30s).
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) timeout: Option<Spanned<String>>,
+    /// Bytes of stdout and of stderr kept for the timeline (default 16384).
     #[serde(default)]
     pub(super) max_output: Option<usize>,
 }
 
-#[derive(Deserialize)]
+/// Produce the incident event to a Kafka topic.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawKafkaAction {
+    #[schemars(schema_with = "s::kafka_topic")]
     pub(super) topic: Spanned<String>,
+    /// Bootstrap servers (default: the daemon's `kafka.brokers`).
     #[serde(default)]
+    #[schemars(with = "String")]
     pub(super) brokers: Option<Spanned<String>>,
+    /// Record key: `incident` (default) or `group_key`.
     #[serde(default)]
+    #[schemars(schema_with = "s::kafka_key")]
     pub(super) key: Option<Spanned<String>>,
+    /// minijinja template over the event, instead of the event JSON.
     #[serde(default)]
+    #[schemars(with = "String")]
     pub(super) body: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) timeout: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// At most `max` runs per group key within `per`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRateLimit {
+    #[schemars(range(min = 1))]
     pub(super) max: u32,
+    #[schemars(schema_with = "s::duration")]
     pub(super) per: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+/// An escalation policy: levels reached while nobody acknowledges, or as
+/// the resolve deadline approaches.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEscalation {
+    /// Unique across files.
+    #[schemars(schema_with = "s::name")]
     pub(super) name: Spanned<String>,
+    /// Matchers on the incident's common labels.
     #[serde(default, rename = "match")]
+    #[schemars(schema_with = "s::matchers")]
     pub(super) matchers: Vec<Spanned<String>>,
+    /// Only for these priorities; empty: any.
     #[serde(default)]
+    #[schemars(schema_with = "s::priorities")]
     pub(super) priority: Vec<Spanned<String>>,
+    /// Level 1, 2, … in order.
+    #[schemars(length(min = 1))]
     pub(super) levels: Vec<RawLevel>,
 }
 
-#[derive(Deserialize)]
+/// One escalation level: `after` or `resolve_progress`, and what to do.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = s::exactly_one_of_after_resolve_progress)]
 pub(super) struct RawLevel {
-    /// Since creation, while unacknowledged.
+    /// Reached when the incident is still unacknowledged this long after
+    /// creation.
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) after: Option<Spanned<String>>,
-    /// Share of the resolve target that has passed, e.g. "80%".
+    /// Reached when this share of the resolve target has passed, e.g. "80%".
     #[serde(default)]
+    #[schemars(schema_with = "s::percent")]
     pub(super) resolve_progress: Option<Spanned<String>>,
+    /// Actions to run at this level (they must exist in `actions`).
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub(super) actions: Vec<Spanned<String>>,
+    /// Set as the incident's assignee.
     #[serde(default)]
     pub(super) assignee: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// An inhibit rule: while a source alert fires, targets with the same
+/// values of the `equal` labels open no incident.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = s::require_source_and_target)]
 pub(super) struct RawInhibit {
+    /// Unique; default `inhibit-N`. Shown as `by` on the suppressed alert.
     #[serde(default)]
+    #[schemars(schema_with = "s::name")]
     pub(super) name: Option<Spanned<String>>,
+    /// Matchers for the inhibiting alert.
     #[serde(default)]
+    #[schemars(schema_with = "s::matchers_required")]
     pub(super) source: Vec<Spanned<String>>,
+    /// Matchers for the inhibited alert.
     #[serde(default)]
+    #[schemars(schema_with = "s::matchers_required")]
     pub(super) target: Vec<Spanned<String>>,
+    /// Labels whose values must be equal on both.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub(super) equal: Vec<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// A maintenance window: matching alerts open no incident while it is open.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = s::one_off_or_weekly)]
 pub(super) struct RawMaintenance {
+    /// Unique. Shown as `by` on the suppressed alert.
+    #[schemars(schema_with = "s::name")]
     pub(super) name: Spanned<String>,
+    /// Matchers; required, since an empty list would mute everything.
     #[serde(default, rename = "match")]
+    #[schemars(schema_with = "s::matchers_required")]
     pub(super) matchers: Vec<Spanned<String>>,
+    /// One-off: RFC 3339 start.
     #[serde(default)]
+    #[schemars(schema_with = "s::timestamp")]
     pub(super) start: Option<Spanned<String>>,
+    /// One-off: RFC 3339 end, after `start`.
     #[serde(default)]
+    #[schemars(schema_with = "s::timestamp")]
     pub(super) end: Option<Spanned<String>>,
+    /// Recurring: weekly slots in local time.
     #[serde(default)]
     pub(super) weekly: Vec<RawSlot>,
+    /// IANA time zone of `weekly` (default UTC).
     #[serde(default)]
+    #[schemars(with = "String")]
     pub(super) time_zone: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// A weekly slot: `days` (default every day) from `start` to `end`
+/// (HH:MM, local time; an `end` not after `start` runs past midnight).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSlot {
     #[serde(default)]
+    #[schemars(schema_with = "s::days")]
     pub(super) days: Vec<Spanned<String>>,
+    #[schemars(schema_with = "s::hh_mm")]
     pub(super) start: Spanned<String>,
+    #[schemars(schema_with = "s::hh_mm")]
     pub(super) end: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+/// Flap detection (defaults apply when absent).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFlapping {
+    /// More state changes than this within `window` is flapping (default 4).
     #[serde(default)]
+    #[schemars(with = "usize", range(min = 2))]
     pub(super) max_changes: Option<Spanned<usize>>,
+    /// Default 1h.
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) window: Option<Spanned<String>>,
+    /// Keep a flapping incident open instead of resolving it (default true).
     #[serde(default)]
     pub(super) keep_open: Option<bool>,
 }
 
-#[derive(Deserialize)]
+/// Problem candidates (defaults apply when absent).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProblems {
+    /// Incidents of one group key within `within` (default 3).
     #[serde(default)]
+    #[schemars(with = "usize", range(min = 2))]
     pub(super) recurrence: Option<Spanned<usize>>,
+    /// Default 7d.
     #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
     pub(super) within: Option<Spanned<String>>,
 }
 

@@ -12,7 +12,7 @@ use crate::rules::suppress::{InhibitRule, MaintenanceWindow, Schedule, WeeklySlo
 
 impl Builder {
     pub(super) fn inhibit_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawInhibit>(node, "inhibit") {
+        for (raw, span, at) in self.items::<RawInhibit>(node, "inhibit") {
             let name = match &raw.name {
                 Some(n) => self.unique_name("inhibit rule", n, Section::Inhibit),
                 None => Some(format!("inhibit-{}", self.inhibit.len() + 1)),
@@ -32,13 +32,14 @@ impl Builder {
                     source,
                     target,
                     equal: raw.equal.iter().map(|e| e.as_str().to_string()).collect(),
+                    at: at.clone(),
                 });
             }
         }
     }
 
     pub(super) fn maintenance_section(&mut self, node: &Node) {
-        for (raw, span) in self.items::<RawMaintenance>(node, "maintenance") {
+        for (raw, span, at) in self.items::<RawMaintenance>(node, "maintenance") {
             let name = self.unique_name("maintenance window", &raw.name, Section::Maintenance);
             if raw.matchers.is_empty() {
                 self.err(&span, "maintenance: a window needs `match` (use a matcher such as env=\"staging\"; an empty list would mute everything)");
@@ -97,6 +98,7 @@ impl Builder {
                     name,
                     matchers,
                     schedule,
+                    at: at.clone(),
                 });
             }
         }

@@ -1,6 +1,7 @@
 //! Checking a test case's expectations against what the engine produced:
 //! expected and actual incidents (and suppressed alerts) matched as sets,
-//! with the closest candidate and the differing fields for each miss.
+//! with the counts, and for each miss the closest candidate and, per
+//! differing field, the expected value above the one it got.
 
 use std::collections::BTreeSet;
 
@@ -31,14 +32,52 @@ pub(super) fn suppressed_line(s: &SuppressedAlert) -> String {
     )
 }
 
+/// One field an expectation gives that the actual value does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDiff {
+    pub field: &'static str,
+    pub expected: String,
+    pub got: String,
+}
+
+impl FieldDiff {
+    /// `field: expected X, got Y`, on one line.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: expected {}, got {}",
+            self.field, self.expected, self.got
+        )
+    }
+}
+
+/// The diffs as an aligned block: each field's expected value above the
+/// value it got, so long values (group keys, labels) compare by eye.
+fn diff_block(diffs: &[FieldDiff], indent: &str) -> Vec<String> {
+    let w = diffs.iter().map(|d| d.field.len()).max().unwrap_or(0) + 1;
+    let mut out = Vec::new();
+    for d in diffs {
+        out.push(format!(
+            "{indent}{:<w$} expected {}",
+            format!("{}:", d.field),
+            d.expected
+        ));
+        out.push(format!("{indent}{:<w$} got      {}", "", d.got));
+    }
+    out
+}
+
 impl ExpIncident {
-    /// The fields that differ from `i` ("field: expected X, got Y").
-    pub fn diff(&self, i: &Incident) -> Vec<String> {
+    /// The fields that differ from `i`.
+    pub fn diff(&self, i: &Incident) -> Vec<FieldDiff> {
         let mut out = Vec::new();
-        let mut cmp = |field: &str, want: Option<String>, got: String| {
+        let mut cmp = |field: &'static str, want: Option<String>, got: String| {
             if let Some(w) = want {
                 if w != got {
-                    out.push(format!("{field}: expected {w}, got {got}"));
+                    out.push(FieldDiff {
+                        field,
+                        expected: w,
+                        got,
+                    });
                 }
             }
         };
@@ -83,11 +122,11 @@ impl ExpIncident {
         );
         if let Some(want) = &self.labels {
             if !subset(want, &i.labels) {
-                out.push(format!(
-                    "labels: expected to include {}, got {}",
-                    fmt_labels(want),
-                    fmt_labels(&i.labels)
-                ));
+                out.push(FieldDiff {
+                    field: "labels",
+                    expected: format!("to include {}", fmt_labels(want)),
+                    got: fmt_labels(&i.labels),
+                });
             }
         }
         out
@@ -122,26 +161,31 @@ impl ExpIncident {
 }
 
 impl ExpSuppressed {
-    pub(super) fn diff(&self, s: &SuppressedAlert) -> Vec<String> {
+    pub(super) fn diff(&self, s: &SuppressedAlert) -> Vec<FieldDiff> {
         let mut out = Vec::new();
         if !subset(&self.labels, &s.alert.labels) {
-            out.push(format!(
-                "labels: expected to include {}, got {}",
-                fmt_labels(&self.labels),
-                fmt_labels(&s.alert.labels)
-            ));
+            out.push(FieldDiff {
+                field: "labels",
+                expected: format!("to include {}", fmt_labels(&self.labels)),
+                got: fmt_labels(&s.alert.labels),
+            });
         }
         if let Some(r) = self.reason {
             if r != s.suppression.reason {
-                out.push(format!(
-                    "reason: expected {r}, got {}",
-                    s.suppression.reason
-                ));
+                out.push(FieldDiff {
+                    field: "reason",
+                    expected: r.to_string(),
+                    got: s.suppression.reason.to_string(),
+                });
             }
         }
         if let Some(b) = &self.by {
             if *b != s.suppression.by {
-                out.push(format!("by: expected {b}, got {}", s.suppression.by));
+                out.push(FieldDiff {
+                    field: "by",
+                    expected: b.clone(),
+                    got: s.suppression.by.clone(),
+                });
             }
         }
         out
@@ -203,7 +247,7 @@ pub(super) fn compare_set<E, A>(
     what: &str,
     expected: &[E],
     actual: &[&A],
-    diff: impl Fn(&E, &A) -> Vec<String>,
+    diff: impl Fn(&E, &A) -> Vec<FieldDiff>,
     exp_line: impl Fn(&E) -> String,
     act_line: impl Fn(&A) -> String,
 ) -> Vec<String> {
@@ -223,6 +267,11 @@ pub(super) fn compare_set<E, A>(
         return Vec::new();
     }
     let mut out = Vec::new();
+    out.push(format!(
+        "    {what}: expected {}, got {}",
+        expected.len(),
+        actual.len()
+    ));
     out.push(format!("    expected {what}:"));
     if expected.is_empty() {
         out.push("      (none)".into());
@@ -244,11 +293,10 @@ pub(super) fn compare_set<E, A>(
             .map(|a| (diff(&expected[e], actual[a]), used.contains(&a), a))
             .min_by_key(|(d, u, a)| (d.len(), *u, *a));
         match closest {
-            Some((d, _, a)) if !d.is_empty() => out.push(format!(
-                "      closest: {} ({})",
-                act_line(actual[a]),
-                d.join("; ")
-            )),
+            Some((d, _, a)) if !d.is_empty() => {
+                out.push(format!("      closest: {}", act_line(actual[a])));
+                out.extend(diff_block(&d, "        "));
+            }
             Some((_, _, a)) => out.push(format!(
                 "      closest: {} (matches, but another expectation took it)",
                 act_line(actual[a])

@@ -84,10 +84,15 @@
 //!   Omitted, suppressed alerts are not checked.
 //!
 //! Failure output, per failing expectation time: the expected and the
-//! actual incidents (one line each: `id rule group_key category priority
-//! status alerts=N`), each expectation no incident matched (with the
-//! closest incident and the fields that differ), and each unexpected
-//! incident; likewise for suppressed alerts.
+//! actual count, the expected and the actual incidents (one line each: `id
+//! rule group_key category priority status alerts=N`), each expectation no
+//! incident matched (with the closest incident and, per differing field,
+//! the expected value above the one it got), and each unexpected incident;
+//! likewise for suppressed alerts (with their reason).
+//!
+//! With `--coverage`, [`run_paths`] also reports per rule set which rules
+//! the tests exercised ([`crate::tools::coverage`]); with `--min-coverage
+//! N` a rule set below N percent fails the run (exit code 1).
 
 //!
 //! Layout: [`parse`](mod@parse) reads test files, [`check`] compares expectations,
@@ -107,6 +112,7 @@ use chrono::{DateTime, Utc};
 use crate::engine::Settings;
 use crate::model::{Alert, AlertStatus, Source};
 use crate::rules::RuleSet;
+use crate::tools::coverage::Coverage;
 use crate::tools::replay::Harness;
 
 use check::*;
@@ -170,6 +176,25 @@ fn fmt_at(d: Duration) -> String {
 
 /// Runs one test on a fresh engine.
 pub fn run_case(file: &TestFile, tc: &TestCase, rules: Arc<RuleSet>) -> CaseResult {
+    run(file, tc, rules, None)
+}
+
+/// Runs one test, adding what its rules did to `coverage`.
+pub fn run_case_covered(
+    file: &TestFile,
+    tc: &TestCase,
+    rules: Arc<RuleSet>,
+    coverage: &mut Coverage,
+) -> CaseResult {
+    run(file, tc, rules, Some(coverage))
+}
+
+fn run(
+    file: &TestFile,
+    tc: &TestCase,
+    rules: Arc<RuleSet>,
+    coverage: Option<&mut Coverage>,
+) -> CaseResult {
     let mut h = Harness::new(
         rules,
         Settings {
@@ -177,6 +202,9 @@ pub fn run_case(file: &TestFile, tc: &TestCase, rules: Arc<RuleSet>) -> CaseResu
             id_slot: None,
         },
     );
+    if coverage.is_some() {
+        h.track_coverage();
+    }
     let mut failures = Vec::new();
     let t0 = tc.start.unwrap_or(file.start);
     for s in &tc.silences {
@@ -252,6 +280,9 @@ pub fn run_case(file: &TestFile, tc: &TestCase, rules: Arc<RuleSet>) -> CaseResu
             }
         }
     }
+    if let (Some(c), Some(seen)) = (coverage, h.take_coverage()) {
+        c.merge(&seen);
+    }
     CaseResult {
         name: tc.name.clone(),
         failures,
@@ -268,14 +299,43 @@ pub fn run_file(file: &TestFile) -> Result<Vec<CaseResult>, crate::rules::RulesE
         .collect())
 }
 
+/// Runs every test of a loaded file, recording which rules they exercised.
+pub fn run_file_covered(
+    file: &TestFile,
+) -> Result<(Vec<CaseResult>, Coverage), crate::rules::RulesError> {
+    let rules = Arc::new(load_rules(file)?);
+    let mut coverage = Coverage::new(rules.clone());
+    let results = file
+        .tests
+        .iter()
+        .map(|tc| run_case_covered(file, tc, rules.clone(), &mut coverage))
+        .collect();
+    Ok((results, coverage))
+}
+
+/// How [`run_paths`] reports beyond pass and fail.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Report which rules the tests exercised.
+    pub coverage: bool,
+    /// Fail when a rule set's coverage is below this percentage (implies
+    /// `coverage`).
+    pub min_coverage: Option<f64>,
+}
+
 /// `incidentd rules test FILE...`: runs every file, reports to `out`
-/// (results) and `err` (broken files, rule errors); returns the exit code.
+/// (results, coverage) and `err` (broken files, rule errors); returns the
+/// exit code.
 pub fn run_paths(
     paths: &[PathBuf],
+    options: &Options,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
     let (mut tests, mut failed, mut broken, mut bad_rules) = (0usize, 0usize, 0usize, 0usize);
+    let covering = options.coverage || options.min_coverage.is_some();
+    // Per rule set (by origin), in the order first seen.
+    let mut coverages: Vec<Coverage> = Vec::new();
     for path in paths {
         let name = path.display();
         let file = match load(path) {
@@ -290,8 +350,24 @@ pub fn run_paths(
                 continue;
             }
         };
-        let results = match run_file(&file) {
-            Ok(r) => r,
+        let run = if covering {
+            run_file_covered(&file).map(|(r, c)| (r, Some(c)))
+        } else {
+            run_file(&file).map(|r| (r, None))
+        };
+        let results = match run {
+            Ok((r, c)) => {
+                if let Some(c) = c {
+                    match coverages
+                        .iter_mut()
+                        .find(|x| x.rules().origin == c.rules().origin)
+                    {
+                        Some(x) => x.merge(&c),
+                        None => coverages.push(c),
+                    }
+                }
+                r
+            }
             Err(e) => {
                 bad_rules += 1;
                 tests += file.tests.len();
@@ -324,7 +400,22 @@ pub fn run_paths(
             results.len() - file_failed
         )?;
     }
-    if broken == 0 && failed == 0 {
+    let mut below = Vec::new();
+    for c in &coverages {
+        let report = c.report();
+        writeln!(out)?;
+        write!(out, "{}", report.render())?;
+        if let Some(min) = options.min_coverage {
+            if report.percent() < min {
+                below.push(format!(
+                    "coverage of {} is {:.1}%, below --min-coverage {min}%",
+                    report.rules,
+                    report.percent()
+                ));
+            }
+        }
+    }
+    if broken == 0 && failed == 0 && below.is_empty() {
         writeln!(out, "SUCCESS: {tests} test(s) passed")?;
         return Ok(0);
     }
@@ -340,11 +431,11 @@ pub fn run_paths(
     if broken > 0 {
         parts.push(format!("{broken} broken test file(s)"));
     }
+    parts.extend(below);
     writeln!(out, "FAILED: {}", parts.join(", "))?;
     Ok(if broken > 0 { 2 } else { 1 })
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +502,11 @@ tests:
             "{text}"
         );
         assert!(text.contains("missing: rule=node-down"), "{text}");
-        assert!(text.contains("priority: expected P1, got P3"), "{text}");
+        assert!(text.contains("incidents: expected 1, got 1"), "{text}");
+        assert!(
+            text.contains("        priority: expected P1\n                  got      P3"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "unexpected: INC-20260105-0001 node-down node-down{instance=\"web-1:9100\"} hardware P3 open alerts=1"

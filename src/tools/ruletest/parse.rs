@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use marked_yaml::Spanned;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 use crate::model::matcher;
@@ -110,75 +111,115 @@ pub struct ExpSuppressed {
 }
 
 // ---------------------------------------------------------------------------
-// Raw, position-carrying YAML forms.
+// Raw, position-carrying YAML forms. They also describe the test file
+// format in `rules/test-schema.json` ([`schema`]).
 
-#[derive(Deserialize)]
+/// A rule test file (`incidentd rules test`).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "incidentd rule test file")]
 pub(super) struct RawFile {
+    /// Rule files under test, relative to this file.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     rule_files: Vec<Spanned<String>>,
+    /// Or: a rule directory, loaded like `serve --rules DIR`.
     #[serde(default)]
+    #[schemars(with = "String")]
     rule_dir: Option<Spanned<String>>,
+    /// Tick step (default 1m).
     #[serde(default)]
+    #[schemars(schema_with = "duration")]
     evaluation_interval: Option<Spanned<String>>,
+    /// Time 0, RFC 3339 (default 2026-01-05T00:00:00Z, a Monday).
     #[serde(default)]
+    #[schemars(with = "String")]
     start: Option<Spanned<String>>,
+    /// Resolved incidents close after this (default 24h).
     #[serde(default)]
+    #[schemars(schema_with = "duration")]
     close_after: Option<Spanned<String>>,
+    #[schemars(length(min = 1))]
     tests: Vec<RawTest>,
 }
 
-#[derive(Deserialize)]
+/// One test: alerts in, expected incidents out.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTest {
+    #[schemars(with = "String", length(min = 1))]
     name: Spanned<String>,
+    /// This test's time 0 (overrides the file's).
     #[serde(default)]
+    #[schemars(with = "String")]
     start: Option<Spanned<String>>,
+    /// Alerts, at times relative to `start`.
     #[serde(default)]
     input: Vec<RawInput>,
+    /// Silences as created over the API.
     #[serde(default)]
     silences: Vec<RawSilence>,
-    #[serde(default)]
+    #[schemars(length(min = 1))]
     expect: Vec<RawExpect>,
 }
 
-#[derive(Deserialize)]
+/// An alert sent at `at` (and every `every` up to `until`).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawInput {
+    #[schemars(schema_with = "duration")]
     at: Spanned<String>,
+    #[schemars(schema_with = "label_map")]
     labels: Labels,
     #[serde(default)]
+    #[schemars(schema_with = "label_map")]
     annotations: Labels,
+    /// firing (default) or resolved.
     #[serde(default)]
+    #[schemars(schema_with = "alert_status")]
     status: Option<Spanned<String>>,
+    /// Resend every so long …
     #[serde(default)]
+    #[schemars(schema_with = "duration")]
     every: Option<Spanned<String>>,
+    /// … up to and including this time (needs `every`).
     #[serde(default)]
+    #[schemars(schema_with = "duration")]
     until: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+/// A silence, active from `from` (default 0) until `until`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSilence {
+    /// Alertmanager matchers.
+    #[schemars(with = "Vec<String>", length(min = 1))]
     matchers: Vec<Spanned<String>>,
     #[serde(default)]
+    #[schemars(schema_with = "duration")]
     from: Option<Spanned<String>>,
+    #[schemars(schema_with = "duration")]
     until: Spanned<String>,
     #[serde(default)]
     comment: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// What must exist at `at`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawExpect {
+    #[schemars(schema_with = "duration")]
     at: Spanned<String>,
+    /// Every incident that exists then, closed ones included.
     #[serde(default)]
     incidents: Vec<RawExpIncident>,
+    /// Every alert kept out of incidents then (left out: not checked).
     #[serde(default)]
     suppressed: Option<Vec<RawExpSuppressed>>,
 }
 
-#[derive(Deserialize)]
+/// An expected incident; only the fields given are compared.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawExpIncident {
     #[serde(default)]
@@ -188,33 +229,91 @@ pub(super) struct RawExpIncident {
     #[serde(default)]
     group_key: Option<String>,
     #[serde(default)]
+    #[schemars(schema_with = "category")]
     category: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(schema_with = "priority")]
     priority: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(schema_with = "status")]
     status: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(schema_with = "level")]
     impact: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(schema_with = "level")]
     urgency: Option<Spanned<String>>,
     #[serde(default)]
     alert_count: Option<u32>,
     #[serde(default)]
     firing_count: Option<u32>,
+    /// Exact.
     #[serde(default)]
     title: Option<String>,
+    /// The incident's common labels must include these.
     #[serde(default)]
+    #[schemars(schema_with = "label_map")]
     labels: Option<Labels>,
 }
 
-#[derive(Deserialize)]
+/// An expected suppressed alert.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawExpSuppressed {
+    /// The alert's labels must include these.
+    #[schemars(schema_with = "label_map")]
     labels: Labels,
     #[serde(default)]
+    #[schemars(schema_with = "reason")]
     reason: Option<Spanned<String>>,
+    /// The inhibit rule, maintenance window or silence id.
     #[serde(default)]
     by: Option<String>,
+}
+
+fn enum_of(values: &[&str]) -> Schema {
+    json_schema!({"type": "string", "enum": values})
+}
+
+fn duration(_: &mut SchemaGenerator) -> Schema {
+    let zero_or_duration = format!(r"^\s*0\s*$|{}", crate::rules::schema::DURATION_PATTERN);
+    json_schema!({"type": "string", "pattern": zero_or_duration, "description": "0, 90s, 5m, 1h30m"})
+}
+
+fn label_map(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}})
+}
+
+fn alert_status(_: &mut SchemaGenerator) -> Schema {
+    enum_of(&["firing", "resolved"])
+}
+
+fn category(_: &mut SchemaGenerator) -> Schema {
+    enum_of(&CATEGORIES)
+}
+
+fn priority(_: &mut SchemaGenerator) -> Schema {
+    enum_of(&["P1", "P2", "P3", "P4", "P5"])
+}
+
+fn status(_: &mut SchemaGenerator) -> Schema {
+    enum_of(&["open", "acknowledged", "resolved", "closed"])
+}
+
+fn level(_: &mut SchemaGenerator) -> Schema {
+    enum_of(&["high", "medium", "low"])
+}
+
+fn reason(_: &mut SchemaGenerator) -> Schema {
+    enum_of(&["silence", "inhibit", "maintenance"])
+}
+
+/// The JSON Schema of a test file, shipped as `rules/test-schema.json`.
+pub fn schema() -> serde_json::Value {
+    schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<RawFile>()
+        .to_value()
 }
 
 /// Collects problems with positions.
