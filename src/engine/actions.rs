@@ -2,7 +2,7 @@
 //! (once per trigger occurrence, within rate limits), the payload they see,
 //! their results on the timeline, and the escalation levels that come due.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +23,8 @@ pub(super) struct Jobs {
     pub(super) by_key: HashMap<String, Job>,
     /// Runs per (action, group key) for rate limits.
     pub(super) rate: HashMap<(String, String), VecDeque<DateTime<Utc>>>,
+    /// Held jobs and when they run (see [`Engine::release_held`]).
+    pub(super) held: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Engine {
@@ -53,6 +55,14 @@ impl Engine {
         let Some(l) = self.live.incidents.get(&key) else {
             return;
         };
+        if l.incident
+            .parent
+            .is_some_and(|p| self.live.incidents.contains_key(&p))
+        {
+            // Grouped into a major incident: the parent alone runs actions
+            // (once it has left memory, closed, the child is on its own).
+            return;
+        }
         let matching: Vec<&ActionDef> = rules
             .actions
             .iter()
@@ -95,6 +105,13 @@ impl Engine {
                 q.push_back(now);
             }
         }
+        let hold = match state {
+            JobState::Pending => self.hold_until(l).filter(|t| *t > now),
+            _ => None,
+        };
+        if hold.is_some() {
+            state = JobState::Held;
+        }
         let payload = self.payload(l, trigger);
         let job = Job {
             key: job_key.clone(),
@@ -106,8 +123,12 @@ impl Engine {
             attempts: 0,
             last_result: None,
             payload,
+            not_before: hold,
         };
         self.jobs.by_key.insert(job_key.clone(), job);
+        if let Some(t) = hold {
+            self.jobs.held.insert(job_key.clone(), t);
+        }
         self.dirty.jobs.insert(job_key.clone());
         if state == JobState::Pending {
             self.dirty.new_jobs.push(job_key);
@@ -207,7 +228,7 @@ impl Engine {
         let mut steps = Vec::new();
         for (key, l) in &self.live.incidents {
             let i = &l.incident;
-            if !i.status.is_active() {
+            if !i.status.is_active() || i.parent.is_some() {
                 continue;
             }
             let Some(policy) = rules.escalations.iter().find(|p| {

@@ -200,6 +200,7 @@ impl Engine {
             .by_key
             .retain(|_, j| j.incident != key || j.state == JobState::Pending);
         if let Some(l) = self.live.incidents.remove(&key) {
+            self.unindex_storms(&l.incident);
             if self.live.groups.get(&l.incident.group_key) == Some(&key) {
                 self.live.groups.remove(&l.incident.group_key);
             }
@@ -224,6 +225,9 @@ impl Engine {
         message: String,
     ) {
         if let Some(l) = self.live.incidents.get_mut(&key) {
+            if let Some(p) = l.incident.parent {
+                self.storms.touched.insert(p);
+            }
             let seq = l.incident.timeline_len;
             l.incident.timeline_len += 1;
             self.dirty.timeline.push((

@@ -18,7 +18,7 @@ use super::timers::record_change;
 use super::{chrono_dur, Engine, Live, Outcome};
 use crate::model::Reason;
 use crate::model::{
-    Alert, AlertRecord, AlertStatus, Incident, IncidentKey, Sla, Status, TimelineKind,
+    Alert, AlertRecord, AlertStatus, Incident, IncidentKey, Priority, Sla, Status, TimelineKind,
     TrackedAlert, Trigger, ID_SLOTS, SYSTEM,
 };
 use crate::rules::correlate::{CorrelateRule, TitleContext};
@@ -40,6 +40,7 @@ impl Engine {
         if self.suppress.sources_changed {
             self.recheck_suppressed(now);
         }
+        self.settle_parents(now);
         out
     }
 
@@ -258,6 +259,13 @@ impl Engine {
                 if let Some(agg) = self.live.aggregates.get_mut(&key) {
                     agg.add(&self.rules, &fresh);
                 }
+                if let Some(agg) = l
+                    .incident
+                    .parent
+                    .and_then(|p| self.live.aggregates.get_mut(&p))
+                {
+                    agg.add(&self.rules, &fresh);
+                }
                 l.alerts.insert(fp, fresh);
                 (TimelineKind::AlertAdded, msg)
             }
@@ -371,6 +379,18 @@ impl Engine {
         }
     }
 
+    /// Fresh SLA deadlines for an incident of `priority` created at `now`.
+    pub(super) fn sla_for(&self, priority: Priority, now: DateTime<Utc>) -> Sla {
+        let t = self.rules.sla[priority.idx()];
+        Sla {
+            acknowledge_by: now + chrono_dur(t.acknowledge),
+            resolve_by: now + chrono_dur(t.resolve),
+            breached: false,
+            acknowledge_breached: false,
+            resolve_breached: false,
+        }
+    }
+
     pub(super) fn next_key(&mut self, now: DateTime<Utc>) -> IncidentKey {
         let date = now.year() as u32 * 10_000 + now.month() * 100 + now.day();
         let (date, mut seq) = match self.ids.last {
@@ -406,11 +426,8 @@ impl Engine {
                 rule: &rule.name,
             },
         );
-        let sla_t = self.rules.sla[rec.priority.idx()];
         let incident = Incident {
-            id: key,
             title,
-            status: Status::Open,
             priority: rec.priority,
             impact: rec.impact,
             urgency: rec.urgency,
@@ -420,29 +437,8 @@ impl Engine {
             labels: a.labels.clone(),
             alert_count: 1,
             firing_count: 1,
-            created_at: now,
-            acknowledged_at: None,
-            resolved_at: None,
-            closed_at: None,
-            last_activity_at: now,
-            assignee: None,
-            acknowledged_by: None,
-            resolved_by: None,
-            workaround: None,
-            root_cause: None,
-            escalation_level: 0,
-            sla: Sla {
-                acknowledge_by: now + chrono_dur(sla_t.acknowledge),
-                resolve_by: now + chrono_dur(sla_t.resolve),
-                breached: false,
-                acknowledge_breached: false,
-                resolve_breached: false,
-            },
-            similar: Vec::new(),
-            problem_candidate: false,
-            reopen_count: 0,
             occurred_at: rec.alert.starts_at.min(now),
-            timeline_len: 0,
+            ..Incident::new(key, now, self.sla_for(rec.priority, now))
         };
         let msg = format!(
             "opened by alert {} from {}: {} (impact {} × urgency {}), category {}, rule {}",
@@ -485,6 +481,7 @@ impl Engine {
             .events
             .push(Event::Created { priority, category });
         self.note(key, now, TimelineKind::Created, SYSTEM, msg);
+        self.on_created(key, now);
         self.fire(key, Trigger::Opened, "0", now);
         if problem {
             self.dirty.events.push(Event::ProblemCandidate);

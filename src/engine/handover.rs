@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::history::{HistoryEntry, Rolling};
 use super::{Engine, Live, Settings};
 use crate::model::{
-    AlertStatus, IncidentKey, Job, Silence, Status, SuppressedAlert, TimelineEntry,
+    AlertStatus, IncidentKey, Job, JobState, Silence, Status, SuppressedAlert, TimelineEntry,
 };
 use crate::rules::RuleSet;
 
@@ -105,6 +105,7 @@ impl Engine {
     /// incident saw it later.
     pub(super) fn index(&mut self, live: &Live) {
         let key = live.incident.id;
+        self.index_storms(&live.incident);
         self.live.claim_group(&live.incident.group_key, key);
         let rules = self.rules.clone();
         for (fp, rec) in &live.alerts {
@@ -191,6 +192,7 @@ impl Engine {
                 }
             }
             e.live.indexed_status.insert(key, l.incident.status);
+            e.index_storms(&l.incident);
             e.live.incidents.insert(key, l);
         }
         for s in restored.suppressed {
@@ -210,6 +212,9 @@ impl Engine {
             e.remember(h);
         }
         for j in restored.jobs {
+            if let (JobState::Held, Some(t)) = (j.state, j.not_before) {
+                e.jobs.held.insert(j.key.clone(), t);
+            }
             e.jobs.by_key.insert(j.key.clone(), j);
         }
         e.add_suppressed_sources();

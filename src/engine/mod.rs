@@ -19,7 +19,8 @@
 //! owns: [`correlate`] (dedup and correlation), [`suppress`] (silences,
 //! maintenance, inhibition), [`prioritize`] (priority and blast radius),
 //! [`actions`] (action jobs and escalation), [`timers`] (tick, SLA, expiry,
-//! flapping), [`ops`] (a person's lifecycle requests), [`handover`]
+//! flapping), [`ops`] (a person's lifecycle requests), [`storms`] (major
+//! incidents, relations and held pages), [`handover`]
 //! (restore, adoption, hand-over), [`history`] (similar incidents, rolling
 //! MTTA/MTTR) and [`changes`] (the change set handed to the store). Beside
 //! the path, [`explain`] tells an alert's path without taking it.
@@ -33,6 +34,7 @@ pub mod handover;
 pub mod history;
 pub mod ops;
 pub mod prioritize;
+pub mod storms;
 pub mod suppress;
 pub mod timers;
 
@@ -146,6 +148,7 @@ pub struct Engine {
     history: history::History,
     suppress: suppress::Suppressions,
     jobs: actions::Jobs,
+    storms: storms::Storms,
     dirty: changes::Dirty,
 }
 
@@ -161,6 +164,7 @@ impl Engine {
             history: history::History::default(),
             suppress: suppress::Suppressions::default(),
             jobs: actions::Jobs::default(),
+            storms: storms::Storms::default(),
             dirty: changes::Dirty::default(),
         }
     }

@@ -104,6 +104,10 @@ impl Engine {
             }
         }
         self.dirty.incidents.insert(key);
+        if matches!(op, Op::Ack | Op::Resolve) {
+            self.cascade(key, op, req, now);
+        }
+        self.settle_parents(now);
         self.live
             .incidents
             .get(&key)

@@ -58,7 +58,8 @@ impl Aggregates {
 
 impl Engine {
     /// The incident's aggregates, computed from its alerts on first use and
-    /// maintained per added alert afterwards.
+    /// maintained per added alert afterwards. A major incident's are over
+    /// its children's alerts.
     pub(super) fn aggregates(&mut self, key: IncidentKey) -> Option<&mut Aggregates> {
         if !self.live.aggregates.contains_key(&key) {
             let l = self.live.incidents.get(&key)?;
@@ -66,18 +67,27 @@ impl Engine {
             for r in l.alerts.values() {
                 agg.add(&self.rules, r);
             }
+            for c in &l.incident.children {
+                if let Some(child) = self.live.incidents.get(c) {
+                    for r in child.alerts.values() {
+                        agg.add(&self.rules, r);
+                    }
+                }
+            }
             self.live.aggregates.insert(key, agg);
         }
         self.live.aggregates.get_mut(&key)
     }
 
-    /// Recomputes priority from the alerts and blast-radius rules; raises
-    /// only. O(1) in the number of alerts: works on the aggregates.
-    pub(super) fn reprioritize(&mut self, key: IncidentKey, now: DateTime<Utc>) {
+    /// The priority the rules give an incident now (its alerts' levels and
+    /// the blast radius), with the blast-radius reason when it decided the
+    /// impact. None for an incident without alerts.
+    pub(super) fn rule_priority(
+        &mut self,
+        key: IncidentKey,
+    ) -> Option<(Priority, Level, Level, Option<String>)> {
         let rules = self.rules.clone();
-        let Some(agg) = self.aggregates(key) else {
-            return;
-        };
+        let agg = self.aggregates(key)?;
         let mut blast: Option<(Level, String)> = None;
         for (br, values) in rules.prioritize.blast_radius.iter().zip(&agg.distinct) {
             if values.len() >= br.at_least && blast.as_ref().is_none_or(|(lv, _)| br.impact < *lv) {
@@ -103,36 +113,43 @@ impl Engine {
                 }
             }
         }
-        let Some(l) = self.live.incidents.get_mut(&key) else {
+        let (p, impact, urgency) = best?;
+        let why = match blast {
+            Some((b, what)) if b == impact => Some(what),
+            _ => None,
+        };
+        Some((p, impact, urgency, why))
+    }
+
+    /// Recomputes priority from the alerts and blast-radius rules; raises
+    /// only, and never over a person's override. O(1) in the number of
+    /// alerts: works on the aggregates.
+    pub(super) fn reprioritize(&mut self, key: IncidentKey, now: DateTime<Utc>) {
+        if self
+            .live
+            .incidents
+            .get(&key)
+            .is_none_or(|l| l.incident.priority_override.is_some())
+        {
+            return;
+        }
+        let Some((p, impact, urgency, blast)) = self.rule_priority(key) else {
             return;
         };
-        let Some((p, impact, urgency)) = best else {
+        let Some(l) = self.live.incidents.get(&key) else {
             return;
         };
         let old = l.incident.priority;
         if p >= old && !(p == old && impact < l.incident.impact) {
             return;
         }
-        l.incident.priority = p;
-        l.incident.impact = impact;
-        l.incident.urgency = urgency;
-        let t = rules.sla[p.idx()];
-        l.incident.sla.acknowledge_by = l.incident.created_at + chrono_dur(t.acknowledge);
-        l.incident.sla.resolve_by = l.incident.created_at + chrono_dur(t.resolve);
-        if p == old {
-            return;
-        }
-        let why = match &blast {
-            Some((b, what)) if *b == impact => format!(" (blast radius: {what})"),
-            _ => String::new(),
-        };
-        self.dirty
-            .events
-            .push(Event::PriorityChanged { from: old, to: p });
-        self.note(
+        let why = blast
+            .map(|what| format!(" (blast radius: {what})"))
+            .unwrap_or_default();
+        self.set_priority(
             key,
+            (p, impact, urgency),
             now,
-            TimelineKind::PriorityChanged,
             SYSTEM,
             format!(
                 "priority {old} → {p}: impact {} × urgency {}{why}",
@@ -140,7 +157,48 @@ impl Engine {
                 urgency.as_str()
             ),
         );
-        self.fire(key, Trigger::PriorityChanged, p.as_str(), now);
+    }
+
+    /// Sets an incident's levels and moves its SLA deadlines to the new
+    /// priority's targets, counted from creation. A changed priority is
+    /// recorded (`message`) and runs `priority_changed` actions.
+    pub(super) fn set_priority(
+        &mut self,
+        key: IncidentKey,
+        (p, impact, urgency): (Priority, Level, Level),
+        now: DateTime<Utc>,
+        by: &str,
+        message: String,
+    ) {
+        let rules = self.rules.clone();
+        let Some(l) = self.live.incidents.get_mut(&key) else {
+            return;
+        };
+        let old = l.incident.priority;
+        l.incident.priority = p;
+        l.incident.impact = impact;
+        l.incident.urgency = urgency;
+        let t = rules.sla[p.idx()];
+        l.incident.sla.acknowledge_by = l.incident.created_at + chrono_dur(t.acknowledge);
+        l.incident.sla.resolve_by = l.incident.created_at + chrono_dur(t.resolve);
+        self.dirty.incidents.insert(key);
+        if p == old && by == SYSTEM {
+            return;
+        }
+        if p != old {
+            self.dirty
+                .events
+                .push(Event::PriorityChanged { from: old, to: p });
+        }
+        let kind = if by == SYSTEM {
+            TimelineKind::PriorityChanged
+        } else {
+            TimelineKind::PriorityOverridden
+        };
+        self.note(key, now, kind, by, message);
+        if p != old {
+            self.fire(key, Trigger::PriorityChanged, p.as_str(), now);
+        }
     }
 }
 

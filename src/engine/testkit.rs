@@ -241,3 +241,67 @@ pub const P1: &[(&str, &str)] = &[
     ("severity", "critical"),
     ("env", "prod"),
 ];
+
+/// Node storms in a cluster, workloads whose node is down, a page on open.
+pub const STORMS: Fixture = Fixture {
+    rules: r#"
+correlate:
+  - name: node-down
+    match: ['alertname="NodeDown"']
+    group_by: [instance]
+    window: 2h
+  - name: workload
+    match: ['alertname="PodCrash"']
+    group_by: [namespace, node]
+prioritize:
+  urgency:
+    - match: ['severity="critical"']
+      urgency: high
+  impact:
+    - distinct: instance
+      at_least: 10
+      impact: high
+      rules: [cluster-outage]
+    - distinct: instance
+      at_least: 3
+      impact: medium
+      rules: [cluster-outage]
+  default_impact: low
+  default_urgency: medium
+actions:
+  - name: page
+    on: [opened]
+    webhook: {url: "http://127.0.0.1:1/page"}
+storms:
+  - name: cluster-outage
+    rules: [node-down]
+    by: [cluster]
+    at_least: 3
+    within: 5m
+    hold: 30s
+    title: "{{ labels.cluster }}: {{ count }} nodes down"
+relate:
+  - name: node-explains-pods
+    cause: node-down
+    symptom: workload
+    on: [instance=node]
+    delay: 2m
+"#,
+    close_after: Duration::from_secs(3600),
+    start: "2026-11-23T10:00:00Z",
+};
+
+/// `s` seconds after the fixture's start.
+pub fn secs_after(f: &Fixture, s: i64) -> DateTime<Utc> {
+    f.t(0) + chrono::Duration::seconds(s)
+}
+
+/// A critical NodeDown of `instance` in cluster `cluster`.
+pub fn node_down(cluster: &str, instance: &str) -> Alert {
+    firing(&[
+        ("alertname", "NodeDown"),
+        ("cluster", cluster),
+        ("instance", instance),
+        ("severity", "critical"),
+    ])
+}

@@ -96,6 +96,8 @@ impl Engine {
             self.breach(key, now, SlaKind::Resolve);
         }
         self.escalate(now);
+        self.release_held(now);
+        self.settle_parents(now);
         for key in close {
             if let Some(l) = self.live.incidents.get_mut(&key) {
                 if l.incident.status != Status::Resolved {
@@ -123,6 +125,10 @@ impl Engine {
         let Some(l) = self.live.incidents.get_mut(&key) else {
             return;
         };
+        if l.incident.parent.is_some() {
+            // Grouped: the major incident's SLA is the one that counts.
+            return;
+        }
         let s = &mut l.incident.sla;
         let (flag, deadline) = match kind {
             SlaKind::Acknowledge => (&mut s.acknowledge_breached, s.acknowledge_by),

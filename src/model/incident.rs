@@ -187,6 +187,120 @@ pub struct Incident {
     pub occurred_at: DateTime<Utc>,
     /// Timeline entries written so far; the next entry's sequence number.
     pub timeline_len: u32,
+    /// Where it came from: `alerts` (opened by an alert), `manual` (opened
+    /// by a person, `POST /api/v1/incidents`) or `storm` (a major incident
+    /// over the incidents of a storm rule).
+    #[serde(default)]
+    pub source: IncidentSource,
+    /// The major incident this one is grouped into (storms); it runs no
+    /// actions or escalations of its own while grouped.
+    #[serde(default)]
+    pub parent: Option<IncidentKey>,
+    /// The incidents grouped into this major incident.
+    #[serde(default)]
+    pub children: Vec<IncidentKey>,
+    /// Causes, symptoms and related incidents (relate rules and people).
+    #[serde(default)]
+    pub relations: Vec<Relation>,
+    /// Closed because it was merged into this incident.
+    #[serde(default)]
+    pub merged_into: Option<IncidentKey>,
+    /// A person's priority, winning over the rules until cleared.
+    #[serde(default)]
+    pub priority_override: Option<PriorityOverride>,
+    /// Service-desk fields of a manual incident (free text).
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub reporter: Option<String>,
+    #[serde(default)]
+    pub contact: Option<String>,
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// Where an incident came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentSource {
+    /// Opened by an alert.
+    #[default]
+    Alerts,
+    /// Opened by a person (service desk).
+    Manual,
+    /// A major incident opened by a storm rule over other incidents.
+    Storm,
+}
+
+impl IncidentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::Alerts => "alerts",
+            IncidentSource::Manual => "manual",
+            IncidentSource::Storm => "storm",
+        }
+    }
+}
+
+/// How one incident relates to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    /// The other incident explains this one.
+    CausedBy,
+    /// This incident explains the other one.
+    Causes,
+    /// Related, without a direction.
+    Related,
+}
+
+impl RelationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelationKind::CausedBy => "caused_by",
+            RelationKind::Causes => "causes",
+            RelationKind::Related => "related",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RelationKind> {
+        match s {
+            "caused_by" => Some(RelationKind::CausedBy),
+            "causes" => Some(RelationKind::Causes),
+            "related" => Some(RelationKind::Related),
+            _ => None,
+        }
+    }
+
+    /// The same relation seen from the other incident.
+    pub fn inverse(self) -> RelationKind {
+        match self {
+            RelationKind::CausedBy => RelationKind::Causes,
+            RelationKind::Causes => RelationKind::CausedBy,
+            RelationKind::Related => RelationKind::Related,
+        }
+    }
+}
+
+/// A relation to another incident, with who made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Relation {
+    pub to: IncidentKey,
+    pub relation: RelationKind,
+    /// A relate rule's name, or the person who linked them.
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A priority set by a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PriorityOverride {
+    pub priority: Priority,
+    pub impact: Level,
+    pub urgency: Level,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// An alert as part of an incident: its latest state plus dedup counters
@@ -309,6 +423,53 @@ pub enum TransitionError {
 }
 
 impl Incident {
+    /// A new open incident with nothing in it yet: no alerts, default
+    /// levels, the given SLA deadlines. Callers set what they know with
+    /// struct update syntax (`Incident { title, ..Incident::new(…) }`).
+    pub fn new(id: IncidentKey, now: DateTime<Utc>, sla: Sla) -> Incident {
+        Incident {
+            id,
+            title: String::new(),
+            status: Status::Open,
+            priority: Priority::P5,
+            impact: Level::Low,
+            urgency: Level::Low,
+            category: "other".into(),
+            rule: String::new(),
+            group_key: String::new(),
+            labels: Labels::default(),
+            alert_count: 0,
+            firing_count: 0,
+            created_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            last_activity_at: now,
+            assignee: None,
+            acknowledged_by: None,
+            resolved_by: None,
+            workaround: None,
+            root_cause: None,
+            escalation_level: 0,
+            sla,
+            similar: Vec::new(),
+            problem_candidate: false,
+            reopen_count: 0,
+            occurred_at: now,
+            timeline_len: 0,
+            source: IncidentSource::Alerts,
+            parent: None,
+            children: Vec::new(),
+            relations: Vec::new(),
+            merged_into: None,
+            priority_override: None,
+            description: None,
+            reporter: None,
+            contact: None,
+            service: None,
+        }
+    }
+
     /// How far this copy of the incident has come, for choosing between two
     /// copies of it (Kafka changelog hand-over): every state change adds a
     /// timeline entry, and plain repeats move the last activity.

@@ -69,6 +69,13 @@ pub enum JobState {
     Failed,
     RateLimited,
     Disabled,
+    /// Waiting until `not_before`: for a storm to form (storm `hold`) or a
+    /// cause to be acknowledged (relate `delay`). Then it runs or is
+    /// dropped.
+    Held,
+    /// Never run: its incident was grouped into a major incident, or its
+    /// cause was acknowledged, while it was held.
+    Dropped,
 }
 
 /// One run of one action for one trigger of one incident.
@@ -85,6 +92,9 @@ pub struct Job {
     pub last_result: Option<String>,
     /// The incident event at trigger time: what templates, env and stdin see.
     pub payload: serde_json::Value,
+    /// A held job runs (or is dropped) at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// The result of one attempt, reported back to the writer.

@@ -22,8 +22,8 @@ pub mod timeline;
 
 pub use alert::{Alert, AlertStatus, Source, TrackedAlert};
 pub use incident::{
-    AlertRecord, AlertSeen, Incident, IncidentKey, Op, OpRequest, Sla, Status, TransitionError,
-    ID_SLOTS, SYSTEM,
+    AlertRecord, AlertSeen, Incident, IncidentKey, IncidentSource, Op, OpRequest, PriorityOverride,
+    Relation, RelationKind, Sla, Status, TransitionError, ID_SLOTS, SYSTEM,
 };
 pub use job::{AttemptOutcome, AttemptResult, Job, JobState, Trigger};
 pub use labels::Labels;

@@ -51,8 +51,20 @@ pub enum TimelineKind {
     Reopened,
     Escalated,
     SlaBreached,
-    /// An action attempt and its result.
+    /// An action attempt and its result (or why a held job did not run).
     Action,
+    /// Grouped into a major incident (on the child), or a child grouped
+    /// in (on the parent).
+    Grouped,
+    /// A relation to another incident was added (cause, symptom, related).
+    Linked,
+    /// Merged into another incident (on the merged one), or another
+    /// incident's alerts and timeline moved in (on the target).
+    Merged,
+    /// Some alerts left for a new incident (on both).
+    Split,
+    /// A person set or cleared the priority by hand.
+    PriorityOverridden,
 }
 
 impl TimelineKind {
@@ -77,6 +89,11 @@ impl TimelineKind {
             TimelineKind::Escalated => "escalated",
             TimelineKind::SlaBreached => "sla_breached",
             TimelineKind::Action => "action",
+            TimelineKind::Grouped => "grouped",
+            TimelineKind::Linked => "linked",
+            TimelineKind::Merged => "merged",
+            TimelineKind::Split => "split",
+            TimelineKind::PriorityOverridden => "priority_overridden",
         }
     }
 }

@@ -9,13 +9,15 @@
 //!
 //! Sections ([`SECTIONS`]; lists are evaluated in file order, first match
 //! wins): `correlate`, `classify`, `prioritize`, `sla`, `inhibit`,
-//! `maintenance`, `flapping`, `problems`, `actions`, `escalations`. The
+//! `maintenance`, `flapping`, `problems`, `actions`, `escalations`,
+//! `storms`, `relate`. The
 //! format is documented in `rules/README.md`.
 //!
 //! Layout: `build` turns YAML into the compiled parts: [`correlate`]
 //! (group keys, titles), [`prioritize`] (levels, matrix, SLA, flapping,
 //! problems), [`suppress`] (inhibition, maintenance windows, the
-//! suppression check), [`actions`] (actions and escalations), each list
+//! suppression check), [`actions`] (actions and escalations), [`storms`]
+//! (storm and relate rules), each list
 //! indexed by [`first_match`] and each rule carrying its [`origin`] (name
 //! and `file:line:column`). For rule authors: [`lint`] (the warnings of
 //! `rules check --strict`) and [`schema`] (the JSON Schema editors use,
@@ -30,6 +32,7 @@ pub mod lint;
 pub mod origin;
 pub mod prioritize;
 pub mod schema;
+pub mod storms;
 pub mod suppress;
 
 use std::fmt;
@@ -43,6 +46,7 @@ use actions::{ActionDef, EscalationPolicy};
 use correlate::{default_title, CorrelateRule, TitleContext};
 use first_match::FirstMatch;
 use prioritize::{Flapping, Prioritize, Problems, SlaTarget};
+use storms::{default_storm_title, RelateRule, StormRule, StormTitleContext};
 use suppress::{InhibitRule, MaintenanceWindow};
 
 pub use error::{Pos, RuleError, RulesError};
@@ -52,7 +56,7 @@ pub use origin::Origin;
 pub const BUILTIN: &str = include_str!("../../rules/default.yaml");
 
 /// The sections a rule file may have.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 12] = [
     "correlate",
     "classify",
     "prioritize",
@@ -63,6 +67,8 @@ pub const SECTIONS: [&str; 10] = [
     "problems",
     "actions",
     "escalations",
+    "storms",
+    "relate",
 ];
 
 /// Everything the engine needs from the rule files, compiled.
@@ -78,6 +84,10 @@ pub struct RuleSet {
     pub classify: FirstMatch<String>,
     pub prioritize: Prioritize,
     pub sla: [SlaTarget; 5],
+    /// Major incidents over storms of incidents (`storms`).
+    pub storms: Vec<StormRule>,
+    /// Cause and symptom links between incidents (`relate`).
+    pub relate: Vec<RelateRule>,
     /// Where the rules came from (a directory, or `built-in`).
     pub origin: String,
     /// Where the single settings were written (unset: built-in defaults).
@@ -185,10 +195,37 @@ impl RuleSet {
         default_title(ctx)
     }
 
+    /// Renders a storm rule's title template; falls back to a plain title.
+    pub fn render_storm_title(&self, rule: &StormRule, ctx: &StormTitleContext<'_>) -> String {
+        if let Some(name) = &rule.title {
+            if let Ok(t) = self.templates.get_template(name) {
+                match t.render(ctx) {
+                    Ok(s) if !s.trim().is_empty() => return s.trim().to_string(),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, error = %e, "storm title template failed; using the default title")
+                    }
+                }
+            }
+        }
+        default_storm_title(ctx)
+    }
+
+    /// The storm rules incidents of the correlate rule `rule` count for.
+    pub fn storms_of<'a>(
+        &'a self,
+        rule: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a StormRule)> + 'a {
+        self.storms
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.covers(rule))
+    }
+
     /// One line naming where the rules came from and how many of each.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} correlate, {} classify, {} urgency, {} impact, {} blast-radius, {} inhibit rules, {} maintenance windows",
+            "{}: {} correlate, {} classify, {} urgency, {} impact, {} blast-radius, {} inhibit rules, {} maintenance windows, {} storm and {} relate rules",
             self.origin,
             self.correlate.len(),
             self.classify.len(),
@@ -196,7 +233,9 @@ impl RuleSet {
             self.prioritize.impact.len(),
             self.prioritize.blast_radius.len(),
             self.inhibit.len(),
-            self.maintenance.len()
+            self.maintenance.len(),
+            self.storms.len(),
+            self.relate.len()
         )
     }
 }

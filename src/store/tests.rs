@@ -392,6 +392,7 @@ fn retention_deletes_what_is_past_its_time_in_batches_with_a_controlled_clock() 
         attempts: 1,
         last_result: None,
         payload: serde_json::Value::Null,
+        not_before: None,
     };
     let open = keys[6];
     let silence = |id: &str, ends: DateTime<Utc>| Silence {

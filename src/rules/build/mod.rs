@@ -11,6 +11,7 @@ mod actions;
 mod incidents;
 mod raw;
 pub(super) mod schema;
+mod storms;
 mod suppression;
 mod templates;
 
@@ -65,6 +66,12 @@ pub(super) struct Builder {
     sla: [Option<(SlaTarget, Pos)>; 5],
     templates: Vec<(String, String, Pos)>,
     files: Vec<Arc<str>>,
+    storms: Vec<crate::rules::storms::StormRule>,
+    storm_names: HashMap<String, Pos>,
+    relate: Vec<crate::rules::storms::RelateRule>,
+    relate_names: HashMap<String, Pos>,
+    /// (section, correlate rule name) storm and relate rules refer to.
+    storm_rule_refs: Vec<(String, String, Pos)>,
 }
 impl Builder {
     fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
@@ -128,6 +135,8 @@ impl Builder {
                 "problems" => self.problems_section(key, value),
                 "actions" => self.actions_section(value),
                 "escalations" => self.escalations_section(value),
+                "storms" => self.storms_section(value),
+                "relate" => self.relate_section(value),
                 other => self.err(
                     key.span(),
                     format!(
@@ -287,13 +296,15 @@ impl Builder {
             .map(|(_, r)| r.name.clone())
             .chain(std::iter::once(CorrelateRule::fallback().name))
             .collect();
+        self.check_storm_refs(&known);
+        let storm_names: Vec<String> = self.storms.iter().map(|s| s.name.clone()).collect();
         for (name, pos) in std::mem::take(&mut self.blast_rule_refs) {
-            if !known.contains(&name) {
+            if !known.contains(&name) && !storm_names.contains(&name) {
                 self.errors.push(RuleError {
                     pos: Some(pos),
                     message: format!(
-                        "prioritize.impact: rules: no correlate rule is named {name:?}; expected one of {}",
-                        known.join(", ")
+                        "prioritize.impact: rules: no correlate or storm rule is named {name:?}; expected one of {}",
+                        known.iter().chain(&storm_names).cloned().collect::<Vec<_>>().join(", ")
                     ),
                 });
             }
@@ -314,6 +325,8 @@ impl Builder {
                         template_kind(name),
                         if name.starts_with("correlate/") {
                             "alert"
+                        } else if name.starts_with("storm/") {
+                            "storm"
                         } else {
                             "incident event"
                         }
@@ -362,6 +375,8 @@ impl Builder {
             classify: self.classify,
             prioritize: self.prioritize,
             sla,
+            storms: self.storms,
+            relate: self.relate,
             origin: origin.to_string(),
             templates: env,
         })
@@ -370,7 +385,7 @@ impl Builder {
 
 /// What a template is, from its registered name.
 fn template_kind(name: &str) -> &'static str {
-    if name.starts_with("correlate/") {
+    if name.starts_with("correlate/") || name.starts_with("storm/") {
         "title"
     } else {
         "body"

@@ -402,3 +402,60 @@ pub(super) fn parse_days(s: &str) -> Option<Vec<chrono::Weekday>> {
         _ => one(&s).map(|d| vec![d]),
     }
 }
+
+/// A `storms` rule: many incidents of some rules sharing label values
+/// within a time become one major (parent) incident.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorm {
+    /// Unique name; the parent incident's `rule` and the start of its key.
+    #[schemars(schema_with = "s::name")]
+    pub(super) name: Spanned<String>,
+    /// Correlate rules whose incidents count (at least one).
+    #[schemars(with = "Vec<String>")]
+    pub(super) rules: Vec<Spanned<String>>,
+    /// Labels the member incidents share, such as `cluster` or `zone`.
+    #[schemars(schema_with = "s::label_names")]
+    pub(super) by: Vec<Spanned<String>>,
+    /// Member incidents that open a parent (at least 2).
+    #[schemars(with = "usize", range(min = 2))]
+    pub(super) at_least: Spanned<usize>,
+    /// Members count when they open within this long of each other.
+    #[schemars(schema_with = "s::duration")]
+    pub(super) within: Spanned<String>,
+    /// Members' pages wait this long for a storm to form (default 30s;
+    /// "0s" pages at once).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) hold: Option<Spanned<String>>,
+    /// minijinja template for the parent's title: `labels` and
+    /// `group_labels` (the `by` labels), `rule`, `count`.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) title: Option<Spanned<String>>,
+}
+
+/// A `relate` rule: incidents of rule `cause` explain incidents of rule
+/// `symptom` whose labels agree.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelate {
+    /// Unique name; shown on both timelines.
+    #[schemars(schema_with = "s::name")]
+    pub(super) name: Spanned<String>,
+    /// Correlate rule of the explaining incident.
+    #[schemars(with = "String")]
+    pub(super) cause: Spanned<String>,
+    /// Correlate rule of the explained incidents.
+    #[schemars(with = "String")]
+    pub(super) symptom: Spanned<String>,
+    /// Labels whose values must be equal: `node`, or `instance=node` when
+    /// the cause calls it `instance` and the symptom `node`.
+    #[schemars(with = "Vec<String>")]
+    pub(super) on: Vec<Spanned<String>>,
+    /// The symptom's pages wait this long, and are dropped if the cause is
+    /// acknowledged by then (default 2m; "0s" pages at once).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) delay: Option<Spanned<String>>,
+}

@@ -50,6 +50,12 @@ pub(super) struct RuleFile {
     /// Raise an incident's escalation level while nobody acknowledges it.
     #[serde(default)]
     escalations: Vec<RawEscalation>,
+    /// Many incidents sharing label values become one major incident.
+    #[serde(default)]
+    storms: Vec<RawStorm>,
+    /// Incidents of one rule explain incidents of another.
+    #[serde(default)]
+    relate: Vec<RawRelate>,
 }
 
 /// The `prioritize` section.

@@ -18,8 +18,7 @@ use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{Environment, UndefinedBehavior};
 
 use crate::model::{
-    AlertStatus, Incident, IncidentKey, Labels, Level, Priority, Sla, Source, Status, TrackedAlert,
-    Trigger,
+    AlertStatus, Incident, IncidentKey, Labels, Level, Priority, Sla, Source, TrackedAlert, Trigger,
 };
 use crate::rules::actions::event;
 
@@ -30,6 +29,13 @@ pub(super) fn try_sample(env: &Environment<'static>, name: &str) -> Result<(), m
     let t = strict.get_template(name)?;
     let ctx = if name.starts_with("correlate/") {
         title_sample()
+    } else if name.starts_with("storm/") {
+        minijinja::context! {
+            labels => any_labels(),
+            group_labels => any_labels(),
+            rule => "sample",
+            count => 3,
+        }
     } else {
         event_sample()
     };
@@ -84,41 +90,26 @@ fn event_sample() -> Value {
     let t = DateTime::<Utc>::from_timestamp(1_767_571_200, 0).unwrap_or_default();
     let labels: Labels = [("alertname", "Sample")].into_iter().collect();
     let incident = Incident {
-        id: IncidentKey::new(20260105, 1),
         title: "Sample".into(),
-        status: Status::Open,
         priority: Priority::P3,
         impact: Level::Medium,
         urgency: Level::Medium,
-        category: "other".into(),
         rule: "sample".into(),
         group_key: "sample{alertname=\"Sample\"}".into(),
         labels: labels.clone(),
         alert_count: 1,
         firing_count: 1,
-        created_at: t,
-        acknowledged_at: None,
-        resolved_at: None,
-        closed_at: None,
-        last_activity_at: t,
-        assignee: None,
-        acknowledged_by: None,
-        resolved_by: None,
-        workaround: None,
-        root_cause: None,
-        escalation_level: 0,
-        sla: Sla {
-            acknowledge_by: t,
-            resolve_by: t,
-            breached: false,
-            acknowledge_breached: false,
-            resolve_breached: false,
-        },
-        similar: Vec::new(),
-        problem_candidate: false,
-        reopen_count: 0,
-        occurred_at: t,
-        timeline_len: 1,
+        ..Incident::new(
+            IncidentKey::new(20260105, 1),
+            t,
+            Sla {
+                acknowledge_by: t,
+                resolve_by: t,
+                breached: false,
+                acknowledge_breached: false,
+                resolve_breached: false,
+            },
+        )
     };
     let alert = TrackedAlert {
         fingerprint: 0,
