@@ -52,6 +52,9 @@ pub struct ChangeSet {
     /// Incidents replaced by a newer copy: their alerts and timeline are
     /// deleted before this change set writes the new ones.
     pub replaced: Vec<IncidentKey>,
+    /// Alerts that left an incident (split off into another): their rows
+    /// there are deleted.
+    pub removed_alerts: Vec<(IncidentKey, u64)>,
 }
 
 impl ChangeSet {
@@ -68,6 +71,7 @@ impl ChangeSet {
             && self.jobs.is_empty()
             && self.dropped.is_empty()
             && self.replaced.is_empty()
+            && self.removed_alerts.is_empty()
     }
 }
 
@@ -90,6 +94,8 @@ pub(super) struct Dirty {
     pub(super) dropped: Vec<IncidentKey>,
     /// Replaced by a newer copy since the last take (see [`Engine::adopt`]).
     pub(super) replaced: Vec<IncidentKey>,
+    /// Alerts that left an incident (split).
+    pub(super) removed_alerts: Vec<(IncidentKey, u64)>,
 }
 
 impl Engine {
@@ -184,6 +190,7 @@ impl Engine {
         }
         ws.dropped = std::mem::take(&mut self.dirty.dropped);
         ws.replaced = std::mem::take(&mut self.dirty.replaced);
+        ws.removed_alerts = std::mem::take(&mut self.dirty.removed_alerts);
         ws
     }
 

@@ -19,7 +19,8 @@
 //! owns: [`correlate`] (dedup and correlation), [`suppress`] (silences,
 //! maintenance, inhibition), [`prioritize`] (priority and blast radius),
 //! [`actions`] (action jobs and escalation), [`timers`] (tick, SLA, expiry,
-//! flapping), [`ops`] (a person's lifecycle requests), [`storms`] (major
+//! flapping), [`ops`] (a person's lifecycle requests), [`desk`]
+//! (service-desk requests: open, merge, link, split, priority), [`storms`] (major
 //! incidents, relations and held pages), [`handover`]
 //! (restore, adoption, hand-over), [`history`] (similar incidents, rolling
 //! MTTA/MTTR) and [`changes`] (the change set handed to the store). Beside
@@ -28,6 +29,7 @@
 pub mod actions;
 pub mod changes;
 pub mod correlate;
+pub mod desk;
 pub mod events;
 pub mod explain;
 pub mod handover;
@@ -100,6 +102,9 @@ pub enum OpError {
     NotFound(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// The incidents' state does not allow it (409).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The live incidents and the indexes that find them.

@@ -520,10 +520,31 @@ impl Engine {
                 }
             }
             let status = p.incident.status;
+            // The title counts the children (a template's `count`).
+            let title = self
+                .rules
+                .storms
+                .iter()
+                .find(|s| s.name == p.incident.rule && p.incident.source == IncidentSource::Storm)
+                .map(|s| {
+                    let by = s.by_labels(&p.incident.labels).unwrap_or_default();
+                    self.rules.render_storm_title(
+                        s,
+                        &StormTitleContext {
+                            labels: &by,
+                            group_labels: &by,
+                            rule: &s.name,
+                            count: p.incident.children.len(),
+                        },
+                    )
+                });
             if let Some(p) = self.live.incidents.get_mut(&parent) {
                 p.incident.alert_count = alerts;
                 p.incident.firing_count = firing;
                 p.incident.last_activity_at = last;
+                if let Some(t) = title {
+                    p.incident.title = t;
+                }
             }
             self.dirty.incidents.insert(parent);
             if status.is_active() && active == 0 && firing == 0 {

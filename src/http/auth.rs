@@ -147,6 +147,12 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Body::None,
     ),
     (
+        "POST",
+        "/api/v1/incidents",
+        Access::Role(Role::Operator),
+        Body::Json,
+    ),
+    (
         "GET",
         "/api/v1/incidents/{id}",
         Access::Role(Role::Viewer),

@@ -59,7 +59,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let max_body = state.limits.max_body_bytes;
     let app = ingest::routes::<AppState>()
-        .route("/api/v1/incidents", get(incidents::list))
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list).post(incidents::open),
+        )
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/report", get(incidents::report))
         .route("/api/v1/incidents/{id}/{action}", post(incidents::operate))

@@ -25,7 +25,8 @@ use super::alertmanager as am;
 use super::auth::{Access, ROUTES};
 use crate::metrics::VERSION;
 use crate::model::{
-    AlertRecord, Incident, IncidentKey, Labels, OpRequest, Priority, Silence, SilenceState,
+    AlertRecord, Incident, IncidentKey, Labels, LinkRequest, ManualIncident, MergeRequest,
+    OpRequest, Priority, PriorityRequest, Silence, SilenceState, SplitRequest,
     SuppressedAlert, TimelineEntry,
 };
 
@@ -223,8 +224,35 @@ pub struct ListQueryDoc {
     /// `P1`..`P5`.
     priority: Option<String>,
     category: Option<String>,
+    /// Label matchers on the incident's common labels, repeatable, all must
+    /// match: `match=cluster="eu-1"`.
+    #[param(rename = "match")]
+    r#match: Option<Vec<String>>,
+    /// Created at or after this RFC 3339 instant.
+    created_after: Option<String>,
+    /// Created before this RFC 3339 instant.
+    created_before: Option<String>,
+    /// `newest` (default) or `oldest` first.
+    sort: Option<String>,
     /// 1..10000, default 100.
     limit: Option<usize>,
+    /// The cursor: the previous page's `X-Next-Cursor` (the `Link` header
+    /// with `rel="next"` carries the whole next URL).
+    after: Option<String>,
+}
+
+/// The body of an incident action: a lifecycle request (ack, assign,
+/// notes, resolve, close, reopen) or a service-desk request (merge, link,
+/// split, priority).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ActionBodyDoc {
+    Lifecycle(OpRequest),
+    Merge(MergeRequest),
+    Link(LinkRequest),
+    Split(SplitRequest),
+    Priority(PriorityRequest),
 }
 
 #[utoipa::path(post, path = "/api/v2/alerts", tag = "ingest",
@@ -266,10 +294,21 @@ fn ingest_pagerduty() {}
 
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
     params(ListQueryDoc),
-    responses((status = 200, description = "Incidents, newest first", body = Vec<Incident>),
+    responses((status = 200, description = "One page of incidents", body = Vec<Incident>,
+               headers(("X-Total-Count" = u64, description = "Every incident the filters match; absent when counting would read more than 100,000 rows"),
+                       ("X-Next-Cursor" = String, description = "Give as `after` for the next page; absent on the last"),
+                       ("Link" = String, description = "`<next page URL>; rel=\"next\"`"))),
               (status = 400, description = "Invalid filter", body = ErrorBody)))]
 #[allow(dead_code)]
 fn incidents_list() {}
+
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents",
+    request_body(content = ManualIncident, description = "An incident reported by a person; `by` is replaced by the token's name when tokens are on"),
+    responses((status = 201, description = "The new incident (source manual), durable", body = Incident),
+              (status = 400, description = "Invalid body", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn incidents_open() {}
 
 #[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
     params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN")),
@@ -287,9 +326,10 @@ fn incidents_report() {}
 
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{action}", tag = "incidents",
     params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN"),
-           ("action" = String, Path, description = "ack, assign, notes, resolve, close or reopen")),
-    request_body(content = OpRequest, description = "Optional; `by` is replaced by the token's name when tokens are on"),
-    responses((status = 200, description = "The incident after the change (durable)", body = Incident),
+           ("action" = String, Path, description = "ack, assign, notes, resolve, close, reopen (lifecycle), merge, link, split or priority (service desk)")),
+    request_body(content = ActionBodyDoc, description = "Optional for lifecycle actions; `by` is replaced by the token's name when tokens are on"),
+    responses((status = 200, description = "The incident after the change (durable); for merge, the target", body = Incident),
+              (status = 201, description = "split: the new incident", body = Incident),
               (status = 400, description = "Invalid body", body = ErrorBody),
               (status = 404, description = "No such incident or action", body = ErrorBody),
               (status = 409, description = "Illegal transition", body = ErrorBody),
@@ -382,7 +422,7 @@ fn ready() {}
     ),
     paths(
         ingest_alertmanager_v2, ingest_webhook, ingest_generic, ingest_pagerduty,
-        incidents_list, incidents_show, incidents_report, incidents_operate,
+        incidents_list, incidents_open, incidents_show, incidents_report, incidents_operate,
         silences_list, silences_create, silences_show, silences_expire, alerts_suppressed,
         am::alerts, am::alert_groups, am::silences, am::create, am::silence, am::expire, am::status,
         openapi_json, reload, backup, metrics, healthy, ready, rules_explain,

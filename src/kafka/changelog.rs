@@ -496,6 +496,11 @@ impl Replication for ChangelogWriter {
                 self.pending_alerts.remove(&(*k, fp));
             }
         }
+        for (k, fp) in &ws.removed_alerts {
+            if let Some(h) = self.homes.get(k) {
+                self.log.send(h, &alert_key(*k, *fp), None);
+            }
+        }
         for (k, seq, entry) in &ws.timeline {
             if let Some(h) = self.homes.get(k) {
                 self.log

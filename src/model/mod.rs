@@ -9,6 +9,7 @@
 //! (`docs/openapi.json`) takes their schemas from them.
 
 pub mod alert;
+pub mod desk;
 pub mod fingerprint;
 pub mod incident;
 pub mod job;
@@ -21,6 +22,7 @@ pub mod suppression;
 pub mod timeline;
 
 pub use alert::{Alert, AlertStatus, Source, TrackedAlert};
+pub use desk::{DeskOp, LinkRequest, ManualIncident, MergeRequest, PriorityRequest, SplitRequest};
 pub use incident::{
     AlertRecord, AlertSeen, Incident, IncidentKey, IncidentSource, Op, OpRequest, PriorityOverride,
     Relation, RelationKind, Sla, Status, TransitionError, ID_SLOTS, SYSTEM,

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::{OpError, Outcome};
 use crate::model::suppression::InvalidSilence;
 use crate::model::{
-    Alert, AttemptResult, Home, Incident, IncidentKey, KafkaPosition, Op, OpRequest, Silence,
-    Source,
+    Alert, AttemptResult, DeskOp, Home, Incident, IncidentKey, KafkaPosition, Op, OpRequest,
+    Silence, Source,
 };
 use crate::rules::RuleSet;
 use crate::store::StoreError;
@@ -126,6 +126,13 @@ pub enum Command {
         key: IncidentKey,
         op: Op,
         req: OpRequest,
+        reply: oneshot::Sender<Result<Incident, OpFailure>>,
+    },
+    /// A service-desk request (open, merge, link, split, priority).
+    Desk {
+        key: Option<IncidentKey>,
+        op: DeskOp,
+        by: String,
         reply: oneshot::Sender<Result<Incident, OpFailure>>,
     },
     Rules {
@@ -327,6 +334,23 @@ impl Handle {
                 req,
                 reply,
             })
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Applies a service-desk request by `by` and waits until it is
+    /// durable; answers the incident it is about (the new one for open
+    /// and split, the target for merge).
+    pub async fn desk(
+        &self,
+        key: Option<IncidentKey>,
+        op: DeskOp,
+        by: String,
+    ) -> Result<Incident, OpFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Desk { key, op, by, reply })
             .await
             .map_err(|_| PipelineError::ShuttingDown)?;
         rx.await.map_err(|_| PipelineError::ShuttingDown)?

@@ -357,6 +357,9 @@ impl Writer {
                 Command::Explain { reply, .. } => {
                     let _ = reply.send(Err(err.clone()));
                 }
+                Command::Desk { reply, .. } => {
+                    let _ = reply.send(Err(OpFailure::Pipeline(err.clone())));
+                }
                 Command::Rules { rules, reply } => {
                     // Not stored: the swap takes effect now and survives the reload.
                     if let Some(tx) = &self.rules_tx {
@@ -509,6 +512,31 @@ impl Writer {
                 let r = self
                     .engine
                     .apply_op(key, op, &req, now, |k| match store.load_live(k) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(incident = %k, error = %e, "cannot load incident");
+                            None
+                        }
+                    });
+                p.replies.push(Reply::Op(reply, Box::new(r)));
+            }
+            Command::Desk { key, op, by, reply } => {
+                let store = &self.store;
+                // A merge copies the source's stored timeline.
+                let moved = match (&op, key) {
+                    (crate::model::DeskOp::Merge(_), Some(k)) => match store.incident_full(k) {
+                        Ok(Some((_, _, t))) => t,
+                        Ok(None) => Vec::new(),
+                        Err(e) => {
+                            tracing::error!(incident = %k, error = %e, "cannot read the timeline to merge");
+                            Vec::new()
+                        }
+                    },
+                    _ => Vec::new(),
+                };
+                let r = self
+                    .engine
+                    .desk(key, op, &by, now, moved, |k| match store.load_live(k) {
                         Ok(l) => l,
                         Err(e) => {
                             tracing::error!(incident = %k, error = %e, "cannot load incident");

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::error::StoreError;
@@ -13,6 +13,7 @@ use super::schema::*;
 use super::seen::{Hot, Want, ALL};
 use super::Store;
 use crate::engine::{HistoryEntry, Live, Restored};
+use crate::model::matcher::{self, Matcher};
 use crate::model::{
     AlertRecord, AlertStatus, Home, Incident, IncidentKey, Job, JobState, KafkaPosition, Priority,
     Silence, Status, SuppressedAlert, TimelineEntry,
@@ -41,6 +42,69 @@ pub struct ListFilter {
     pub priority: Option<Priority>,
     pub category: Option<String>,
     pub limit: usize,
+    /// Label matchers on the incident's common labels; all must match.
+    pub matchers: Vec<Matcher>,
+    /// Created at or after / before these instants.
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// The cursor: the last incident of the previous page.
+    pub after: Option<IncidentKey>,
+    /// Oldest first (default: newest first).
+    pub oldest_first: bool,
+}
+
+/// One page of the incident list.
+#[derive(Debug, Default, Clone)]
+pub struct ListPage {
+    pub incidents: Vec<Incident>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<IncidentKey>,
+    /// Every incident the filters match (all pages); `None` when counting
+    /// would mean reading more than [`COUNT_SCAN_LIMIT`] rows.
+    pub total: Option<u64>,
+}
+
+/// Rows a filtered total may read; past it the total is left out.
+pub const COUNT_SCAN_LIMIT: u64 = 100_000;
+
+impl ListFilter {
+    fn keeps(&self, inc: &Incident) -> bool {
+        self.priority.is_none_or(|p| inc.priority == p)
+            && self.category.as_deref().is_none_or(|c| inc.category == c)
+            && self.status.is_none_or(|s| inc.status == s)
+            && self.created_after.is_none_or(|t| inc.created_at >= t)
+            && self.created_before.is_none_or(|t| inc.created_at < t)
+            && matcher::all_match(&self.matchers, &inc.labels)
+    }
+
+    /// Whether only row content (not the key) can reject a row.
+    fn decodes(&self) -> bool {
+        self.priority.is_some()
+            || self.category.is_some()
+            || !self.matchers.is_empty()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+    }
+
+    /// The key range the time bounds and the cursor allow.
+    fn key_range(&self) -> Option<(u64, u64)> {
+        let day = |t: DateTime<Utc>| {
+            IncidentKey::new(t.year().max(0) as u32 * 10_000 + t.month() * 100 + t.day(), 0).0
+        };
+        let mut lo = self.created_after.map(day).unwrap_or(0);
+        let mut hi = self
+            .created_before
+            .map(|t| day(t) + 99_999_999)
+            .unwrap_or(u64::MAX);
+        if let Some(a) = self.after {
+            if self.oldest_first {
+                lo = lo.max(a.0.checked_add(1)?);
+            } else {
+                hi = hi.min(a.0.checked_sub(1)?);
+            }
+        }
+        (lo <= hi).then_some((lo, hi))
+    }
 }
 
 impl Store {
@@ -271,9 +335,18 @@ impl Store {
 
     /// Incidents newest first, filtered; parked ones are left out.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<Incident>, StoreError> {
+        Ok(self.list_page(f, false)?.incidents)
+    }
+
+    /// One page of incidents (newest or oldest first) and the cursor of
+    /// the next; with `count`, the total the filters match over every page:
+    /// from the indexes when only status (or nothing) filters, else by
+    /// reading up to [`COUNT_SCAN_LIMIT`] rows. Parked ones are left out.
+    pub fn list_page(&self, f: &ListFilter, count: bool) -> Result<ListPage, StoreError> {
         let parked = self.inner.parked.read().clone();
         let tx = self.db()?.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
+        let by_status = tx.open_table(BY_STATUS)?;
         let hot = Hot::open(
             &tx,
             Want {
@@ -281,49 +354,101 @@ impl Store {
                 alerts: false,
             },
         )?;
-        let mut out = Vec::new();
-        let keep = |inc: &Incident| {
-            f.priority.is_none_or(|p| inc.priority == p)
-                && f.category.as_deref().is_none_or(|c| inc.category == c)
-                && f.status.is_none_or(|s| inc.status == s)
-        };
-        if let Some(status) = f.status {
-            let by_status = tx.open_table(BY_STATUS)?;
-            let range = (status.as_str(), 0u64)..=(status.as_str(), u64::MAX);
-            for row in by_status.range(range)?.rev() {
-                let (k, _) = row?;
-                let key = k.value().1;
+        let mut page = ListPage::default();
+        let limit = f.limit.max(1);
+        // Calls `each` with matching rows in list order until it says stop;
+        // answers how many rows it read.
+        let walk = |f: &ListFilter,
+                    each: &mut dyn FnMut(Incident) -> Result<bool, StoreError>|
+         -> Result<u64, StoreError> {
+            let Some((lo, hi)) = f.key_range() else {
+                return Ok(0);
+            };
+            let mut read = 0u64;
+            let mut one = |key: u64, bytes: &[u8]| -> Result<bool, StoreError> {
                 if parked.contains(&key) {
-                    continue;
+                    return Ok(true);
                 }
-                if let Some(v) = incidents.get(key)? {
-                    let mut inc: Incident = read_json("incidents", v.value())?;
-                    if keep(&inc) {
-                        hot.incident(&mut inc)?;
-                        out.push(inc);
-                        if out.len() >= f.limit {
+                read += 1;
+                let inc: Incident = read_json("incidents", bytes)?;
+                if !f.keeps(&inc) {
+                    return Ok(true);
+                }
+                each(inc)
+            };
+            if let Some(status) = f.status {
+                let rows = by_status.range((status.as_str(), lo)..=(status.as_str(), hi))?;
+                let rows: Box<dyn Iterator<Item = _>> = if f.oldest_first {
+                    Box::new(rows)
+                } else {
+                    Box::new(rows.rev())
+                };
+                for row in rows {
+                    let key = row?.0.value().1;
+                    if let Some(v) = incidents.get(key)? {
+                        if !one(key, v.value())? {
                             break;
                         }
                     }
                 }
-            }
-        } else {
-            for row in incidents.iter()?.rev() {
-                let (k, v) = row?;
-                if parked.contains(&k.value()) {
-                    continue;
-                }
-                let mut inc: Incident = read_json("incidents", v.value())?;
-                if keep(&inc) {
-                    hot.incident(&mut inc)?;
-                    out.push(inc);
-                    if out.len() >= f.limit {
+            } else {
+                let rows = incidents.range(lo..=hi)?;
+                let rows: Box<dyn Iterator<Item = _>> = if f.oldest_first {
+                    Box::new(rows)
+                } else {
+                    Box::new(rows.rev())
+                };
+                for row in rows {
+                    let (k, v) = row?;
+                    if !one(k.value(), v.value())? {
                         break;
                     }
                 }
             }
+            Ok(read)
+        };
+        walk(f, &mut |mut inc| {
+            if page.incidents.len() < limit {
+                hot.incident(&mut inc)?;
+                page.incidents.push(inc);
+                Ok(true)
+            } else {
+                // One more match: there is a next page.
+                page.next = page.incidents.last().map(|i| i.id);
+                Ok(false)
+            }
+        })?;
+        if !count {
+            return Ok(page);
         }
-        Ok(out)
+        page.total = if !f.decodes() {
+            Some(match f.status {
+                Some(status) => {
+                    let mut n = 0u64;
+                    for row in by_status.range((status.as_str(), 0u64)..=(status.as_str(), u64::MAX))? {
+                        if !parked.contains(&row?.0.value().1) {
+                            n += 1;
+                        }
+                    }
+                    n
+                }
+                None => incidents.len()?.saturating_sub(parked.len() as u64),
+            })
+        } else {
+            let all = ListFilter {
+                after: None,
+                ..f.clone()
+            };
+            let mut n = 0u64;
+            let mut budget = COUNT_SCAN_LIMIT;
+            let read = walk(&all, &mut |_| {
+                n += 1;
+                budget -= 1;
+                Ok(budget > 0)
+            })?;
+            (read < COUNT_SCAN_LIMIT && budget > 0).then_some(n)
+        };
+        Ok(page)
     }
 
     /// Every row of a JSON table.

@@ -87,6 +87,14 @@ impl Store {
             tx.open_table(ALERT_SEEN)?
                 .retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;
         }
+        if !ws.removed_alerts.is_empty() {
+            let mut alerts = tx.open_table(ALERTS)?;
+            let mut seen = tx.open_table(ALERT_SEEN)?;
+            for (key, fp) in &ws.removed_alerts {
+                alerts.remove((key.0, *fp))?;
+                seen.remove((key.0, *fp))?;
+            }
+        }
         {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut open = tx.open_table(OPEN)?;

@@ -107,6 +107,32 @@ impl Coverage {
                 }
             }
         }
+        // A major incident's blast radius spans its children's alerts,
+        // which were seen before it existed: its timeline names the count.
+        for (key, _, t) in &ws.timeline {
+            let Some((rule, _)) = self.incidents.get(key) else {
+                continue;
+            };
+            if !rules.storms.iter().any(|s| &s.name == rule) {
+                continue;
+            }
+            let Some(rest) = t.message.split("blast radius: ").nth(1) else {
+                continue;
+            };
+            let mut words = rest.split_whitespace();
+            let (Some(n), Some("distinct"), Some(label)) = (
+                words.next().and_then(|n| n.parse::<usize>().ok()),
+                words.next(),
+                words.next(),
+            ) else {
+                continue;
+            };
+            for (i, b) in blast.iter().enumerate() {
+                if b.label == label && b.applies_to(rule) && b.at_least <= n {
+                    self.blast[i] += 1;
+                }
+            }
+        }
         for s in &ws.suppressed {
             let by = &s.suppression.by;
             match s.suppression.reason {

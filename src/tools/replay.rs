@@ -71,6 +71,11 @@ pub struct Counts {
     pub incidents_created: u64,
     pub reopened: u64,
     pub priority_raised: u64,
+    /// Action jobs handed to the executor (pages, webhooks, programs) …
+    pub actions_run: u64,
+    /// … and held back, then dropped (grouped into a major incident, or
+    /// the cause acknowledged).
+    pub actions_dropped: u64,
 }
 
 impl Default for Counts {
@@ -86,6 +91,8 @@ impl Default for Counts {
             incidents_created: 0,
             reopened: 0,
             priority_raised: 0,
+            actions_run: 0,
+            actions_dropped: 0,
         }
     }
 }
@@ -166,6 +173,12 @@ impl Harness {
         if let Some(c) = &mut self.coverage {
             c.observe(&ws);
         }
+        self.counts.actions_run += ws.dispatch.len() as u64;
+        self.counts.actions_dropped += ws
+            .jobs
+            .iter()
+            .filter(|j| j.state == crate::model::JobState::Dropped)
+            .count() as u64;
         for inc in ws.incidents {
             self.incidents.insert(inc.id, inc);
         }
@@ -222,6 +235,12 @@ pub struct IncidentLine {
     pub title: String,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The major incident it is grouped into.
+    pub parent: Option<String>,
+    /// Grouped incidents (a major incident's).
+    pub children: usize,
+    /// Incidents that explain this one (relate rules, people).
+    pub caused_by: Vec<String>,
 }
 
 impl From<&Incident> for IncidentLine {
@@ -238,6 +257,14 @@ impl From<&Incident> for IncidentLine {
             title: i.title.clone(),
             created_at: i.created_at,
             resolved_at: i.resolved_at,
+            parent: i.parent.map(|p| p.to_string()),
+            children: i.children.len(),
+            caused_by: i
+                .relations
+                .iter()
+                .filter(|r| r.relation == crate::model::RelationKind::CausedBy)
+                .map(|r| r.to.to_string())
+                .collect(),
         }
     }
 }
@@ -286,6 +313,15 @@ pub struct Summary {
     pub by_category: BTreeMap<String, usize>,
     /// By final status.
     pub by_status: BTreeMap<String, usize>,
+    /// Major incidents opened by storm rules …
+    pub major: usize,
+    /// … and the incidents grouped into them.
+    pub grouped: usize,
+    /// Incidents people work: every incident not grouped into another
+    /// (without storm rules it would have been `incidents - major`).
+    pub to_work: usize,
+    /// Incidents linked to a cause (relate rules).
+    pub linked: usize,
 }
 
 /// Everything `incidentd replay` prints.
@@ -417,6 +453,10 @@ fn summarize(incidents: &[IncidentLine]) -> Summary {
         by_priority,
         by_category,
         by_status,
+        major: incidents.iter().filter(|i| i.children > 0).count(),
+        grouped: incidents.iter().filter(|i| i.parent.is_some()).count(),
+        to_work: incidents.iter().filter(|i| i.parent.is_none()).count(),
+        linked: incidents.iter().filter(|i| !i.caused_by.is_empty()).count(),
     }
 }
 
@@ -564,9 +604,19 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s, "  (none)");
     }
     for i in &r.incidents {
+        let mut extra = String::new();
+        if let Some(p) = &i.parent {
+            extra.push_str(&format!(" grouped_into={p}"));
+        }
+        if i.children > 0 {
+            extra.push_str(&format!(" children={}", i.children));
+        }
+        if !i.caused_by.is_empty() {
+            extra.push_str(&format!(" caused_by={}", i.caused_by.join(",")));
+        }
         let _ = writeln!(
             s,
-            "  {} {} {:<11} {:<12} rule={} group={} alerts={} title={:?}",
+            "  {} {} {:<11} {:<12} rule={} group={} alerts={}{extra} title={:?}",
             i.id, i.priority, i.category, i.status, i.rule, i.group_key, i.alert_count, i.title
         );
     }
@@ -601,6 +651,25 @@ pub fn render_text(r: &Report) -> String {
         s,
         "  reopened: {}, priority raised: {}",
         a.reopened, a.priority_raised
+    );
+    let m = &r.summary;
+    let _ = writeln!(
+        s,
+        "  storms: {} major incident(s) over {} grouped incident(s): {} incident(s) to work instead of {}",
+        m.major,
+        m.grouped,
+        m.to_work,
+        m.incidents - m.major
+    );
+    let _ = writeln!(
+        s,
+        "  relations: {} incident(s) linked to their cause",
+        m.linked
+    );
+    let _ = writeln!(
+        s,
+        "  actions: {} run, {} held back and dropped",
+        a.actions_run, a.actions_dropped
     );
     s
 }
