@@ -293,6 +293,73 @@ async fn real_answers_match_their_schemas() {
     c.call(&d, "POST", t, &op("resolve"), Some(json!({"by": "alice"})))
         .await;
     c.call(&d, "POST", t, &op("nope"), Some(json!({}))).await;
+    // The service desk: open by hand, then link, override, split, merge.
+    let (s, manual) = c
+        .call(
+            &d,
+            "POST",
+            "/api/v1/incidents",
+            "/api/v1/incidents",
+            Some(json!({"title": "Mail is slow", "impact": "low", "urgency": "high", "reporter": "desk"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    c.call(
+        &d,
+        "POST",
+        "/api/v1/incidents",
+        "/api/v1/incidents",
+        Some(json!({"title": ""})),
+    )
+    .await;
+    let mid = manual["id"].as_str().expect("id").to_string();
+    let mop = |a: &str| format!("/api/v1/incidents/{mid}/{a}");
+    let (s, _) = c
+        .call(
+            &d,
+            "POST",
+            t,
+            &mop("link"),
+            Some(json!({"to": id, "relation": "related"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &d,
+            "POST",
+            t,
+            &mop("priority"),
+            Some(json!({"priority": "P2", "reason": "VIP"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    c.call(
+        &d,
+        "POST",
+        t,
+        &mop("priority"),
+        Some(json!({"priority": "P2"})),
+    )
+    .await;
+    let fp = full["alerts"][0]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_string();
+    let (s, split) = c
+        .call(&d, "POST", t, &op("split"), Some(json!({"alerts": [fp]})))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = c
+        .call(
+            &d,
+            "POST",
+            t,
+            &mop("merge"),
+            Some(json!({"into": split["id"]})),
+        )
+        .await;
+    assert_eq!(s, 200);
     c.call(&d, "POST", t, &op("assign"), Some(json!({"colour": "red"})))
         .await;
 

@@ -608,11 +608,19 @@ fn replay_of_the_recorded_storm_shows_the_reduction() {
     let r: Value = serde_json::from_str(&out).expect("JSON report");
     let s = &r["summary"];
     assert_eq!(
-        (s["incidents"].as_u64(), s["major"].as_u64(), s["grouped"].as_u64(), s["to_work"].as_u64()),
+        (
+            s["incidents"].as_u64(),
+            s["major"].as_u64(),
+            s["grouped"].as_u64(),
+            s["to_work"].as_u64()
+        ),
         (Some(20), Some(2), Some(15), Some(5))
     );
     let incidents = r["incidents"].as_array().expect("incidents");
-    let major: Vec<&Value> = incidents.iter().filter(|i| i["children"].as_u64() > Some(0)).collect();
+    let major: Vec<&Value> = incidents
+        .iter()
+        .filter(|i| i["children"].as_u64() > Some(0))
+        .collect();
     // Twelve nodes of one cluster: one P1 (blast radius 12 instances).
     let cluster = major
         .iter()
@@ -626,7 +634,10 @@ fn replay_of_the_recorded_storm_shows_the_reduction() {
         .iter()
         .find(|i| i["rule"] == "namespace-outage")
         .expect("namespace storm");
-    assert_eq!((shop["priority"].as_str(), shop["children"].as_u64()), (Some("P2"), Some(3)));
+    assert_eq!(
+        (shop["priority"].as_str(), shop["children"].as_u64()),
+        (Some("P2"), Some(3))
+    );
     // The crash-looping pods link to the dead node they ran on.
     let linked: Vec<&Value> = incidents
         .iter()

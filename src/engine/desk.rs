@@ -50,6 +50,22 @@ impl Engine {
         moved: Vec<TimelineEntry>,
         mut load: impl FnMut(IncidentKey) -> Option<Live>,
     ) -> Result<Incident, OpError> {
+        // Merge, split and priority work on incidents that are not closed
+        // (those are in memory); a closed one is a conflict, not unknown.
+        let mut need: Vec<IncidentKey> = Vec::new();
+        match (&op, key) {
+            (DeskOp::Merge(m), Some(k)) => need.extend([k, m.into]),
+            (DeskOp::Split(_) | DeskOp::Priority(_), Some(k)) => need.push(k),
+            _ => {}
+        }
+        for k in need {
+            if !self.live.incidents.contains_key(&k) {
+                return Err(match load(k) {
+                    Some(_) => OpError::Conflict(format!("{k} is closed; reopen it first")),
+                    None => OpError::NotFound(k.to_string()),
+                });
+            }
+        }
         let result = match (op, key) {
             (DeskOp::Open(m), _) => self.open_manual(m, by, now),
             (_, None) => Err(bad("no incident named")),

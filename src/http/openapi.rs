@@ -26,8 +26,8 @@ use super::auth::{Access, ROUTES};
 use crate::metrics::VERSION;
 use crate::model::{
     AlertRecord, Incident, IncidentKey, Labels, LinkRequest, ManualIncident, MergeRequest,
-    OpRequest, Priority, PriorityRequest, Silence, SilenceState, SplitRequest,
-    SuppressedAlert, TimelineEntry,
+    OpRequest, Priority, PriorityRequest, Silence, SilenceState, SplitRequest, SuppressedAlert,
+    TimelineEntry,
 };
 
 /// Every error answer: `{"status": "error", "error": "what and where"}`.

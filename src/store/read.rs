@@ -89,7 +89,11 @@ impl ListFilter {
     /// The key range the time bounds and the cursor allow.
     fn key_range(&self) -> Option<(u64, u64)> {
         let day = |t: DateTime<Utc>| {
-            IncidentKey::new(t.year().max(0) as u32 * 10_000 + t.month() * 100 + t.day(), 0).0
+            IncidentKey::new(
+                t.year().max(0) as u32 * 10_000 + t.month() * 100 + t.day(),
+                0,
+            )
+            .0
         };
         let mut lo = self.created_after.map(day).unwrap_or(0);
         let mut hi = self
@@ -425,7 +429,9 @@ impl Store {
             Some(match f.status {
                 Some(status) => {
                     let mut n = 0u64;
-                    for row in by_status.range((status.as_str(), 0u64)..=(status.as_str(), u64::MAX))? {
+                    for row in
+                        by_status.range((status.as_str(), 0u64)..=(status.as_str(), u64::MAX))?
+                    {
                         if !parked.contains(&row?.0.value().1) {
                             n += 1;
                         }
