@@ -584,3 +584,235 @@ impl Engine {
         Ok(key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::testkit::*;
+    use crate::engine::*;
+    use crate::model::*;
+
+    fn created(o: Outcome) -> IncidentKey {
+        match o {
+            Outcome::Created(k) => k,
+            other => panic!("expected a new incident, got {other:?}"),
+        }
+    }
+
+    fn desk(
+        e: &mut Engine,
+        key: Option<IncidentKey>,
+        op: DeskOp,
+        at: i64,
+    ) -> Result<Incident, OpError> {
+        e.desk(key, op, "ann", NODES.t(at), Vec::new(), no_load)
+    }
+
+    #[test]
+    fn a_manual_incident_has_the_matrix_priority_sla_and_lifecycle() {
+        let mut e = NODES.engine();
+        let i = desk(
+            &mut e,
+            None,
+            DeskOp::Open(ManualIncident {
+                title: "VPN drops every hour".into(),
+                impact: Some(Level::High),
+                urgency: Some(Level::High),
+                category: Some("network".into()),
+                ..ManualIncident::default()
+            }),
+            0,
+        )
+        .expect("opened");
+        assert_eq!(
+            (i.source, i.priority),
+            (IncidentSource::Manual, Priority::P1)
+        );
+        assert_eq!(i.reporter.as_deref(), Some("ann"));
+        assert_eq!(i.sla.acknowledge_by, NODES.t(5));
+        let ws = e.take_changes();
+        assert_eq!(kinds(&ws, i.id), vec!["created"]);
+        // Its SLA is watched like any other.
+        e.tick(NODES.t(6));
+        assert!(inc(&e, i.id).sla.acknowledge_breached);
+        let bad = desk(
+            &mut e,
+            None,
+            DeskOp::Open(ManualIncident {
+                title: "x".into(),
+                category: Some("weather".into()),
+                ..ManualIncident::default()
+            }),
+            7,
+        );
+        assert!(
+            matches!(bad, Err(OpError::Transition(TransitionError::BadRequest(m))) if m.contains("category"))
+        );
+    }
+
+    #[test]
+    fn merge_moves_alerts_and_their_fingerprints_and_survives_a_restart() {
+        let mut e = NODES.engine();
+        let a = created(e.ingest_one(firing(A), NODES.t(0)));
+        let other = [
+            ("alertname", "NodeDown"),
+            ("cluster", "us"),
+            ("instance", "x"),
+        ];
+        let b = created(e.ingest_one(firing(&other), NODES.t(1)));
+        let into = desk(
+            &mut e,
+            Some(a),
+            DeskOp::Merge(MergeRequest { into: b, by: None }),
+            2,
+        )
+        .expect("merged");
+        assert_eq!((into.id, into.alert_count, into.firing_count), (b, 2, 2));
+        let ws = e.take_changes();
+        let gone = ws
+            .incidents
+            .iter()
+            .find(|i| i.id == a)
+            .expect("source written");
+        assert_eq!((gone.status, gone.merged_into), (Status::Closed, Some(b)));
+        assert!(kinds(&ws, b).contains(&"merged".to_string()));
+        assert!(e.live(a).is_none(), "the merged incident left memory");
+        // A's alert repeats into B, also after a restart.
+        assert_eq!(
+            e.ingest_one(firing(A), NODES.t(3)),
+            Outcome::Deduplicated(b)
+        );
+        let live: Vec<Live> = e.live_incidents().cloned().collect();
+        let mut r = Engine::restore(
+            e.rules().clone(),
+            Settings {
+                close_after: Duration::from_secs(3600),
+                id_slot: None,
+            },
+            live,
+            Restored {
+                last_key: Some(b),
+                ..Restored::default()
+            },
+        );
+        assert_eq!(
+            r.ingest_one(firing(A), NODES.t(4)),
+            Outcome::Deduplicated(b)
+        );
+        // Resolving A's alert counts in B.
+        assert_eq!(r.ingest_one(resolved(A), NODES.t(5)), Outcome::Resolved(b));
+        assert_eq!(inc(&r, b).firing_count, 1);
+    }
+
+    #[test]
+    fn split_opens_a_new_incident_with_the_named_alerts() {
+        let mut e = NODES.engine();
+        let k = created(e.ingest_one(firing(A), NODES.t(0)));
+        e.ingest_one(firing(B), NODES.t(1));
+        let fp = fingerprint::to_hex(firing(B).fingerprint);
+        let new = desk(
+            &mut e,
+            Some(k),
+            DeskOp::Split(SplitRequest {
+                alerts: vec![fp],
+                title: None,
+                by: None,
+            }),
+            2,
+        )
+        .expect("split");
+        assert_ne!(new.id, k);
+        assert_eq!((new.alert_count, new.firing_count), (1, 1));
+        assert_eq!(inc(&e, k).alert_count, 1);
+        let ws = e.take_changes();
+        assert_eq!(ws.removed_alerts, vec![(k, firing(B).fingerprint)]);
+        assert_eq!(
+            e.ingest_one(firing(B), NODES.t(3)),
+            Outcome::Deduplicated(new.id)
+        );
+        // Every alert cannot leave.
+        let all = vec![fingerprint::to_hex(firing(A).fingerprint)];
+        let r = desk(
+            &mut e,
+            Some(k),
+            DeskOp::Split(SplitRequest {
+                alerts: all,
+                title: None,
+                by: None,
+            }),
+            4,
+        );
+        assert!(matches!(
+            r,
+            Err(OpError::Transition(TransitionError::BadRequest(_)))
+        ));
+    }
+
+    #[test]
+    fn an_override_wins_over_the_rules_until_cleared() {
+        let mut e = NODES.engine();
+        let low = [
+            ("alertname", "NodeDown"),
+            ("cluster", "eu"),
+            ("instance", "a"),
+            ("severity", "info"),
+        ];
+        let k = created(e.ingest_one(firing(&low), NODES.t(0)));
+        assert_eq!(inc(&e, k).priority, Priority::P5);
+        let i = desk(
+            &mut e,
+            Some(k),
+            DeskOp::Priority(PriorityRequest {
+                priority: Some(Priority::P3),
+                reason: Some("the CFO's laptop".into()),
+                ..PriorityRequest::default()
+            }),
+            1,
+        )
+        .expect("override");
+        assert_eq!(i.priority, Priority::P3);
+        assert_eq!(i.sla.acknowledge_by, NODES.t(60), "P3's 1h, from creation");
+        let ws = e.take_changes();
+        assert!(ws.events.contains(&Event::PriorityChanged {
+            from: Priority::P5,
+            to: Priority::P3
+        }));
+        // A critical prod alert would make it P1 by the rules: the override wins.
+        let prod = [
+            ("alertname", "NodeDown"),
+            ("cluster", "eu"),
+            ("instance", "b"),
+            ("severity", "critical"),
+            ("env", "prod"),
+        ];
+        e.ingest_one(firing(&prod), NODES.t(2));
+        assert_eq!(inc(&e, k).priority, Priority::P3);
+        // Cleared: the rules decide again.
+        let i = desk(
+            &mut e,
+            Some(k),
+            DeskOp::Priority(PriorityRequest {
+                clear: true,
+                ..PriorityRequest::default()
+            }),
+            3,
+        )
+        .expect("cleared");
+        assert_eq!(i.priority, Priority::P1);
+        assert!(i.priority_override.is_none());
+        // Without a reason, nothing changes.
+        let r = desk(
+            &mut e,
+            Some(k),
+            DeskOp::Priority(PriorityRequest {
+                priority: Some(Priority::P5),
+                ..PriorityRequest::default()
+            }),
+            4,
+        );
+        assert!(r.is_err());
+        assert_eq!(inc(&e, k).priority, Priority::P1);
+    }
+}
