@@ -295,7 +295,7 @@ fn ingest_pagerduty() {}
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents",
     params(ListQueryDoc),
     responses((status = 200, description = "One page of incidents", body = Vec<Incident>,
-               headers(("X-Total-Count" = u64, description = "Every incident the filters match; absent when counting would read more than 100,000 rows"),
+               headers(("X-Total-Count" = u64, description = "Every incident the filters match; absent when counting would read more than 20,000 rows"),
                        ("X-Next-Cursor" = String, description = "Give as `after` for the next page; absent on the last"),
                        ("Link" = String, description = "`<next page URL>; rel=\"next\"`"))),
               (status = 400, description = "Invalid filter", body = ErrorBody)))]

@@ -495,6 +495,11 @@ impl Writer {
                             | Outcome::Resolved(k) = o
                             {
                                 r.settle(*k, home, &mut p.homes);
+                                // A major incident lives with the partition
+                                // of the child that opened it.
+                                if let Some(parent) = self.engine.parent_of(*k) {
+                                    r.settle(parent, home, &mut p.homes);
+                                }
                             }
                         }
                     }

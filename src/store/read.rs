@@ -65,7 +65,7 @@ pub struct ListPage {
 }
 
 /// Rows a filtered total may read; past it the total is left out.
-pub const COUNT_SCAN_LIMIT: u64 = 100_000;
+pub const COUNT_SCAN_LIMIT: u64 = 20_000;
 
 impl ListFilter {
     fn keeps(&self, inc: &Incident) -> bool {
@@ -360,18 +360,24 @@ impl Store {
         )?;
         let mut page = ListPage::default();
         let limit = f.limit.max(1);
-        // Calls `each` with matching rows in list order until it says stop;
-        // answers how many rows it read.
+        // Calls `each` with matching rows in list order until it says stop
+        // or `max_read` rows were read; answers whether it read them all.
         let walk = |f: &ListFilter,
+                    max_read: u64,
                     each: &mut dyn FnMut(Incident) -> Result<bool, StoreError>|
-         -> Result<u64, StoreError> {
+         -> Result<bool, StoreError> {
             let Some((lo, hi)) = f.key_range() else {
-                return Ok(0);
+                return Ok(true);
             };
             let mut read = 0u64;
+            let mut complete = true;
             let mut one = |key: u64, bytes: &[u8]| -> Result<bool, StoreError> {
                 if parked.contains(&key) {
                     return Ok(true);
+                }
+                if read >= max_read {
+                    complete = false;
+                    return Ok(false);
                 }
                 read += 1;
                 let inc: Incident = read_json("incidents", bytes)?;
@@ -409,9 +415,9 @@ impl Store {
                     }
                 }
             }
-            Ok(read)
+            Ok(complete)
         };
-        walk(f, &mut |mut inc| {
+        walk(f, u64::MAX, &mut |mut inc| {
             if page.incidents.len() < limit {
                 hot.incident(&mut inc)?;
                 page.incidents.push(inc);
@@ -427,6 +433,11 @@ impl Store {
         }
         page.total = if !f.decodes() {
             Some(match f.status {
+                // Every incident not closed is in the open table: closed
+                // ones are the rest, counted without a walk.
+                Some(Status::Closed) => {
+                    incidents.len()?.saturating_sub(tx.open_table(OPEN)?.len()?)
+                }
                 Some(status) => {
                     let mut n = 0u64;
                     for row in
@@ -446,13 +457,11 @@ impl Store {
                 ..f.clone()
             };
             let mut n = 0u64;
-            let mut budget = COUNT_SCAN_LIMIT;
-            let read = walk(&all, &mut |_| {
+            let complete = walk(&all, COUNT_SCAN_LIMIT, &mut |_| {
                 n += 1;
-                budget -= 1;
-                Ok(budget > 0)
+                Ok(true)
             })?;
-            (read < COUNT_SCAN_LIMIT && budget > 0).then_some(n)
+            complete.then_some(n)
         };
         Ok(page)
     }
