@@ -216,6 +216,7 @@ impl Server {
         engine.set_external_url(&external);
         let (rules_tx, rules_rx) = tokio::sync::watch::channel(engine.rules().clone());
         let (dispatcher, jobs_rx) = actions::channel(config.actions.queue_capacity);
+        let events = pipeline::events::EventBus::new();
         let (handle, writer) = pipeline::spawn(Writer {
             dispatcher: Some(Box::new(dispatcher)),
             rules_tx: Some(rules_tx),
@@ -227,6 +228,7 @@ impl Server {
             metrics_window: config.incidents.metrics_window,
             replication: changelog_writer,
             retention: config.retention.clone(),
+            events: Some(events.clone()),
         })?;
         actions::spawn_executor(
             actions::ExecutorSettings {
@@ -263,6 +265,7 @@ impl Server {
             store,
             metrics,
             started_at: Utc::now(),
+            events,
             limits,
             ready: Arc::new(AtomicBool::new(false)),
         };
@@ -299,6 +302,7 @@ impl Server {
             security,
         } = self;
         let ready = state.ready.clone();
+        let events = state.events.clone();
         let app = http::router(state);
         let (stop_kafka, kafka_stopped) = tokio::sync::watch::channel(false);
         let kafka = kafka.map(|k| tokio::spawn(k.run(kafka_stopped)));
@@ -325,6 +329,8 @@ impl Server {
                 let _ = since.set(std::time::Instant::now());
                 ready_off.store(false, Ordering::Release);
                 let _ = stop_kafka.send(true);
+                // Event streams end now, so their connections can close.
+                events.close();
                 tracing::info!("shutting down: intake stopped, draining");
             },
             deadline,
