@@ -226,6 +226,13 @@ fn time_of(v: &Value, k: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A time of the API's JSON as `2026-12-02 14:47:17 UTC`.
+fn when(v: &Value, k: &str) -> String {
+    time_of(v, k)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
 /// A duration as `45s`, `12m`, `3h 5m`, `2d 4h`.
 pub fn span(d: chrono::Duration) -> String {
     let s = d.num_seconds().max(0);
@@ -367,25 +374,19 @@ pub fn incident_text(i: &Value, now: DateTime<Utc>) -> String {
         "assignee",
         i["assignee"].as_str().unwrap_or("-").into(),
     );
-    field(&mut out, "created", str_of(i, "created_at").into());
+    field(&mut out, "created", when(i, "created_at"));
+    let by = |at: &str, by: &str| match (when(i, at), i[by].as_str()) {
+        (t, _) if t.is_empty() => String::new(),
+        (t, Some(b)) => format!("{t} by {b}"),
+        (t, None) => t,
+    };
     field(
         &mut out,
         "acknowledged",
-        match (i["acknowledged_at"].as_str(), i["acknowledged_by"].as_str()) {
-            (Some(t), Some(b)) => format!("{t} by {b}"),
-            (Some(t), None) => t.into(),
-            _ => String::new(),
-        },
+        by("acknowledged_at", "acknowledged_by"),
     );
-    field(
-        &mut out,
-        "resolved",
-        match (i["resolved_at"].as_str(), i["resolved_by"].as_str()) {
-            (Some(t), Some(b)) => format!("{t} by {b}"),
-            (Some(t), None) => t.into(),
-            _ => String::new(),
-        },
-    );
+    field(&mut out, "resolved", by("resolved_at", "resolved_by"));
+    field(&mut out, "closed", when(i, "closed_at"));
     field(&mut out, "sla", sla_text(i, now));
     field(&mut out, "workaround", str_of(i, "workaround").into());
     field(&mut out, "root cause", str_of(i, "root_cause").into());
@@ -415,7 +416,7 @@ pub fn incident_text(i: &Value, now: DateTime<Utc>) -> String {
             let _ = writeln!(
                 out,
                 "  {}  {:<16} {}: {}",
-                str_of(e, "at"),
+                when(e, "at"),
                 str_of(e, "kind"),
                 str_of(e, "by"),
                 str_of(e, "message")
