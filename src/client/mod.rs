@@ -446,7 +446,7 @@ pub fn silences_table(list: &Value) -> String {
             vec![
                 str_of(s, "id").to_string(),
                 str_of(s, "state").to_string(),
-                str_of(s, "ends_at").to_string(),
+                when(s, "ends_at"),
                 str_of(s, "created_by").to_string(),
                 matchers,
                 cut(str_of(s, "comment"), 50),

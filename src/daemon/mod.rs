@@ -91,7 +91,17 @@ impl Security {
             None if config.auth.insecure_no_auth => (Auth::off(metrics.clone()), true),
             None => return Err(ServerError::Unprotected(listen)),
         };
-        let auth = Arc::new(auth.with_origins(external.into_iter().collect()));
+        // The board's session cookie is `Secure` when browsers reach
+        // incidentd over TLS: its own, or a proxy's (an https external_url).
+        let secure = config.tls.is_some()
+            || config
+                .external_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"));
+        let auth = Arc::new(
+            auth.with_origins(external.into_iter().collect())
+                .with_secure_cookies(secure),
+        );
         let tls = match &config.tls {
             Some(t) => Some(Arc::new(Tls::load(t)?)),
             None => None,

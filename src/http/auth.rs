@@ -20,7 +20,13 @@
 //!   `incidentd_http_requests_denied_total{reason}` and logged with the
 //!   remote address; the presented secret is never logged.
 //! - The handlers see the caller as an [`Actor`] extension (absent when
-//!   auth is off), which the audit trail records instead of any `by` field.
+//!   auth is off), which the audit trail records instead of any `by` field,
+//!   and how it was authenticated as a [`Via`] extension.
+//! - The board's session cookie ([`SESSION_COOKIE`]: `HttpOnly`,
+//!   `SameSite=Strict`, in memory, [`SESSION_TTL`]) stands in for a token
+//!   on the board's routes ([`is_board`]) and for reads of the API (the
+//!   event stream), never for API writes. A refused board route answers
+//!   HTML (the login page for missing credentials) instead of JSON.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -1092,6 +1098,33 @@ mod tests {
         assert!(content_type_ok(&none, Body::Ingest));
         none.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         assert!(content_type_ok(&none, Body::Json), "no body at all");
+    }
+
+    #[test]
+    fn session_cookies_are_http_only_strict_and_secure_under_tls() {
+        let metrics = Arc::new(Metrics::new());
+        let plain = Auth::off(metrics.clone());
+        let c = plain.cookie_header("abc");
+        assert!(
+            c.starts_with("incidentd_session=abc; Path=/; HttpOnly; SameSite=Strict"),
+            "{c}"
+        );
+        assert!(!c.contains("Secure"), "{c}");
+        let tls = Auth::off(metrics).with_secure_cookies(true);
+        assert!(tls.cookie_header("abc").contains("; Secure"));
+        assert!(tls.cookie_header("").contains("Max-Age=0"), "clears");
+        // CSRF tokens depend on the cookie and on this process's key.
+        assert_eq!(plain.csrf_for("a"), plain.csrf_for("a"));
+        assert_ne!(plain.csrf_for("a"), plain.csrf_for("b"));
+        assert_ne!(plain.csrf_for("a"), tls.csrf_for("a"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; incidentd_session=abc; y=2"),
+        );
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+        assert!(is_board("/") && is_board("/incidents/INC-1") && !is_board("/api/v1/events"));
+        assert!(!is_board("/metrics") && !is_board("/-/ready") && !is_board("/v2/enqueue"));
     }
 
     #[test]
