@@ -271,6 +271,40 @@ async fn a_new_alert_appears_on_an_open_board_without_a_reload() {
             b.script("return window.notReloaded === true").await,
             json!(true)
         );
+
+        // An open incident page follows its incident: someone else's
+        // acknowledgement and note show, and its actions change.
+        let list = d.get_json("/api/v1/incidents").await;
+        let id = list
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|i| i["title"].as_str().unwrap_or("").contains("FirstOne"))
+            })
+            .and_then(|i| i["id"].as_str())
+            .expect("FirstOne's incident")
+            .to_string();
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        b.wait_text("● live", Duration::from_secs(10)).await;
+        b.find("#ack").await;
+        b.script("window.notReloaded = true").await;
+        let (s, _) = d
+            .post_json(
+                &format!("/api/v1/incidents/{id}/ack"),
+                json!({"by": "bob", "note": "taking it"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        b.wait_text("taking it", Duration::from_secs(15)).await;
+        assert_eq!(b.text("#status").await, "acknowledged");
+        let ack_gone = b
+            .script("return document.getElementById('ack') === null")
+            .await;
+        assert_eq!(ack_gone, json!(true), "the acknowledge form is gone");
+        assert_eq!(
+            b.script("return window.notReloaded === true").await,
+            json!(true)
+        );
         b.quit().await;
         d.stop().await;
     })
@@ -350,8 +384,20 @@ async fn with_tokens_the_board_refuses_without_login_and_works_after_it() {
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
             "{cookie}"
         );
-        // A viewer may look but not act.
+        // A viewer may look but not act: no forms, and a post is refused.
         let session = cookie.split(';').next().expect("value").to_string();
+        let page = plain
+            .get(format!("{}/incidents/{id}", d.base))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status().as_u16(), 200);
+        let page = page.text().await.expect("page");
+        assert!(
+            page.contains("grafana") && !page.contains(r#"id="ack""#),
+            "{page}"
+        );
         let r = plain
             .post(format!("{}/incidents/{id}/ack", d.base))
             .header("cookie", &session)

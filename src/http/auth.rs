@@ -95,6 +95,11 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);
 
+/// The authenticated caller's role (absent when auth is off), so pages
+/// can leave out what the caller may not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerRole(pub Role);
+
 /// The subject of a verified client certificate (set by the TLS listener).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSubject(pub String);
@@ -838,6 +843,7 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     let role = match needs {
         Access::Open if !auth.protect_metrics || is_board(&path) => {
             if let Some(id) = cookie.as_deref().and_then(|c| auth.session(c)) {
+                req.extensions_mut().insert(CallerRole(id.role));
                 req.extensions_mut().insert(Actor(id.name));
             }
             req.extensions_mut().insert(via);
@@ -864,6 +870,7 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         return auth.deny(Denied::Forbidden, &req, &path);
     }
     req.extensions_mut().insert(Actor(identity.name));
+    req.extensions_mut().insert(CallerRole(identity.role));
     req.extensions_mut().insert(via);
     next.run(req).await
 }

@@ -34,7 +34,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::auth::{Actor, Auth, Denied, Via};
+use super::auth::{Actor, Auth, CallerRole, Denied, Role, Via};
 use super::silences::{MatcherSpec, NewSilence};
 use super::{read, AppState};
 use crate::engine::OpError;
@@ -109,6 +109,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// What every page knows about its viewer.
 struct Viewer {
     actor: Option<String>,
+    /// May act on incidents and silences (no tokens, or operator and up).
+    operator: bool,
     auth: bool,
     csrf: Option<String>,
     /// A new session cookie to set (auth off, first visit).
@@ -116,17 +118,26 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn new(auth: &Auth, actor: Option<Extension<Actor>>, via: Option<Extension<Via>>) -> Viewer {
+    fn new(
+        auth: &Auth,
+        parts: (Option<Extension<Actor>>, Option<Extension<CallerRole>>),
+        via: Option<Extension<Via>>,
+    ) -> Viewer {
+        let (actor, role) = parts;
         let actor = actor.map(|Extension(Actor(a))| a);
+        let operator =
+            !auth.enabled() || role.is_some_and(|Extension(CallerRole(r))| r >= Role::Operator);
         match via.map(|Extension(v)| v) {
             Some(Via::Session { csrf }) => Viewer {
                 actor,
+                operator,
                 auth: auth.enabled(),
                 csrf: Some(csrf),
                 set_cookie: None,
             },
             Some(Via::Header) => Viewer {
                 actor,
+                operator,
                 auth: auth.enabled(),
                 csrf: None,
                 set_cookie: None,
@@ -137,6 +148,7 @@ impl Viewer {
                 let value = Auth::new_cookie_value();
                 Viewer {
                     actor,
+                    operator,
                     auth: auth.enabled(),
                     csrf: Some(auth.csrf_for(&value)),
                     set_cookie: Some(auth.cookie_header(&value)),
@@ -231,6 +243,7 @@ fn see_other(to: &str) -> Response {
 pub fn refused(d: Denied, target: &str) -> Response {
     let viewer = Viewer {
         actor: None,
+        operator: false,
         auth: true,
         csrf: None,
         set_cookie: None,
@@ -369,9 +382,10 @@ pub async fn board(
     State(s): State<AppState>,
     RawQuery(q): RawQuery,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
 ) -> Response {
-    let viewer = Viewer::new(&s.reload.auth, actor, via);
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     let given = fields(q.unwrap_or_default().as_bytes());
     let get = |k: &str| {
         given
@@ -539,9 +553,10 @@ pub async fn incident(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
 ) -> Response {
-    let viewer = Viewer::new(&s.reload.auth, actor, via);
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     let given = fields(q.unwrap_or_default().as_bytes());
     let flash = given.get("done").map(|d| done_message(d));
     incident_page(&s, &viewer, &id, StatusCode::OK, flash, None).await
@@ -617,7 +632,7 @@ async fn incident_page(
             })
         })
         .collect();
-    let can_operate = !viewer.auth || viewer.csrf.is_some() || viewer.actor.is_some();
+    let can_operate = viewer.operator;
     page(
         status,
         "incident.html",
@@ -659,6 +674,7 @@ pub async fn operate(
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -667,7 +683,7 @@ pub async fn operate(
         Err(_) => HashMap::new(),
     };
     let ok = csrf_ok(&via, &form);
-    let viewer = Viewer::new(&s.reload.auth, actor.clone(), via);
+    let viewer = Viewer::new(&s.reload.auth, (actor.clone(), role), via);
     if let Err(rej) = body {
         return error_page(rej.status(), &viewer, &rej.body_text());
     }
@@ -729,9 +745,10 @@ pub async fn silences(
     State(s): State<AppState>,
     RawQuery(q): RawQuery,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
 ) -> Response {
-    let viewer = Viewer::new(&s.reload.auth, actor, via);
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     let given = fields(q.unwrap_or_default().as_bytes());
     silences_page(
         &s,
@@ -783,7 +800,7 @@ async fn silences_page(
         "Silences",
         json!({
             "silences": rows,
-            "can_operate": true,
+            "can_operate": viewer.operator,
             "flash": flash,
             "problem": problem,
         }),
@@ -795,9 +812,10 @@ pub async fn new_silence(
     State(s): State<AppState>,
     RawQuery(q): RawQuery,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
 ) -> Response {
-    let viewer = Viewer::new(&s.reload.auth, actor, via);
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     let form = fields(q.unwrap_or_default().as_bytes());
     new_silence_page(&s, &viewer, StatusCode::OK, &form, None).await
 }
@@ -855,7 +873,7 @@ async fn new_silence_page(
             }
         }
     };
-    let can_operate = !viewer.auth || viewer.csrf.is_some() || viewer.actor.is_some();
+    let can_operate = viewer.operator;
     page(
         status,
         "silence_new.html",
@@ -884,6 +902,7 @@ fn parse_matchers(text: &str) -> Result<Vec<matcher::Matcher>, String> {
 pub async fn create_silence(
     State(s): State<AppState>,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -892,7 +911,7 @@ pub async fn create_silence(
         Err(_) => HashMap::new(),
     };
     let ok = csrf_ok(&via, &form);
-    let viewer = Viewer::new(&s.reload.auth, actor.clone(), via);
+    let viewer = Viewer::new(&s.reload.auth, (actor.clone(), role), via);
     if let Err(rej) = body {
         return error_page(rej.status(), &viewer, &rej.body_text());
     }
@@ -958,6 +977,7 @@ pub async fn expire_silence(
     State(s): State<AppState>,
     Path(id): Path<String>,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -966,7 +986,7 @@ pub async fn expire_silence(
         Err(_) => HashMap::new(),
     };
     let ok = csrf_ok(&via, &form);
-    let viewer = Viewer::new(&s.reload.auth, actor, via);
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     if !ok {
         return error_page(StatusCode::FORBIDDEN, &viewer, CSRF_REFUSED);
     }
@@ -996,9 +1016,10 @@ pub async fn expire_silence(
 pub async fn suppressed(
     State(s): State<AppState>,
     actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
     via: Option<Extension<Via>>,
 ) -> Response {
-    let viewer = Viewer::new(&s.reload.auth, actor, via);
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     let list = match read(&s.store, |store| store.suppressed()).await {
         Ok(l) => l,
         Err(r) => return r,
@@ -1039,6 +1060,7 @@ pub async fn login_page(
     }
     let viewer = Viewer {
         actor: None,
+        operator: false,
         auth: true,
         csrf: None,
         set_cookie: None,
@@ -1078,6 +1100,7 @@ pub async fn login(State(s): State<AppState>, body: Result<Bytes, BytesRejection
                 .inc();
             let viewer = Viewer {
                 actor: None,
+                operator: false,
                 auth: true,
                 csrf: None,
                 set_cookie: None,

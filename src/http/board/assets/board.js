@@ -102,10 +102,21 @@
           var doc = new DOMParser().parseFromString(html, "text/html");
           var fresh = doc.getElementById("live"), old = document.getElementById("live");
           if (!fresh || !old) return;
-          old.replaceWith(fresh);
-          ["timeline", "h-alerts"].forEach(function (id) {
+          old.replaceWith(document.importNode(fresh, true));
+          // The incident page's other sections: alerts, timeline, and the
+          // actions unless someone is typing in them.
+          ["h-alerts", "timeline", "h-actions"].forEach(function (id) {
             var a = doc.getElementById(id), b = document.getElementById(id);
-            if (a && b) b.parentNode.replaceChild(a.parentNode.cloneNode(true), b.parentNode);
+            var section = b && b.closest("section");
+            var fresh = a && a.closest("section");
+            if (!section || !fresh) return;
+            if (id === "h-actions") {
+              var busy = section.contains(document.activeElement) ||
+                Array.prototype.some.call(section.querySelectorAll("input[type=text], textarea"),
+                  function (x) { return x.value !== ""; });
+              if (busy) return;
+            }
+            section.replaceWith(document.importNode(fresh, true));
           });
           refreshTimes(document);
           current = -1;
