@@ -365,6 +365,21 @@ async fn with_tokens_the_board_refuses_without_login_and_works_after_it() {
             assert_eq!(r.status().as_u16(), 401, "{p}");
             assert!(r.text().await.expect("body").contains("Log in"), "{p}");
         }
+        // A form posted without a session: the login, then the board (a
+        // post cannot be repeated by a redirect).
+        let r = plain
+            .post(format!("{}/incidents/{id}/ack", d.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("note=x")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 401);
+        assert!(r
+            .text()
+            .await
+            .expect("body")
+            .contains(r#"name="next" value="&#x2f;""#));
         // The cookie a login sets.
         let r = plain
             .post(format!("{}/login", d.base))

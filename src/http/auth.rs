@@ -777,11 +777,16 @@ impl Auth {
             .unwrap_or_default();
         tracing::warn!(remote = %remote, method = %req.method(), path, reason = d.as_str(), "request refused");
         if is_board(path) {
-            let target = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into());
+            // After a login, back to the page asked for (a form's post
+            // cannot be repeated by a redirect: then the board).
+            let target = match *req.method() {
+                Method::GET | Method::HEAD => req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into()),
+                _ => "/".into(),
+            };
             return super::board::refused(d, &target);
         }
         match d {
