@@ -19,7 +19,8 @@
 //! 8. Adapters: [`ingest`] (payload parsing), [`http`] (routes and
 //!    handlers), [`kafka`] (source, changelog, forward), [`actions`] (the
 //!    executor: webhook, exec, kafka), [`tools`] (replay, rule tests and
-//!    their coverage, explaining an alert).
+//!    their coverage, explaining an alert), [`client`] (the command-line
+//!    client of a running daemon: `incidentd incidents|silences ...`).
 //! 9. [`daemon`]: starts and stops it all (`serve`, `forward`).
 //!
 //! An alert's path: [`http::ingest`] → [`ingest::parse`] →
@@ -44,6 +45,7 @@ pub mod store;
 pub mod pipeline;
 
 pub mod actions;
+pub mod client;
 pub mod http;
 pub mod ingest;
 pub mod kafka;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use incidentd::client::{Client, ListOptions, NewSilence, OpOptions};
 use incidentd::config::Config;
 use incidentd::daemon::Server;
 use incidentd::http::auth::Role;
@@ -58,6 +59,146 @@ enum Command {
     /// Restore: stop the daemon, copy the file into place as
     /// `<data_dir>/incidentd.redb`, start it.
     Backup(BackupArgs),
+    /// Incidents of a running daemon: list, show, and work them.
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
+    /// Silences of a running daemon: list, add, expire.
+    Silences {
+        #[command(subcommand)]
+        command: SilencesCommand,
+    },
+}
+
+/// Output of the client commands.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// A readable table.
+    Table,
+    /// The server's JSON answer.
+    Json,
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Output: a table for people, or the server's JSON for scripts.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct ActArgs {
+    /// The incident, e.g. INC-20261202-0001.
+    id: String,
+    /// A note for the timeline.
+    #[arg(long)]
+    note: Option<String>,
+    /// Who acts (without tokens; default $USER). With a token, the token's
+    /// name acts and this is who it was done for.
+    #[arg(long)]
+    by: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Subcommand)]
+enum IncidentsCommand {
+    /// List incidents, newest first (default: every status, 100 at most).
+    List {
+        /// open, acknowledged, resolved or closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// P1..P5.
+        #[arg(long)]
+        priority: Option<String>,
+        /// A category (availability, performance, ...).
+        #[arg(long)]
+        category: Option<String>,
+        /// At most this many (1..10000).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// One incident with its alerts and timeline.
+    Show {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Acknowledge an open incident.
+    Ack(ActArgs),
+    /// Assign an incident to someone.
+    Assign {
+        #[command(flatten)]
+        act: ActArgs,
+        /// Who takes it.
+        #[arg(long)]
+        to: String,
+    },
+    /// Add a note to the timeline.
+    Note(ActArgs),
+    /// Resolve an incident (service restored).
+    Resolve {
+        #[command(flatten)]
+        act: ActArgs,
+        /// What restored the service.
+        #[arg(long)]
+        workaround: Option<String>,
+        /// Why it broke.
+        #[arg(long)]
+        root_cause: Option<String>,
+    },
+    /// Close a resolved incident.
+    Close(ActArgs),
+    /// Reopen a resolved or closed incident.
+    Reopen(ActArgs),
+}
+
+#[derive(Subcommand)]
+enum SilencesCommand {
+    /// Every silence (active, pending, expired).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Silence the alerts matching every MATCHER (`service="db"`,
+    /// `instance=~"db-.*"`, `env!="dev"`) from now on.
+    Add {
+        /// Label matchers, Alertmanager syntax; all must match.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. 2h, 30m, 1d.
+        #[arg(long)]
+        duration: String,
+        /// Why: a change ticket, a reason.
+        #[arg(long)]
+        comment: String,
+        /// Who (without tokens; default $USER).
+        #[arg(long)]
+        author: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Expire a silence now.
+    Expire {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -471,6 +612,8 @@ fn main() -> ExitCode {
         Command::Db {
             command: DbCommand::Check { data_dir },
         } => db_check(&data_dir),
+        Command::Incidents { command } => client_command(run_incidents(command)),
+        Command::Silences { command } => client_command(run_silences(command)),
         Command::Backup(args) => match backup(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -491,6 +634,180 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// Runs a client command; its error (the server's message for a 4xx/5xx)
+/// goes to stderr and the exit code is 1.
+fn client_command(work: impl std::future::Future<Output = anyhow::Result<String>>) -> ExitCode {
+    let done = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(work));
+    match done {
+        Ok(text) => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = out.write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("incidentd: {}", error_chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+impl ClientArgs {
+    fn api(&self) -> anyhow::Result<Client> {
+        let http = self.client(Some(std::time::Duration::from_secs(60)))?;
+        Ok(Client::new(http, &self.url, self.token.clone()))
+    }
+
+    /// Who acts: the given name; without a token, $USER.
+    fn by(&self, given: Option<String>) -> Option<String> {
+        given.or_else(|| {
+            self.token
+                .is_none()
+                .then(|| std::env::var("USER").ok())
+                .flatten()
+        })
+    }
+}
+
+fn render(
+    out: &OutputArgs,
+    v: &serde_json::Value,
+    table: impl FnOnce(&serde_json::Value) -> String,
+) -> String {
+    match out.output {
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()),
+        Output::Table => table(v),
+    }
+}
+
+async fn act(a: ActArgs, action: &str, mut o: OpOptions) -> anyhow::Result<String> {
+    let api = a.client.api()?;
+    o.by = a.client.by(a.by);
+    o.note = a.note;
+    let v = api.operate(&a.id, action, &o).await?;
+    Ok(render(&a.out, &v, |v| {
+        format!(
+            "{} is {}{}\n",
+            v["id"].as_str().unwrap_or(&a.id),
+            v["status"].as_str().unwrap_or("?"),
+            v["assignee"]
+                .as_str()
+                .map(|x| format!(", assigned to {x}"))
+                .unwrap_or_default()
+        )
+    }))
+}
+
+async fn run_incidents(command: IncidentsCommand) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
+    match command {
+        IncidentsCommand::List {
+            status,
+            priority,
+            category,
+            limit,
+            client,
+            out,
+        } => {
+            let v = client
+                .api()?
+                .incidents(&ListOptions {
+                    status,
+                    priority,
+                    category,
+                    limit,
+                })
+                .await?;
+            Ok(render(&out, &v, |v| {
+                incidentd::client::incidents_table(v, now)
+            }))
+        }
+        IncidentsCommand::Show { id, client, out } => {
+            let v = client.api()?.incident(&id).await?;
+            Ok(render(&out, &v, |v| {
+                incidentd::client::incident_text(v, now)
+            }))
+        }
+        IncidentsCommand::Ack(a) => act(a, "ack", OpOptions::default()).await,
+        IncidentsCommand::Assign { act: a, to } => {
+            act(
+                a,
+                "assign",
+                OpOptions {
+                    assignee: Some(to),
+                    ..OpOptions::default()
+                },
+            )
+            .await
+        }
+        IncidentsCommand::Note(a) => act(a, "notes", OpOptions::default()).await,
+        IncidentsCommand::Resolve {
+            act: a,
+            workaround,
+            root_cause,
+        } => {
+            act(
+                a,
+                "resolve",
+                OpOptions {
+                    workaround,
+                    root_cause,
+                    ..OpOptions::default()
+                },
+            )
+            .await
+        }
+        IncidentsCommand::Close(a) => act(a, "close", OpOptions::default()).await,
+        IncidentsCommand::Reopen(a) => act(a, "reopen", OpOptions::default()).await,
+    }
+}
+
+async fn run_silences(command: SilencesCommand) -> anyhow::Result<String> {
+    match command {
+        SilencesCommand::List { client, out } => {
+            let v = client.api()?.silences().await?;
+            Ok(render(&out, &v, incidentd::client::silences_table))
+        }
+        SilencesCommand::Add {
+            matchers,
+            duration,
+            comment,
+            author,
+            client,
+            out,
+        } => {
+            let created_by = client.by(author);
+            let v = client
+                .api()?
+                .add_silence(&NewSilence {
+                    matchers,
+                    duration,
+                    comment,
+                    created_by,
+                })
+                .await?;
+            Ok(render(&out, &v, |v| {
+                format!("{}\n", v["silence_id"].as_str().unwrap_or("?"))
+            }))
+        }
+        SilencesCommand::Expire { id, client, out } => {
+            let v = client.api()?.expire_silence(&id).await?;
+            Ok(render(&out, &v, |v| {
+                format!(
+                    "{} is {}\n",
+                    v["id"].as_str().unwrap_or(&id),
+                    v["state"].as_str().unwrap_or("?")
+                )
+            }))
+        }
     }
 }
 

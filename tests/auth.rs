@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{v2_alert, Daemon};
 use incidentd::config::TlsConfig;
-use incidentd::http::auth::{digest_hex, Access, Role, ROUTES};
+use incidentd::http::auth::{digest_hex, Access, Body, Role, ROUTES};
 use serde_json::{json, Value};
 
 /// One secret per role, and the tokens file naming them.
@@ -84,6 +84,10 @@ async fn call(
     let resp = r.send().await.expect("request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
+    if path == "/api/v1/events" && status == 200 {
+        // The event stream does not end; its head is the answer.
+        return (status, Value::Null, headers);
+    }
     let text = resp.text().await.expect("body");
     (
         status,
@@ -92,11 +96,37 @@ async fn call(
     )
 }
 
+/// A board form post as a given caller.
+async fn call_form(
+    d: &Daemon,
+    path: &str,
+    who: Option<&str>,
+    form: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    // The form's own answer: a 303 is not followed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut r = http
+        .post(format!("{}{path}", d.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_string());
+    if let Some(secret) = who {
+        r = r.bearer_auth(secret);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    (status, Value::String(text), headers)
+}
+
 /// A concrete request for a route of the table.
 fn request_for(method: &str, route: &str, incident: &str) -> (String, Option<Value>) {
     let path = route.replace("{id}", incident).replace("{action}", "notes");
-    let path = if route == "/api/v1/silences/{id}" {
-        "/api/v1/silences/SIL-none".to_string()
+    let path = if route == "/api/v1/silences/{id}" || route == "/silences/{id}/expire" {
+        path.replace(incident, "SIL-none")
     } else {
         path
     };
@@ -144,12 +174,44 @@ async fn every_endpoint_against_no_token_a_bad_token_and_each_role() {
         ),
         ("admin", Some(secret(Role::Admin)), Some(Role::Admin)),
     ];
-    for (method, route, access, _) in ROUTES {
+    for (method, route, access, kind) in ROUTES {
         for (who, token, role) in &callers {
             let (path, body) = request_for(method, route, &incident);
-            let (status, answer, headers) = call(&d, method, &path, *token, body).await;
+            let (status, answer, headers) = if *kind == Body::Form {
+                // The board's forms: a form body (with a token in the
+                // header, no CSRF token is needed).
+                let form = match *route {
+                    "/login" => format!("token={}", token.unwrap_or("")),
+                    _ => "note=matrix&do=preview&matchers=alertname%3D%22Matrix%22".to_string(),
+                };
+                call_form(&d, &path, *token, &form).await
+            } else {
+                call(&d, method, &path, *token, body).await
+            };
             let what = format!("{method} {route} as {who}: {status} {answer}");
+            let board = incidentd::http::auth::is_board(route);
             match (access, role) {
+                (Access::Open, _) if *route == "/login" && *method == "POST" => {
+                    // Logging in is open; a token that is not known is refused.
+                    let want = if role.is_some() { 303 } else { 401 };
+                    assert_eq!(status, want, "{what}");
+                }
+                (Access::Role(_), None) if board => {
+                    // The board answers with its login page.
+                    assert_eq!(status, 401, "{what}");
+                    assert!(
+                        answer
+                            .as_str()
+                            .is_some_and(|a| a.contains(r#"name="token""#)),
+                        "{what}: the login form"
+                    );
+                    assert!(
+                        headers.get("www-authenticate").is_some_and(
+                            |h| h.to_str().unwrap_or("") == r#"Bearer realm="incidentd""#
+                        ),
+                        "{what}: WWW-Authenticate without Basic (no browser password dialog)"
+                    );
+                }
                 (Access::Open, _) => {
                     assert_ne!(status, 401, "{what}");
                     assert_ne!(status, 403, "{what}");

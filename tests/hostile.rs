@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::serve::Serve;
-use incidentd::http::auth::ROUTES;
+use incidentd::http::auth::{Body, ROUTES};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -463,6 +463,21 @@ fn edge_requests(route: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// Form bodies with edge values for the board's forms.
+fn edge_forms() -> Vec<String> {
+    vec![
+        String::new(),
+        "csrf=&note=%00".into(),
+        "%%%%&&&==".into(),
+        format!("note={}", "x".repeat(100_000)),
+        "do=create&matchers=alertname%3D%3D&duration=1000000y&comment=c".into(),
+        "do=create&matchers=a%3D%22b%22&duration=-1h".into(),
+        "do=preview&matchers=%7B%7B%7B".into(),
+        "token=%F0%9F%92%A5&next=%2F%2Fevil.example".into(),
+        "assignee=%00&workaround=%E2%80%AE&root_cause=".into(),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_takes_edge_values_without_a_5xx_or_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -481,8 +496,30 @@ async fn every_endpoint_takes_edge_values_without_a_5xx_or_a_panic() {
         .await
         .expect("seed");
     assert_eq!(r.status(), 200);
+    // A board session, so edge forms get past the CSRF check.
+    let seeded = r.json::<Value>().await.expect("seed answer");
+    let seeded = seeded["created"][0].as_str().expect("an incident");
+    let page = http
+        .get(d.url(&format!("/incidents/{seeded}")))
+        .send()
+        .await
+        .expect("board");
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .to_string();
+    let html = page.text().await.unwrap_or_default();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_string();
     let mut sent = 0;
-    for (method, route, _, _) in ROUTES {
+    for (method, route, _, kind) in ROUTES {
         if *route == "/-/backup" {
             continue; // Answers the database file; covered in store_faults.rs.
         }
@@ -496,13 +533,44 @@ async fn every_endpoint_takes_edge_values_without_a_5xx_or_a_panic() {
                 panic!("{method} {path}: no answer ({e})\n{}", d.proc.log_tail())
             });
             let status = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
+            // The event stream does not end: its status is the answer.
+            let text = if *route == "/api/v1/events" {
+                String::new()
+            } else {
+                r.text().await.unwrap_or_default()
+            };
             assert!(
                 status < 500,
                 "{method} {path} answered {status}: {}",
                 text.chars().take(300).collect::<String>()
             );
             sent += 1;
+        }
+        if *kind == Body::Form {
+            // The board's forms, given forms with edge values.
+            for (path, _) in edge_requests(route).into_iter().step_by(17) {
+                for form in edge_forms() {
+                    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+                    let r = http
+                        .request(method.clone(), d.url(&path))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("cookie", &cookie)
+                        .body(format!("csrf={csrf}&{form}"))
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| {
+                            panic!("{method} {path}: no answer ({e})\n{}", d.proc.log_tail())
+                        });
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    assert!(
+                        status < 500,
+                        "{method} {path} form {form:?} answered {status}: {}",
+                        text.chars().take(300).collect::<String>()
+                    );
+                    sent += 1;
+                }
+            }
         }
     }
     assert!(sent > 200, "sent {sent} requests");

@@ -116,7 +116,57 @@ impl Checker {
                 .body(b.to_string());
         }
         let r = req.send().await.expect("request");
+        self.answer(method, template, path, r).await
+    }
+
+    /// Sends a board form; like [`Checker::call`].
+    async fn call_form(
+        &mut self,
+        d: &Daemon,
+        template: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: &str,
+    ) -> (u16, Value) {
+        // The form's own answer (a 303 is not followed).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut req = http
+            .post(format!("{}{path}", d.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string());
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.expect("request");
+        self.answer("POST", template, path, r).await
+    }
+
+    /// Checks an answer: its status is documented, its JSON validates.
+    async fn answer(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        r: reqwest::Response,
+    ) -> (u16, Value) {
         let status = r.status().as_u16();
+        if template == "/api/v1/events" {
+            // A stream that does not end: its status and type are the answer.
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            assert!(ct.starts_with("text/event-stream"), "{ct}");
+            self.schema(method, template, status);
+            self.checked
+                .insert((method.to_string(), template.to_string(), status));
+            return (status, Value::Null);
+        }
         let is_json = r
             .headers()
             .get("content-type")
@@ -494,6 +544,163 @@ async fn real_answers_match_their_schemas() {
     let (s, _) = c.call(&d, "POST", "/-/backup", "/-/backup", None).await;
     assert_eq!(s, 200, "the backup answers the database file");
     for p in ["/metrics", "/-/healthy", "/-/ready"] {
+        let (s, _) = c.call(&d, "GET", p, p, None).await;
+        assert_eq!(s, 200, "{p}");
+    }
+
+    // The event stream, and the board's pages and forms (HTML: their
+    // statuses must be documented; there is no JSON schema to check).
+    c.call(&d, "GET", "/api/v1/events", "/api/v1/events", None)
+        .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let first = http
+        .get(format!("{}/", d.base))
+        .send()
+        .await
+        .expect("board");
+    let cookie = first
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let page = first.text().await.expect("page");
+    assert!(page.contains("class=\"row\""), "the board lists: {page}");
+    c.call(&d, "GET", "/", "/", None).await;
+    c.call(&d, "GET", "/", "/?priority=P9", None).await;
+    let t = "/incidents/{id}";
+    let (s, page) = c
+        .call(&d, "GET", t, &format!("/incidents/{id}"), None)
+        .await;
+    assert_eq!(s, 200);
+    c.call(&d, "GET", t, "/incidents/INC-20000101-0001", None)
+        .await;
+    let incident_page = http
+        .get(format!("{}/incidents/{id}", d.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("page");
+    let csrf = incident_page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF token in the forms")
+        .to_string();
+    assert!(page.as_str().is_some_and(|p| p.contains("Timeline")));
+    let t = "/incidents/{id}/{action}";
+    let (s, _) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/incidents/{id}/notes"),
+            Some(&cookie),
+            &format!("csrf={csrf}&note=n&by=bob"),
+        )
+        .await;
+    assert_eq!(s, 303);
+    let (s, _) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/incidents/{id}/ack"),
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(s, 409, "acknowledging a resolved incident");
+    let (s, _) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/incidents/{id}/notes"),
+            Some(&cookie),
+            "csrf=forged&note=n",
+        )
+        .await;
+    assert_eq!(s, 403);
+    c.call_form(
+        &d,
+        t,
+        &format!("/incidents/{id}/nope"),
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    c.call(&d, "GET", "/silences", "/silences", None).await;
+    let t = "/silences/new";
+    c.call(
+        &d,
+        "GET",
+        t,
+        "/silences/new?matchers=alertname%3D%22KubePodCrashLooping%22",
+        None,
+    )
+    .await;
+    c.call(&d, "GET", t, "/silences/new?matchers=%7B", None)
+        .await;
+    let (s, _) = c
+        .call_form(&d, "/silences", "/silences", Some(&cookie),
+            &format!("csrf={csrf}&do=create&matchers=alertname%3D%22Board%22&duration=1h&comment=c&by=bob"))
+        .await;
+    assert_eq!(s, 303);
+    c.call_form(
+        &d,
+        "/silences",
+        "/silences",
+        Some(&cookie),
+        &format!("csrf={csrf}&do=preview&matchers=alertname%3D%22Board%22"),
+    )
+    .await;
+    c.call_form(
+        &d,
+        "/silences",
+        "/silences",
+        Some(&cookie),
+        &format!("csrf={csrf}&do=create&matchers=%7B&duration=1h&comment=c"),
+    )
+    .await;
+    let (_, silences) = c
+        .call(&d, "GET", "/api/v1/silences", "/api/v1/silences", None)
+        .await;
+    let board_silence = silences
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["comment"] == "c"))
+        .and_then(|x| x["id"].as_str())
+        .expect("the board's silence")
+        .to_string();
+    let t = "/silences/{id}/expire";
+    let (s, _) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/silences/{board_silence}/expire"),
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(s, 303);
+    c.call_form(
+        &d,
+        t,
+        "/silences/SIL-none/expire",
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    c.call(&d, "GET", "/suppressed", "/suppressed", None).await;
+    c.call(&d, "GET", "/login", "/login", None).await;
+    c.call_form(&d, "/login", "/login", None, "token=x").await;
+    c.call_form(&d, "/logout", "/logout", Some(&cookie), "")
+        .await;
+    for p in ["/assets/board.css", "/assets/board.js"] {
         let (s, _) = c.call(&d, "GET", p, p, None).await;
         assert_eq!(s, 200, "{p}");
     }

@@ -91,7 +91,17 @@ impl Security {
             None if config.auth.insecure_no_auth => (Auth::off(metrics.clone()), true),
             None => return Err(ServerError::Unprotected(listen)),
         };
-        let auth = Arc::new(auth.with_origins(external.into_iter().collect()));
+        // The board's session cookie is `Secure` when browsers reach
+        // incidentd over TLS: its own, or a proxy's (an https external_url).
+        let secure = config.tls.is_some()
+            || config
+                .external_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"));
+        let auth = Arc::new(
+            auth.with_origins(external.into_iter().collect())
+                .with_secure_cookies(secure),
+        );
         let tls = match &config.tls {
             Some(t) => Some(Arc::new(Tls::load(t)?)),
             None => None,
@@ -216,6 +226,7 @@ impl Server {
         engine.set_external_url(&external);
         let (rules_tx, rules_rx) = tokio::sync::watch::channel(engine.rules().clone());
         let (dispatcher, jobs_rx) = actions::channel(config.actions.queue_capacity);
+        let events = pipeline::events::EventBus::new();
         let (handle, writer) = pipeline::spawn(Writer {
             dispatcher: Some(Box::new(dispatcher)),
             rules_tx: Some(rules_tx),
@@ -227,6 +238,7 @@ impl Server {
             metrics_window: config.incidents.metrics_window,
             replication: changelog_writer,
             retention: config.retention.clone(),
+            events: Some(events.clone()),
         })?;
         actions::spawn_executor(
             actions::ExecutorSettings {
@@ -263,6 +275,7 @@ impl Server {
             store,
             metrics,
             started_at: Utc::now(),
+            events,
             limits,
             ready: Arc::new(AtomicBool::new(false)),
         };
@@ -299,6 +312,7 @@ impl Server {
             security,
         } = self;
         let ready = state.ready.clone();
+        let events = state.events.clone();
         let app = http::router(state);
         let (stop_kafka, kafka_stopped) = tokio::sync::watch::channel(false);
         let kafka = kafka.map(|k| tokio::spawn(k.run(kafka_stopped)));
@@ -325,6 +339,8 @@ impl Server {
                 let _ = since.set(std::time::Instant::now());
                 ready_off.store(false, Ordering::Release);
                 let _ = stop_kafka.send(true);
+                // Event streams end now, so their connections can close.
+                events.close();
                 tracing::info!("shutting down: intake stopped, draining");
             },
             deadline,

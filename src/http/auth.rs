@@ -20,7 +20,13 @@
 //!   `incidentd_http_requests_denied_total{reason}` and logged with the
 //!   remote address; the presented secret is never logged.
 //! - The handlers see the caller as an [`Actor`] extension (absent when
-//!   auth is off), which the audit trail records instead of any `by` field.
+//!   auth is off), which the audit trail records instead of any `by` field,
+//!   and how it was authenticated as a [`Via`] extension.
+//! - The board's session cookie ([`SESSION_COOKIE`]: `HttpOnly`,
+//!   `SameSite=Strict`, in memory, [`SESSION_TTL`]) stands in for a token
+//!   on the board's routes ([`is_board`]) and for reads of the API (the
+//!   event stream), never for API writes. A refused board route answers
+//!   HTML (the login page for missing credentials) instead of JSON.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -89,6 +95,11 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);
 
+/// The authenticated caller's role (absent when auth is off), so pages
+/// can leave out what the caller may not do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerRole(pub Role);
+
 /// The subject of a verified client certificate (set by the TLS listener).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSubject(pub String);
@@ -111,7 +122,33 @@ pub enum Body {
     Ingest,
     /// JSON, declared as such (or no body at all).
     Json,
+    /// A board form: `application/x-www-form-urlencoded` (or no body).
+    /// Cross-site posts are refused by origin, and a form posted with the
+    /// session cookie must carry the session's CSRF token (checked by the
+    /// board's handlers, see [`Via`]).
+    Form,
 }
+
+/// How the caller of a request was authenticated (an extension every
+/// request carries past the guard). A board form checks its CSRF token
+/// only when the credentials came with the browser on their own (the
+/// session cookie); a token in a header cannot be sent by another site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// `Authorization` header or client certificate.
+    Header,
+    /// The board's session cookie; forms must carry this CSRF token.
+    Session { csrf: String },
+    /// Nothing (auth off, no session cookie yet).
+    Nothing,
+}
+
+/// The name of the board's session cookie.
+pub const SESSION_COOKIE: &str = "incidentd_session";
+/// How long a board login lasts.
+pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+/// Most board logins kept at once; beyond it the oldest is dropped.
+const MAX_SESSIONS: usize = 10_000;
 
 /// Every route, its method, what it needs and what it reads. The router
 /// and this table must agree: a test walks both.
@@ -242,6 +279,52 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Access::Role(Role::Viewer),
         Body::None,
     ),
+    (
+        "GET",
+        "/api/v1/events",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    // The board (server-rendered HTML, `http::board`).
+    ("GET", "/", Access::Role(Role::Viewer), Body::None),
+    (
+        "GET",
+        "/incidents/{id}",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    (
+        "POST",
+        "/incidents/{id}/{action}",
+        Access::Role(Role::Operator),
+        Body::Form,
+    ),
+    ("GET", "/silences", Access::Role(Role::Viewer), Body::None),
+    (
+        "POST",
+        "/silences",
+        Access::Role(Role::Operator),
+        Body::Form,
+    ),
+    (
+        "GET",
+        "/silences/new",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    (
+        "POST",
+        "/silences/{id}/expire",
+        Access::Role(Role::Operator),
+        Body::Form,
+    ),
+    ("GET", "/suppressed", Access::Role(Role::Viewer), Body::None),
+    // Logging in and out, and the board's stylesheet and script, are open.
+    ("GET", "/login", Access::Open, Body::None),
+    ("POST", "/login", Access::Open, Body::Form),
+    ("POST", "/logout", Access::Open, Body::Form),
+    ("GET", "/assets/board.css", Access::Open, Body::None),
+    ("GET", "/assets/board.js", Access::Open, Body::None),
     // The API description is public (nothing in it is not in the README).
     ("GET", "/api/v1/openapi.json", Access::Open, Body::None),
     (
@@ -496,6 +579,32 @@ pub struct Auth {
     /// See [`Auth::with_origins`].
     origins: Vec<String>,
     metrics: Arc<Metrics>,
+    /// Board logins (in memory: a restart logs everybody out).
+    sessions: parking_lot::Mutex<HashMap<[u8; 32], Session>>,
+    /// Keys the CSRF tokens (random per process).
+    csrf_key: [u8; 32],
+    /// Mark the session cookie `Secure` (the listener speaks TLS).
+    secure_cookies: bool,
+}
+
+/// A board login: who, with the digest of the token used (so a token
+/// removed from the tokens file ends its sessions), until when.
+struct Session {
+    identity: Identity,
+    token: Option<[u8; 32]>,
+    expires: std::time::Instant,
+}
+
+/// A random key, or (when the system has no randomness, which `getrandom`
+/// reports) one from the clock and address space: CSRF tokens are then
+/// weaker but the daemon still serves.
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    if getrandom::fill(&mut key).is_err() {
+        let seed = format!("{:?}{:p}", std::time::SystemTime::now(), &key);
+        key = Sha256::digest(seed.as_bytes()).into();
+    }
+    key
 }
 
 /// Every refusal reason starts at zero.
@@ -518,6 +627,9 @@ impl Auth {
             protect_metrics: false,
             origins: Vec::new(),
             metrics,
+            sessions: parking_lot::Mutex::new(HashMap::new()),
+            csrf_key: random_key(),
+            secure_cookies: false,
         }
     }
 
@@ -535,7 +647,104 @@ impl Auth {
             protect_metrics,
             origins: Vec::new(),
             metrics,
+            sessions: parking_lot::Mutex::new(HashMap::new()),
+            csrf_key: random_key(),
+            secure_cookies: false,
         })
+    }
+
+    /// Marks the board's session cookie `Secure` (when serving TLS).
+    pub fn with_secure_cookies(mut self, secure: bool) -> Auth {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// The CSRF token of a session cookie value: a keyed digest, so it
+    /// needs no state and cannot be derived by another site.
+    pub fn csrf_for(&self, cookie: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(self.csrf_key);
+        h.update(b"csrf:");
+        h.update(cookie.as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A fresh session cookie value (256 random bits).
+    pub fn new_cookie_value() -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_key())
+    }
+
+    /// The `Set-Cookie` value for a session cookie (empty `value` with
+    /// `Max-Age=0` clears it).
+    pub fn cookie_header(&self, value: &str) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let age = if value.is_empty() {
+            "; Max-Age=0".to_string()
+        } else if self.enabled() {
+            format!("; Max-Age={}", SESSION_TTL.as_secs())
+        } else {
+            String::new()
+        };
+        format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}")
+    }
+
+    /// Logs in with a token's secret: the cookie value of a new session,
+    /// or `None` for a secret that matches no token.
+    pub fn login(&self, secret: &str) -> Option<(String, Identity)> {
+        let tokens = self.tokens.read().clone();
+        let identity = tokens.check(secret)?.clone();
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let value = Auth::new_cookie_value();
+        let now = std::time::Instant::now();
+        let mut sessions = self.sessions.lock();
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, s| s.expires > now);
+        }
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| *k)
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(
+            Sha256::digest(value.as_bytes()).into(),
+            Session {
+                identity: identity.clone(),
+                token: Some(digest),
+                expires: now + SESSION_TTL,
+            },
+        );
+        Some((value, identity))
+    }
+
+    /// Ends the session of this cookie value.
+    pub fn logout(&self, cookie: &str) {
+        let key: [u8; 32] = Sha256::digest(cookie.as_bytes()).into();
+        self.sessions.lock().remove(&key);
+    }
+
+    /// The identity of a live session whose token still exists.
+    fn session(&self, cookie: &str) -> Option<Identity> {
+        let key: [u8; 32] = Sha256::digest(cookie.as_bytes()).into();
+        let now = std::time::Instant::now();
+        let mut sessions = self.sessions.lock();
+        let s = sessions.get(&key)?;
+        let tokens = self.tokens.read().clone();
+        let still = s.expires > now
+            && s.token.is_none_or(|d| {
+                tokens
+                    .digests
+                    .iter()
+                    .any(|(t, id)| bool::from(t.ct_eq(&d)) && *id == s.identity)
+            });
+        if !still {
+            sessions.remove(&key);
+            return None;
+        }
+        Some(s.identity.clone())
     }
 
     /// Origins (`host[:port]`) besides the request's own `Host` that count
@@ -573,6 +782,19 @@ impl Auth {
             .map(|c| c.0.to_string())
             .unwrap_or_default();
         tracing::warn!(remote = %remote, method = %req.method(), path, reason = d.as_str(), "request refused");
+        if is_board(path) {
+            // After a login, back to the page asked for (a form's post
+            // cannot be repeated by a redirect: then the board).
+            let target = match *req.method() {
+                Method::GET | Method::HEAD => req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into()),
+                _ => "/".into(),
+            };
+            return super::board::refused(d, &target);
+        }
         match d {
             Denied::NoCredentials | Denied::BadCredentials => {
                 let mut r = error(
@@ -616,20 +838,40 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     if !content_type_ok(req.headers(), body) {
         return auth.deny(Denied::ContentType, &req, &path);
     }
+    // The session cookie counts on the board's pages and forms, and for
+    // reading the API (the board's event stream); never for API writes.
+    let cookie = session_cookie(req.headers()).filter(|_| is_board(&path) || !writes);
+    let via = match &cookie {
+        Some(c) => Via::Session {
+            csrf: auth.csrf_for(c),
+        },
+        None => Via::Nothing,
+    };
     if !auth.enabled() {
+        req.extensions_mut().insert(via);
         return next.run(req).await;
     }
     let role = match needs {
-        Access::Open if !auth.protect_metrics => return next.run(req).await,
+        Access::Open if !auth.protect_metrics || is_board(&path) => {
+            if let Some(id) = cookie.as_deref().and_then(|c| auth.session(c)) {
+                req.extensions_mut().insert(CallerRole(id.role));
+                req.extensions_mut().insert(Actor(id.name));
+            }
+            req.extensions_mut().insert(via);
+            return next.run(req).await;
+        }
         Access::Open => Role::Viewer,
         Access::Role(r) => r,
     };
     let tokens = auth.tokens.read().clone();
-    let identity = match credentials(req.headers()) {
-        Some(secret) => tokens.check(&secret).cloned(),
+    let (identity, via) = match credentials(req.headers()) {
+        Some(secret) => (tokens.check(&secret).cloned(), Via::Header),
         None => match req.extensions().get::<PeerSubject>() {
-            Some(s) => tokens.subject(&s.0).cloned(),
-            None => return auth.deny(Denied::NoCredentials, &req, &path),
+            Some(s) => (tokens.subject(&s.0).cloned(), Via::Header),
+            None => match cookie.as_deref().and_then(|c| auth.session(c)) {
+                Some(id) => (Some(id), via),
+                None => return auth.deny(Denied::NoCredentials, &req, &path),
+            },
         },
     };
     let Some(identity) = identity else {
@@ -639,7 +881,29 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         return auth.deny(Denied::Forbidden, &req, &path);
     }
     req.extensions_mut().insert(Actor(identity.name));
+    req.extensions_mut().insert(CallerRole(identity.role));
+    req.extensions_mut().insert(via);
     next.run(req).await
+}
+
+/// A route of the board (HTML for people), not of the API.
+pub fn is_board(path: &str) -> bool {
+    !(path.starts_with("/api/")
+        || path.starts_with("/-/")
+        || path.starts_with("/v2/")
+        || path == "/metrics")
+}
+
+/// The board's session cookie, when the request has one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty() && value.len() <= 128)
+        .map(|(_, value)| value.to_string())
 }
 
 /// A bearer token, or the password of basic auth.
@@ -696,6 +960,13 @@ fn content_type_ok(headers: &HeaderMap, body: Body) -> bool {
     if body == Body::None {
         return true;
     }
+    let wanted = |essence: &str| match body {
+        Body::Form => essence == "application/x-www-form-urlencoded",
+        _ => {
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        }
+    };
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         let empty = headers
             .get(header::CONTENT_LENGTH)
@@ -714,8 +985,7 @@ fn content_type_ok(headers: &HeaderMap, body: Body) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    wanted(&essence)
 }
 
 #[cfg(test)]
@@ -846,6 +1116,33 @@ mod tests {
         assert!(content_type_ok(&none, Body::Ingest));
         none.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         assert!(content_type_ok(&none, Body::Json), "no body at all");
+    }
+
+    #[test]
+    fn session_cookies_are_http_only_strict_and_secure_under_tls() {
+        let metrics = Arc::new(Metrics::new());
+        let plain = Auth::off(metrics.clone());
+        let c = plain.cookie_header("abc");
+        assert!(
+            c.starts_with("incidentd_session=abc; Path=/; HttpOnly; SameSite=Strict"),
+            "{c}"
+        );
+        assert!(!c.contains("Secure"), "{c}");
+        let tls = Auth::off(metrics).with_secure_cookies(true);
+        assert!(tls.cookie_header("abc").contains("; Secure"));
+        assert!(tls.cookie_header("").contains("Max-Age=0"), "clears");
+        // CSRF tokens depend on the cookie and on this process's key.
+        assert_eq!(plain.csrf_for("a"), plain.csrf_for("a"));
+        assert_ne!(plain.csrf_for("a"), plain.csrf_for("b"));
+        assert_ne!(plain.csrf_for("a"), tls.csrf_for("a"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; incidentd_session=abc; y=2"),
+        );
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+        assert!(is_board("/") && is_board("/incidents/INC-1") && !is_board("/api/v1/events"));
+        assert!(!is_board("/metrics") && !is_board("/-/ready") && !is_board("/v2/enqueue"));
     }
 
     #[test]

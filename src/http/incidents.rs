@@ -335,7 +335,7 @@ pub async fn open(
 }
 
 /// The `similar` incidents with what resolved them (knowledge base at first response).
-async fn similar_details(store: &Store, ids: &[String]) -> serde_json::Value {
+pub(super) async fn similar_details(store: &Store, ids: &[String]) -> serde_json::Value {
     let store = store.clone();
     let keys: Vec<IncidentKey> = ids.iter().filter_map(|i| IncidentKey::parse(i)).collect();
     let found = tokio::task::spawn_blocking(move || {

@@ -13,11 +13,15 @@
 //! health, reload, backup), [`report`] (the Markdown incident report),
 //! [`rules`] (explaining an alert's path through the loaded rules),
 //! [`alertmanager`] (the Alertmanager API v2 subset for amtool and
-//! Grafana), [`openapi`] (the OpenAPI description of all of it).
+//! Grafana), [`openapi`] (the OpenAPI description of all of it), [`board`]
+//! (the HTML incident board at `/`), [`events`] (the Server-Sent Events
+//! stream of incident changes).
 
 pub mod admin;
 pub mod alertmanager;
 pub mod auth;
+pub mod board;
+pub mod events;
 pub mod incidents;
 pub mod ingest;
 pub mod openapi;
@@ -53,6 +57,8 @@ pub struct AppState {
     pub reload: admin::Reload,
     /// When the daemon started (`/api/v2/status` uptime).
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Committed changes, for the event stream.
+    pub events: crate::pipeline::events::EventBus,
 }
 
 /// All routes of `serve`.
@@ -88,6 +94,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v2/status", get(alertmanager::status))
         .route("/api/v1/rules/explain", post(rules::explain))
+        .route("/api/v1/events", get(events::stream))
+        .route("/", get(board::board))
+        .route("/incidents/{id}", get(board::incident))
+        .route("/incidents/{id}/{action}", post(board::operate))
+        .route(
+            "/silences",
+            get(board::silences).post(board::create_silence),
+        )
+        .route("/silences/new", get(board::new_silence))
+        .route("/silences/{id}/expire", post(board::expire_silence))
+        .route("/suppressed", get(board::suppressed))
+        .route("/login", get(board::login_page).post(board::login))
+        .route("/logout", post(board::logout))
+        .route("/assets/board.css", get(board::css))
+        .route("/assets/board.js", get(board::js))
         .route("/-/ready", get(admin::ready))
         .route("/-/reload", post(admin::reload))
         .route("/-/backup", post(admin::backup));

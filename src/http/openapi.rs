@@ -412,6 +412,113 @@ fn healthy() {}
 #[allow(dead_code)]
 fn ready() {}
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (the `id` of the last event received)")),
+    responses((status = 200, description = "Server-Sent Events: one `data:` line of JSON per incident change, with `id:` `INC-YYYYMMDD-NNNN:seq` (see the README, Event stream)", body = String, content_type = "text/event-stream")))]
+#[allow(dead_code)]
+fn events() {}
+
+#[utoipa::path(get, path = "/", tag = "board",
+    params(("status" = Option<String>, Query, description = "active (default: open and acknowledged), open, acknowledged, resolved or closed"),
+           ("priority" = Option<String>, Query, description = "P1..P5"),
+           ("category" = Option<String>, Query, description = "A category"),
+           ("labels" = Option<String>, Query, description = "Label matchers on the incident's shared labels: `service=\"db\", env=~\"prod.*\"`"),
+           ("q" = Option<String>, Query, description = "Text in the id, title, category, assignee or labels")),
+    responses((status = 200, description = "The board: active incidents by priority", body = String, content_type = "text/html"),
+              (status = 400, description = "The board, with the filter's problem", body = String, content_type = "text/html"),
+              (status = 401, description = "The login page (tokens on, no session)", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_page() {}
+
+#[utoipa::path(get, path = "/incidents/{id}", tag = "board",
+    params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN")),
+    responses((status = 200, description = "The incident page", body = String, content_type = "text/html"),
+              (status = 401, description = "The login page", body = String, content_type = "text/html"),
+              (status = 404, description = "No such incident", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_incident() {}
+
+#[utoipa::path(post, path = "/incidents/{id}/{action}", tag = "board",
+    params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN"),
+           ("action" = String, Path, description = "ack, assign, notes, resolve, close or reopen")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Form fields `csrf` (with the session cookie), `note`, `assignee`, `workaround`, `root_cause`, `by` (without tokens)"),
+    responses((status = 303, description = "Done (durable); back to the incident page"),
+              (status = 400, description = "The incident page with the problem", body = String, content_type = "text/html"),
+              (status = 403, description = "Missing or stale CSRF token, or a cross-site post", body = String, content_type = "text/html"),
+              (status = 404, description = "No such incident or action", body = String, content_type = "text/html"),
+              (status = 409, description = "Illegal transition: the incident page with the message", body = String, content_type = "text/html"),
+              (status = 415, description = "Not a form", body = String, content_type = "text/html"),
+              (status = 503, description = "Retry later", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_operate() {}
+
+#[utoipa::path(get, path = "/silences", tag = "board",
+    responses((status = 200, description = "Silences, active first", body = String, content_type = "text/html"),
+              (status = 401, description = "The login page", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_silences() {}
+
+#[utoipa::path(post, path = "/silences", tag = "board",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`matchers` (one per line), `duration`, `comment`, `csrf`, `by` (without tokens), and `do`: `preview` or `create`"),
+    responses((status = 200, description = "The preview: firing alerts the silence would match", body = String, content_type = "text/html"),
+              (status = 303, description = "Created (durable); to the silences page"),
+              (status = 400, description = "The form with the problem", body = String, content_type = "text/html"),
+              (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html"),
+              (status = 415, description = "Not a form", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_silence_create() {}
+
+#[utoipa::path(get, path = "/silences/new", tag = "board",
+    params(("matchers" = Option<String>, Query, description = "Prefill: matchers, one per line"),
+           ("duration" = Option<String>, Query, description = "Prefill: duration"),
+           ("comment" = Option<String>, Query, description = "Prefill: comment")),
+    responses((status = 200, description = "The form, with a preview when matchers are given", body = String, content_type = "text/html"),
+              (status = 400, description = "The form with the matchers' problem", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_silence_new() {}
+
+#[utoipa::path(post, path = "/silences/{id}/expire", tag = "board",
+    params(("id" = String, Path, description = "Silence id")),
+    responses((status = 303, description = "Expired (durable); to the silences page"),
+              (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html"),
+              (status = 404, description = "No such silence", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_silence_expire() {}
+
+#[utoipa::path(get, path = "/suppressed", tag = "board",
+    responses((status = 200, description = "Alerts kept out of incidents, and why", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_suppressed() {}
+
+#[utoipa::path(get, path = "/login", tag = "board",
+    responses((status = 200, description = "The login form", body = String, content_type = "text/html"),
+              (status = 303, description = "Tokens off or already logged in: to `next`")))]
+#[allow(dead_code)]
+fn board_login_page() {}
+
+#[utoipa::path(post, path = "/login", tag = "board",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token`: an API token's secret; `next`: where to go"),
+    responses((status = 303, description = "Logged in: an HttpOnly, SameSite=Strict session cookie, and to `next`"),
+              (status = 401, description = "Unknown token: the form again", body = String, content_type = "text/html"),
+              (status = 415, description = "Not a form", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_login() {}
+
+#[utoipa::path(post, path = "/logout", tag = "board",
+    responses((status = 303, description = "The session ended and its cookie cleared")))]
+#[allow(dead_code)]
+fn board_logout() {}
+
+#[utoipa::path(get, path = "/assets/board.css", tag = "board",
+    responses((status = 200, description = "The board's stylesheet (embedded)", body = String, content_type = "text/css")))]
+#[allow(dead_code)]
+fn board_css() {}
+
+#[utoipa::path(get, path = "/assets/board.js", tag = "board",
+    responses((status = 200, description = "The board's script (embedded)", body = String, content_type = "text/javascript")))]
+#[allow(dead_code)]
+fn board_js() {}
+
 /// The description, before the roles and version are filled in.
 #[derive(OpenApi)]
 #[openapi(
@@ -425,7 +532,10 @@ fn ready() {}
         incidents_list, incidents_open, incidents_show, incidents_report, incidents_operate,
         silences_list, silences_create, silences_show, silences_expire, alerts_suppressed,
         am::alerts, am::alert_groups, am::silences, am::create, am::silence, am::expire, am::status,
-        openapi_json, reload, backup, metrics, healthy, ready, rules_explain,
+        openapi_json, reload, backup, metrics, healthy, ready, rules_explain, events,
+        board_page, board_incident, board_operate, board_silences, board_silence_create,
+        board_silence_new, board_silence_expire, board_suppressed, board_login_page,
+        board_login, board_logout, board_css, board_js,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Roles),
@@ -436,6 +546,8 @@ fn ready() {}
         (name = "alertmanager", description = "The Alertmanager API v2 subset (amtool, Grafana)"),
         (name = "rules", description = "Explaining an alert's path through the loaded rules"),
         (name = "operations", description = "Metrics, health, reload, online backup, this description"),
+        (name = "events", description = "Incident changes as Server-Sent Events"),
+        (name = "board", description = "The incident board: HTML pages and forms for people (not an API; listed so every route is described)"),
     )
 )]
 struct ApiDoc;

@@ -767,6 +767,7 @@ mod writer_tests {
             metrics_window: Duration::from_secs(3600),
             replication: Some(Box::new(w)),
             retention: Default::default(),
+            events: None,
         })
         .expect("writer");
         (handle, join, store)

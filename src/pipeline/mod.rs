@@ -14,9 +14,11 @@
 //! [`Handle`], and it calls out only through its [`ports`] (replication of
 //! incident state, the action dispatcher). Layout: this file (the handle
 //! and commands), [`writer`] (the writer thread), [`handover`] (adopting a
-//! partition's incidents), [`ports`], [`reload`] (rule reloads).
+//! partition's incidents), [`ports`], [`reload`] (rule reloads), [`events`]
+//! (the broadcast of committed changes behind the event stream).
 
 pub mod admission;
+pub mod events;
 pub mod handover;
 pub mod ports;
 pub mod reload;

@@ -52,6 +52,8 @@ pub struct Writer {
     pub replication: Option<Box<dyn Replication>>,
     /// How long finished things are kept.
     pub retention: RetentionSettings,
+    /// Committed changes for the event stream, when anyone may listen.
+    pub events: Option<super::events::EventBus>,
 }
 
 /// The store could not commit; the writer heals it before writing again.
@@ -632,6 +634,9 @@ impl Writer {
             }
         }
         let changes = batch.changes;
+        if let Some(bus) = &self.events {
+            bus.publish(&changes);
+        }
         self.metrics.record(&changes.events);
         self.dispatch(changes.dispatch);
         let changed_state = changes
@@ -748,6 +753,7 @@ mod tests {
             metrics_window: Duration::from_secs(3600),
             replication: None,
             retention: Default::default(),
+            events: None,
         })
         .expect("writer");
         (handle, join, store, metrics)

@@ -70,7 +70,7 @@ use schema::*;
 use seen::fold_log;
 
 pub use error::StoreError;
-pub use read::{FullIncident, ListFilter, Snapshot};
+pub use read::{FullIncident, ListFilter, Snapshot, TimelineAfter};
 pub use write::Batch;
 
 /// The database file's name in the data directory.

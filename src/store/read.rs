@@ -35,6 +35,16 @@ pub struct Snapshot {
 /// An incident with its alerts and timeline.
 pub type FullIncident = (Incident, Vec<AlertRecord>, Vec<TimelineEntry>);
 
+/// Timeline entries after a given one (see [`Store::timeline_after`]).
+#[derive(Debug, Default)]
+pub struct TimelineAfter {
+    pub entries: Vec<(IncidentKey, u32, TimelineEntry)>,
+    /// The incidents the entries belong to, as stored now.
+    pub incidents: Vec<Incident>,
+    /// More entries followed than the limit.
+    pub truncated: bool,
+}
+
 /// Filters for listing incidents.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
@@ -464,6 +474,52 @@ impl Store {
             complete.then_some(n)
         };
         Ok(page)
+    }
+
+    /// The timeline entries written at or after the entry `(key, seq)`
+    /// (other than it and its incident's earlier ones), oldest first, at
+    /// most `limit`; `None` when that entry is not stored. Reads the whole
+    /// timeline table: for resuming an event stream after a restart, not
+    /// for every request.
+    pub fn timeline_after(
+        &self,
+        key: IncidentKey,
+        seq: u32,
+        limit: usize,
+    ) -> Result<Option<TimelineAfter>, StoreError> {
+        let tx = self.db()?.begin_read()?;
+        let table = tx.open_table(TIMELINE)?;
+        let Some(row) = table.get((key.0, seq))? else {
+            return Ok(None);
+        };
+        let since: TimelineEntry = read_json("timeline", row.value())?;
+        let mut entries = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let (k, n) = k.value();
+            if k == key.0 && n <= seq {
+                continue;
+            }
+            let entry: TimelineEntry = read_json("timeline", v.value())?;
+            if entry.at >= since.at {
+                entries.push((IncidentKey(k), n, entry));
+            }
+        }
+        entries.sort_by_key(|a| (a.2.at, a.0, a.1));
+        let truncated = entries.len() > limit;
+        entries.truncate(limit);
+        let keys: std::collections::BTreeSet<IncidentKey> = entries.iter().map(|e| e.0).collect();
+        let mut incidents = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some((inc, _)) = read_incident(&tx, k, false)? {
+                incidents.push(inc);
+            }
+        }
+        Ok(Some(TimelineAfter {
+            entries,
+            incidents,
+            truncated,
+        }))
     }
 
     /// Every row of a JSON table.

@@ -5,6 +5,7 @@
 //! sink ([`serve`]).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod procs;
 pub mod serve;
 pub mod tools;

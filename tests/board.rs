@@ -1,0 +1,581 @@
+//! The incident board in a real browser: headless Chromium (Debian
+//! `chromium`) over WebDriver (`chromium-driver`), against the real server
+//! on an ephemeral loopback port. What a person sees and clicks:
+//! - the board lists incidents posted over the API, grouped by priority,
+//!   with local times (UTC on hover), and keyboard navigation opens one;
+//! - an incident acknowledged by a click shows as acknowledged in the API,
+//!   with the right actor; a conflict (409) is a message on the page;
+//! - a silence created in the board suppresses the next matching alert;
+//! - a new alert appears on an open board without a reload (the event
+//!   stream);
+//! - with tokens on, the board refuses without a login and works after it;
+//! - a phone-sized window shows the board without sideways scrolling.
+//!
+//! The screenshots in docs/img/ come from this browser:
+//! `UPDATE_SCREENSHOTS=1 cargo test --test board screenshots` rewrites them.
+//!
+//! Each test holds one browser at a time (a lock) and ends within
+//! [`BOUND`]; Chromium runs with `--headless=new --no-sandbox` on loopback.
+mod common;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::{shipped_rules, v2_alert, Daemon};
+use incidentd::http::auth::digest_hex;
+use serde_json::{json, Value};
+
+/// Longest one browser test may take.
+const BOUND: Duration = Duration::from_secs(180);
+
+/// One browser at a time: the machine has few cores.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn bounded(what: &str, f: impl Future<Output = ()>) {
+    let _one = BROWSER.lock().await;
+    if tokio::time::timeout(BOUND, f).await.is_err() {
+        panic!("{what} did not finish within {BOUND:?}");
+    }
+}
+
+fn alert(name: &str, labels: &[(&str, &str)], summary: &str) -> Value {
+    let mut all = json!({"alertname": name});
+    for (k, v) in labels {
+        all[*k] = json!(v);
+    }
+    json!({"labels": all, "annotations": {"summary": summary}})
+}
+
+async fn post_alerts(d: &Daemon, alerts: Value) -> Value {
+    let (s, body) = d.post_json("/api/v2/alerts", alerts).await;
+    assert_eq!(s, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_lists_incidents_and_an_ack_by_click_shows_in_the_api() {
+    bounded("board list and ack", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Daemon::start(&dir.path().join("data"), shipped_rules(), |_| {}).await;
+        let made = post_alerts(
+            &d,
+            json!([
+                alert("DatabaseDown", &[("severity", "critical"), ("service", "db"), ("env", "prod")], "primary database unreachable"),
+                alert("DiskAlmostFull", &[("severity", "warning"), ("instance", "web-1")], "disk 91% full"),
+            ]),
+        )
+        .await;
+        let ids: Vec<String> = made["created"]
+            .as_array()
+            .expect("created")
+            .iter()
+            .map(|v| v.as_str().expect("id").to_string())
+            .collect();
+        assert_eq!(ids.len(), 2, "{made}");
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        b.goto(&format!("{}/", d.base)).await;
+        b.wait_text("primary database unreachable", Duration::from_secs(10))
+            .await;
+        let html = b.source().await;
+        for id in &ids {
+            assert!(html.contains(id.as_str()), "{id} listed");
+        }
+        // Priorities carry a text label, not colour alone.
+        let prios = b
+            .script("return Array.from(document.querySelectorAll('#live h2 .prio')).map(e => e.textContent)")
+            .await;
+        assert!(
+            prios.as_array().is_some_and(|p| !p.is_empty()
+                && p.iter().all(|x| x.as_str().is_some_and(|t| t.starts_with('P')))),
+            "{prios}"
+        );
+        // Filters: text search and label matchers narrow the list.
+        b.goto(&format!("{}/?q=web-1", d.base)).await;
+        let html = b.source().await;
+        assert!(html.contains(&ids[1]) && !html.contains(&ids[0]), "search");
+        b.goto(&format!("{}/?labels=service%3D%22db%22", d.base)).await;
+        let html = b.source().await;
+        assert!(html.contains(&ids[0]) && !html.contains(&ids[1]), "matchers");
+
+        // Keyboard: j selects the first row, Enter opens it.
+        b.goto(&format!("{}/", d.base)).await;
+        b.find("tr.row").await;
+        b.keys("j").await;
+        b.keys("\u{E007}").await; // Enter
+        b.wait_text("Timeline", Duration::from_secs(10)).await;
+        let opened = b.url().await;
+        assert!(
+            ids.iter().any(|id| opened.ends_with(&format!("/incidents/{id}"))),
+            "{opened}"
+        );
+
+        // Times: local (the browser runs in Asia/Kolkata), UTC on hover.
+        b.goto(&format!("{}/incidents/{}", d.base, ids[0])).await;
+        let t = b
+            .script("const t = document.querySelector('time'); return [t.textContent, t.title, t.getAttribute('datetime')]")
+            .await;
+        let shown = t[0].as_str().unwrap_or("");
+        let title = t[1].as_str().unwrap_or("");
+        assert!(title.ends_with("UTC"), "{t}");
+        assert!(!shown.ends_with("UTC") && !shown.is_empty(), "local time: {t}");
+        assert_ne!(&shown[11..16], &title[11..16], "not the UTC clock: {t}");
+
+        // Acknowledge by clicking, with a name for the timeline (no tokens).
+        b.type_into("#byname", "alice").await;
+        b.type_into("form[action$='/ack'] input[name=note]", "looking")
+            .await;
+        b.click("#ack").await;
+        b.wait_text("Acknowledged.", Duration::from_secs(10)).await;
+        let full = d.get_json(&format!("/api/v1/incidents/{}", ids[0])).await;
+        assert_eq!(full["status"], "acknowledged", "{full}");
+        assert_eq!(full["acknowledged_by"], "alice", "{full}");
+        assert!(
+            full["timeline"]
+                .as_array()
+                .expect("timeline")
+                .iter()
+                .any(|e| e["kind"] == "acknowledged" && e["by"] == "alice"),
+            "{full}"
+        );
+        // Resolve with workaround and root cause, then close: open to closed.
+        b.type_into("form[action$='/resolve'] textarea[name=workaround]", "failed over to the replica").await;
+        b.type_into("form[action$='/resolve'] textarea[name=root_cause]", "disk controller").await;
+        b.click("#resolve").await;
+        b.wait_text("Resolved.", Duration::from_secs(10)).await;
+        b.click("#close").await;
+        b.wait_text("Closed.", Duration::from_secs(10)).await;
+        let full = d.get_json(&format!("/api/v1/incidents/{}", ids[0])).await;
+        assert_eq!(full["status"], "closed", "{full}");
+        assert_eq!(full["workaround"], "failed over to the replica");
+        assert_eq!(full["root_cause"], "disk controller");
+        assert_eq!(full["resolved_by"], "alice");
+        // The report is rendered, not shown as Markdown source.
+        let report = b.text(".report article h1").await;
+        assert!(report.starts_with("Incident report"), "{report}");
+
+        // A conflict is a message: someone else acknowledges first.
+        b.goto(&format!("{}/incidents/{}", d.base, ids[1])).await;
+        let (s, _) = d
+            .post_json(
+                &format!("/api/v1/incidents/{}/ack", ids[1]),
+                json!({"by": "bob"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        b.click("#ack").await;
+        b.wait_text("only an open incident can be acknowledged", Duration::from_secs(10))
+            .await;
+        b.find("h1").await;
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_created_in_the_board_suppresses_the_next_matching_alert() {
+    bounded("silence from the board", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Daemon::start(&dir.path().join("data"), shipped_rules(), |_| {}).await;
+        let made = post_alerts(
+            &d,
+            json!([alert(
+                "NodeFilesystemFull",
+                &[("instance", "db-1"), ("severity", "warning")],
+                "fs full"
+            )]),
+        )
+        .await;
+        let id = made["created"][0].as_str().expect("id").to_string();
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        // Prefilled from the alert's labels.
+        b.click("a[href^='/silences/new']").await;
+        b.wait_text("Would silence 1 firing alert", Duration::from_secs(10))
+            .await;
+        let prefilled = b
+            .script("return document.getElementById('matchers').value")
+            .await;
+        assert!(
+            prefilled
+                .as_str()
+                .is_some_and(|m| m.contains(r#"alertname="NodeFilesystemFull""#)
+                    && m.contains(r#"instance="db-1""#)),
+            "{prefilled}"
+        );
+        // Widen it to every instance, preview, then create.
+        b.script("document.getElementById('matchers').value = 'alertname=\"NodeFilesystemFull\"'")
+            .await;
+        b.click("#preview").await;
+        b.wait_text("Would silence 1 firing alert", Duration::from_secs(10))
+            .await;
+        b.type_into("#comment", "CHG-42 disk migration").await;
+        b.click("#create").await;
+        b.wait_text("created.", Duration::from_secs(10)).await;
+        let silences = d.get_json("/api/v1/silences").await;
+        assert_eq!(silences.as_array().map(Vec::len), Some(1), "{silences}");
+        assert!(silences[0]["comment"]
+            .as_str()
+            .is_some_and(|c| c.contains("CHG-42 disk migration")));
+        // The next matching alert is kept out of incidents.
+        let next = post_alerts(
+            &d,
+            json!([alert(
+                "NodeFilesystemFull",
+                &[("instance", "db-2"), ("severity", "warning")],
+                "fs full"
+            )]),
+        )
+        .await;
+        assert_eq!(next["suppressed"], 1, "{next}");
+        b.goto(&format!("{}/suppressed", d.base)).await;
+        b.wait_text("db-2", Duration::from_secs(10)).await;
+        assert!(b.text("table.suppressed tbody").await.contains("silenced"));
+        // Expire it from the silences page.
+        b.goto(&format!("{}/silences", d.base)).await;
+        b.click("table.silences button[type=submit]").await;
+        b.wait_text("expired.", Duration::from_secs(10)).await;
+        let silences = d.get_json("/api/v1/silences").await;
+        assert_eq!(silences[0]["state"], "expired", "{silences}");
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_alert_appears_on_an_open_board_without_a_reload() {
+    bounded("live board", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Daemon::start(&dir.path().join("data"), shipped_rules(), |_| {}).await;
+        post_alerts(&d, json!([v2_alert("FirstOne", &[("instance", "a")])])).await;
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        b.goto(&format!("{}/", d.base)).await;
+        b.wait_text("FirstOne", Duration::from_secs(10)).await;
+        b.wait_text("● live", Duration::from_secs(10)).await;
+        // A mark a reload would wipe.
+        b.script("window.notReloaded = true").await;
+        post_alerts(
+            &d,
+            json!([alert(
+                "PaymentsLatencyHigh",
+                &[("severity", "critical"), ("service", "payments")],
+                "p99 over 2s"
+            )]),
+        )
+        .await;
+        b.wait_text("p99 over 2s", Duration::from_secs(15)).await;
+        assert_eq!(
+            b.script("return window.notReloaded === true").await,
+            json!(true)
+        );
+
+        // An open incident page follows its incident: someone else's
+        // acknowledgement and note show, and its actions change.
+        let list = d.get_json("/api/v1/incidents").await;
+        let id = list
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|i| i["title"].as_str().unwrap_or("").contains("FirstOne"))
+            })
+            .and_then(|i| i["id"].as_str())
+            .expect("FirstOne's incident")
+            .to_string();
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        b.wait_text("● live", Duration::from_secs(10)).await;
+        b.find("#ack").await;
+        b.script("window.notReloaded = true").await;
+        let (s, _) = d
+            .post_json(
+                &format!("/api/v1/incidents/{id}/ack"),
+                json!({"by": "bob", "note": "taking it"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        b.wait_text("taking it", Duration::from_secs(15)).await;
+        assert_eq!(b.text("#status").await, "acknowledged");
+        let ack_gone = b
+            .script("return document.getElementById('ack') === null")
+            .await;
+        assert_eq!(ack_gone, json!(true), "the acknowledge form is gone");
+        assert_eq!(
+            b.script("return window.notReloaded === true").await,
+            json!(true)
+        );
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+async fn start_with_tokens(dir: &Path) -> Daemon {
+    let file = dir.join("tokens.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "tokens:\n  - name: oncall-alice\n    role: operator\n    sha256: {}\n  - name: grafana\n    role: viewer\n    sha256: {}\n",
+            digest_hex("s-operator-board"),
+            digest_hex("s-viewer-board")
+        ),
+    )
+    .expect("tokens file");
+    Daemon::start(&dir.join("data"), shipped_rules(), |c| {
+        c.auth.tokens_file = Some(file)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_the_board_refuses_without_login_and_works_after_it() {
+    bounded("login", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = start_with_tokens(dir.path()).await;
+        let (s, made) = {
+            let r = d
+                .http
+                .post(format!("{}/api/v2/alerts", d.base))
+                .bearer_auth("s-operator-board")
+                .json(&json!([alert(
+                    "CacheDown",
+                    &[("severity", "critical")],
+                    "redis gone"
+                )]))
+                .send()
+                .await
+                .expect("post");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        };
+        assert_eq!(s, 200, "{made}");
+        let id = made["created"][0].as_str().expect("id").to_string();
+
+        // Without a login: the login page, for every board page.
+        let plain = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        for p in ["/", &format!("/incidents/{id}"), "/silences", "/suppressed"] {
+            let r = plain
+                .get(format!("{}{p}", d.base))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status().as_u16(), 401, "{p}");
+            assert!(r.text().await.expect("body").contains("Log in"), "{p}");
+        }
+        // A form posted without a session: the login, then the board (a
+        // post cannot be repeated by a redirect).
+        let r = plain
+            .post(format!("{}/incidents/{id}/ack", d.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("note=x")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 401);
+        assert!(r
+            .text()
+            .await
+            .expect("body")
+            .contains(r#"name="next" value="&#x2f;""#));
+        // The cookie a login sets.
+        let r = plain
+            .post(format!("{}/login", d.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("token=s-viewer-board&next=%2F")
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status().as_u16(), 303);
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("a cookie")
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        // A viewer may look but not act: no forms, and a post is refused.
+        let session = cookie.split(';').next().expect("value").to_string();
+        let page = plain
+            .get(format!("{}/incidents/{id}", d.base))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status().as_u16(), 200);
+        let page = page.text().await.expect("page");
+        assert!(
+            page.contains("grafana") && !page.contains(r#"id="ack""#),
+            "{page}"
+        );
+        let r = plain
+            .post(format!("{}/incidents/{id}/ack", d.base))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("csrf=whatever")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 403);
+        // The session cookie does not carry API writes.
+        let r = plain
+            .post(format!("{}/api/v1/incidents/{id}/ack", d.base))
+            .header("cookie", &session)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 401);
+
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        b.wait_text("Log in", Duration::from_secs(10)).await;
+        b.type_into("#token", "not-a-token").await;
+        b.click("#login").await;
+        b.wait_text("That token is not known.", Duration::from_secs(10))
+            .await;
+        b.type_into("#token", "s-operator-board").await;
+        b.click("#login").await;
+        // Back where it was going, logged in.
+        b.wait_text("oncall-alice", Duration::from_secs(10)).await;
+        assert!(b.url().await.ends_with(&format!("/incidents/{id}")));
+        let http_only = b.script("return document.cookie").await;
+        assert_eq!(
+            http_only,
+            json!(""),
+            "the session cookie is not readable by scripts"
+        );
+        b.click("#ack").await;
+        b.wait_text("Acknowledged.", Duration::from_secs(10)).await;
+        let full = d
+            .http
+            .get(format!("{}/api/v1/incidents/{id}", d.base))
+            .bearer_auth("s-viewer-board")
+            .send()
+            .await
+            .expect("get")
+            .json::<Value>()
+            .await
+            .expect("json");
+        assert_eq!(full["acknowledged_by"], "oncall-alice", "{full}");
+        // The event stream works with the session too.
+        b.wait_text("● live", Duration::from_secs(10)).await;
+        // Logging out ends the session.
+        b.click("header button.link").await;
+        b.wait_text("Log in", Duration::from_secs(10)).await;
+        b.goto(&format!("{}/", d.base)).await;
+        b.wait_text("API token", Duration::from_secs(10)).await;
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_and_a_phone_sized_window() {
+    bounded("screenshots", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Daemon::start(&dir.path().join("data"), shipped_rules(), |_| {}).await;
+        let made = post_alerts(
+            &d,
+            json!([
+                alert(
+                    "DatabaseDown",
+                    &[
+                        ("severity", "critical"),
+                        ("service", "db"),
+                        ("env", "prod"),
+                        ("instance", "db-1")
+                    ],
+                    "primary database unreachable"
+                ),
+                alert(
+                    "KubePodCrashLooping",
+                    &[
+                        ("severity", "critical"),
+                        ("namespace", "shop"),
+                        ("pod", "cart-7d9f"),
+                        ("env", "prod")
+                    ],
+                    "cart pod restarting"
+                ),
+                alert(
+                    "HighLatency",
+                    &[("severity", "warning"), ("service", "search")],
+                    "p99 latency 1.8s"
+                ),
+                alert(
+                    "DiskAlmostFull",
+                    &[("severity", "warning"), ("instance", "web-1")],
+                    "disk 91% full"
+                ),
+                alert(
+                    "CertificateExpiry",
+                    &[("severity", "info"), ("instance", "api.example")],
+                    "certificate expires in 20 days"
+                ),
+            ]),
+        )
+        .await;
+        let id = made["created"][0].as_str().expect("id").to_string();
+        let second = made["created"][1].as_str().expect("id").to_string();
+        let (s, _) = d
+            .post_json(
+                &format!("/api/v1/incidents/{second}/ack"),
+                json!({"by": "alice", "note": "restarting the cart deployment"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let (s, _) = d
+            .post_json(
+                &format!("/api/v1/incidents/{id}/notes"),
+                json!({"by": "bob", "note": "failover started"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let b = Browser::start(dir.path(), 1280, 860).await;
+        b.goto(&format!("{}/", d.base)).await;
+        b.wait_text("primary database unreachable", Duration::from_secs(10))
+            .await;
+        let board = b.screenshot().await;
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        b.wait_text("failover started", Duration::from_secs(10))
+            .await;
+        let incident = b.screenshot().await;
+        // A phone: no sideways scrolling, every incident still listed.
+        b.resize(390, 844).await;
+        b.goto(&format!("{}/", d.base)).await;
+        b.wait_text("primary database unreachable", Duration::from_secs(10))
+            .await;
+        let fits = b
+            .script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+            .await;
+        assert_eq!(fits, json!(true), "no horizontal scroll on a phone");
+        let phone = b.screenshot().await;
+        for (name, png) in [
+            ("board.png", &board),
+            ("incident.png", &incident),
+            ("board-phone.png", &phone),
+        ] {
+            assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+            let to = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("docs/img")
+                    .join(name)
+            } else {
+                dir.path().join(name)
+            };
+            std::fs::create_dir_all(to.parent().expect("dir")).expect("mkdir");
+            std::fs::write(&to, png).expect("write screenshot");
+        }
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
