@@ -120,6 +120,117 @@ enum IncidentsCommand {
         /// At most this many (1..10000).
         #[arg(long)]
         limit: Option<usize>,
+        /// A label matcher on the incident's common labels, e.g.
+        /// `cluster="eu-1"`; repeatable, all must match.
+        #[arg(long = "match", value_name = "MATCHER")]
+        matchers: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Open an incident by hand (service desk): a phone call, an email, a
+    /// user request. Priority comes from impact × urgency.
+    Open {
+        /// What is wrong, in a line.
+        title: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// hardware, software, network, account, performance, security or other.
+        #[arg(long)]
+        category: Option<String>,
+        /// high, medium or low (default: the rules' default impact).
+        #[arg(long)]
+        impact: Option<String>,
+        /// high, medium or low (default: the rules' default urgency).
+        #[arg(long)]
+        urgency: Option<String>,
+        /// Who reported it (default: you).
+        #[arg(long)]
+        reporter: Option<String>,
+        /// How to reach the reporter.
+        #[arg(long)]
+        contact: Option<String>,
+        /// The affected service.
+        #[arg(long)]
+        service: Option<String>,
+        /// A label, `name=value`; repeatable.
+        #[arg(long = "label", value_name = "NAME=VALUE")]
+        labels: Vec<String>,
+        /// Who opens it (without tokens; default $USER).
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Merge an incident into another: its alerts and timeline move there
+    /// and it closes as merged.
+    Merge {
+        /// The incident that goes away.
+        id: String,
+        /// The incident that takes its alerts.
+        #[arg(long)]
+        into: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Link two incidents: caused_by, causes or related.
+    Link {
+        id: String,
+        /// The other incident.
+        #[arg(long)]
+        to: String,
+        /// caused_by, causes or related (seen from ID).
+        #[arg(long, default_value = "related")]
+        relation: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Split alerts (by fingerprint) off into a new incident.
+    Split {
+        id: String,
+        /// Fingerprints of the alerts that leave (see `incidents show`).
+        #[arg(required = true)]
+        alerts: Vec<String>,
+        /// Title of the new incident.
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Override the priority (with a reason), or clear the override.
+    Priority {
+        id: String,
+        /// P1..P5.
+        #[arg(long, conflicts_with_all = ["clear"])]
+        set: Option<String>,
+        /// high, medium or low (the priority then comes from the matrix).
+        #[arg(long, conflicts_with_all = ["clear"])]
+        impact: Option<String>,
+        #[arg(long, conflicts_with_all = ["clear"])]
+        urgency: Option<String>,
+        /// Why (required to set).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Remove the override: the rules decide again.
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        by: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
         #[command(flatten)]
@@ -714,6 +825,7 @@ async fn run_incidents(command: IncidentsCommand) -> anyhow::Result<String> {
             priority,
             category,
             limit,
+            matchers,
             client,
             out,
         } => {
@@ -724,6 +836,7 @@ async fn run_incidents(command: IncidentsCommand) -> anyhow::Result<String> {
                     priority,
                     category,
                     limit,
+                    matchers,
                 })
                 .await?;
             Ok(render(&out, &v, |v| {
@@ -767,7 +880,126 @@ async fn run_incidents(command: IncidentsCommand) -> anyhow::Result<String> {
         }
         IncidentsCommand::Close(a) => act(a, "close", OpOptions::default()).await,
         IncidentsCommand::Reopen(a) => act(a, "reopen", OpOptions::default()).await,
+        IncidentsCommand::Open {
+            title,
+            description,
+            category,
+            impact,
+            urgency,
+            reporter,
+            contact,
+            service,
+            labels,
+            by,
+            client,
+            out,
+        } => {
+            let mut l = serde_json::Map::new();
+            for pair in labels {
+                let Some((k, v)) = pair.split_once('=') else {
+                    anyhow::bail!("--label {pair:?}: expected NAME=VALUE");
+                };
+                l.insert(k.trim().to_string(), serde_json::json!(v));
+            }
+            let mut body = serde_json::json!({"title": title, "labels": l});
+            for (k, v) in [
+                ("description", description),
+                ("category", category),
+                ("impact", impact),
+                ("urgency", urgency),
+                ("reporter", reporter),
+                ("contact", contact),
+                ("service", service),
+                ("by", client.by(by)),
+            ] {
+                if let Some(v) = v {
+                    body[k] = serde_json::json!(v);
+                }
+            }
+            let v = client.api()?.open_incident(body).await?;
+            Ok(render(&out, &v, desk_line))
+        }
+        IncidentsCommand::Merge {
+            id,
+            into,
+            by,
+            client,
+            out,
+        } => {
+            let body = serde_json::json!({"into": into, "by": client.by(by)});
+            let v = client.api()?.desk(&id, "merge", body).await?;
+            Ok(render(&out, &v, |v| {
+                format!("{id} merged into {}", desk_line(v))
+            }))
+        }
+        IncidentsCommand::Link {
+            id,
+            to,
+            relation,
+            by,
+            client,
+            out,
+        } => {
+            let body = serde_json::json!({"to": to, "relation": relation, "by": client.by(by)});
+            let v = client.api()?.desk(&id, "link", body).await?;
+            Ok(render(&out, &v, |v| {
+                format!("{id} {relation} {to}: {}", desk_line(v))
+            }))
+        }
+        IncidentsCommand::Split {
+            id,
+            alerts,
+            title,
+            by,
+            client,
+            out,
+        } => {
+            let body = serde_json::json!({"alerts": alerts, "title": title, "by": client.by(by)});
+            let v = client.api()?.desk(&id, "split", body).await?;
+            Ok(render(&out, &v, |v| format!("split off: {}", desk_line(v))))
+        }
+        IncidentsCommand::Priority {
+            id,
+            set,
+            impact,
+            urgency,
+            reason,
+            clear,
+            by,
+            client,
+            out,
+        } => {
+            let mut body = serde_json::json!({"clear": clear, "by": client.by(by)});
+            for (k, v) in [
+                ("priority", set.map(|p| p.to_ascii_uppercase())),
+                ("impact", impact),
+                ("urgency", urgency),
+                ("reason", reason),
+            ] {
+                if let Some(v) = v {
+                    body[k] = serde_json::json!(v);
+                }
+            }
+            let v = client.api()?.desk(&id, "priority", body).await?;
+            Ok(render(&out, &v, desk_line))
+        }
     }
+}
+
+/// One line about an incident a service-desk command answered with.
+fn desk_line(v: &serde_json::Value) -> String {
+    let mut line = format!(
+        "{} {} {} {}",
+        v["id"].as_str().unwrap_or("?"),
+        v["priority"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+        v["title"].as_str().unwrap_or("")
+    );
+    if let Some(r) = v["priority_override"]["reason"].as_str() {
+        line.push_str(&format!(" (priority set by hand: {r})"));
+    }
+    line.push('\n');
+    line
 }
 
 async fn run_silences(command: SilencesCommand) -> anyhow::Result<String> {

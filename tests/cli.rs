@@ -369,3 +369,127 @@ async fn with_tokens_the_token_acts_and_refusals_exit_non_zero() {
     assert_eq!(list[0]["created_by"], "oncall-alice");
     d.stop().await;
 }
+
+/// The service desk from a terminal: open by hand, list by label, link,
+/// merge, split and override the priority; refusals exit 1 with the
+/// server's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_desk_agent_works_from_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = Serve::configured("cli-desk", dir.path(), &dir.path().join("data"), "").await;
+    let url = d.base.as_str();
+    let opened = ok_json(
+        url,
+        None,
+        &[
+            "incidents",
+            "open",
+            "Payroll portal refuses logins",
+            "--category",
+            "account",
+            "--impact",
+            "medium",
+            "--urgency",
+            "high",
+            "--reporter",
+            "Aiko (HR)",
+            "--contact",
+            "ext. 4411",
+            "--service",
+            "payroll",
+            "--label",
+            "team=identity",
+        ],
+    )
+    .await;
+    assert_eq!(opened["source"], "manual");
+    assert_eq!(opened["priority"], "P2");
+    assert_eq!(opened["labels"]["team"], "identity");
+    let manual = opened["id"].as_str().expect("id").to_string();
+    let text = ok(url, None, &["incidents", "open", "Printer on floor 3 jams"]).await;
+    assert!(text.contains("Printer on floor 3 jams"), "{text}");
+    let other = text.split_whitespace().next().expect("id").to_string();
+    // Listing by label finds the first only.
+    let listed = ok_json(
+        url,
+        None,
+        &["incidents", "list", "--match", "team=\"identity\""],
+    )
+    .await;
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![manual.as_str()]);
+    // Link, then merge the second into the first.
+    let linked = ok_json(
+        url,
+        None,
+        &[
+            "incidents",
+            "link",
+            &other,
+            "--to",
+            &manual,
+            "--relation",
+            "related",
+        ],
+    )
+    .await;
+    assert_eq!(linked["relations"][0]["to"], manual.as_str());
+    let merged = ok_json(
+        url,
+        None,
+        &["incidents", "merge", &other, "--into", &manual],
+    )
+    .await;
+    assert_eq!(merged["id"], manual.as_str());
+    let gone = ok_json(url, None, &["incidents", "show", &other]).await;
+    assert_eq!(gone["merged_into"], manual.as_str());
+    // Priority by hand, with a reason; without one it is refused.
+    fails(
+        url,
+        None,
+        &["incidents", "priority", &manual, "--set", "P1"],
+        "reason",
+    )
+    .await;
+    let text = ok(
+        url,
+        None,
+        &[
+            "incidents",
+            "priority",
+            &manual,
+            "--set",
+            "p1",
+            "--reason",
+            "payday: everyone is affected",
+        ],
+    )
+    .await;
+    assert!(
+        text.contains("P1") && text.contains("priority set by hand: payday"),
+        "{text}"
+    );
+    let cleared = ok_json(url, None, &["incidents", "priority", &manual, "--clear"]).await;
+    assert!(cleared["priority_override"].is_null());
+    // Split needs alerts the incident has.
+    fails(
+        url,
+        None,
+        &["incidents", "split", &manual, "0123456789abcdef"],
+        "has no alert",
+    )
+    .await;
+    fails(
+        url,
+        None,
+        &["incidents", "merge", &other, "--into", &manual],
+        "closed",
+    )
+    .await;
+    d.stop().await;
+}

@@ -47,6 +47,8 @@ pub struct ListOptions {
     pub priority: Option<String>,
     pub category: Option<String>,
     pub limit: Option<usize>,
+    /// Label matchers (`cluster="eu-1"`), all must match.
+    pub matchers: Vec<String>,
 }
 
 /// What `incidents ack|assign|note|resolve|close|reopen` sends.
@@ -145,6 +147,9 @@ impl Client {
         if let Some(n) = o.limit {
             q.append_pair("limit", &n.to_string());
         }
+        for m in &o.matchers {
+            q.append_pair("match", m);
+        }
         let q = q.finish();
         let path = if q.is_empty() {
             "/api/v1/incidents".to_string()
@@ -182,6 +187,23 @@ impl Client {
             "POST",
             &format!("/api/v1/incidents/{}/{action}", segment(id)),
             Some(Value::Object(body)),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/incidents`: opens an incident by hand; `body` is the
+    /// `ManualIncident` JSON.
+    pub async fn open_incident(&self, body: Value) -> Result<Value, ClientError> {
+        self.call("POST", "/api/v1/incidents", Some(body)).await
+    }
+
+    /// A service-desk action on an incident (`merge`, `link`, `split`,
+    /// `priority`) with its JSON body.
+    pub async fn desk(&self, id: &str, action: &str, body: Value) -> Result<Value, ClientError> {
+        self.call(
+            "POST",
+            &format!("/api/v1/incidents/{}/{action}", segment(id)),
+            Some(body),
         )
         .await
     }
