@@ -852,6 +852,36 @@ mod tests {
         assert_eq!(ws.dispatch[0].incident, lone);
     }
 
+    #[test]
+    fn a_storm_handed_over_to_another_instance_moves_parent_and_children_together() {
+        let mut a = STORMS.engine();
+        let (p, kids) = storm_of_three(&mut a);
+        a.take_changes();
+        let moving: Vec<Live> = a.live_incidents().cloned().collect();
+        // Instance B adopts the partition: parent and children arrive.
+        let mut b = STORMS.engine();
+        for l in moving {
+            assert_eq!(b.adopt(l, Vec::new()), Adoption::Adopted);
+        }
+        for k in [p].iter().chain(&kids) {
+            assert!(a.hand_over(*k));
+        }
+        assert_eq!(a.live_incidents().count(), 0);
+        b.take_changes();
+        // On B the storm goes on: a fourth node joins the adopted parent,
+        // silently, and acknowledging the parent acknowledges every child.
+        let k4 = created(b.ingest(vec![node_down("eu", "n4")], secs_after(&STORMS, 20))[0]);
+        assert_eq!(inc(&b, k4).parent, Some(p));
+        assert_eq!(inc(&b, p).children.len(), 4);
+        assert!(b.take_changes().dispatch.is_empty());
+        b.apply_op(p, Op::Ack, &req("ann"), secs_after(&STORMS, 30), no_load)
+            .expect("ack");
+        assert!(kids
+            .iter()
+            .chain([&k4])
+            .all(|k| inc(&b, *k).status == Status::Acknowledged));
+    }
+
     fn pod_crash(node: &str) -> Alert {
         firing(&[
             ("alertname", "PodCrash"),
