@@ -438,12 +438,30 @@ fn a_template_that_fails_at_run_time_is_an_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
     rule_dir(
         tmp.path(),
-        "correlate:\n  - name: web\n    title: \"{{ labels | tojson }}\"\n",
+        "correlate:\n  - name: web\n    title: \"{{ labels | to_json }}\"\n",
     );
     let (code, _, err) = run(tmp.path(), &["rules", "check", "rules"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("rules/10-team.yaml:3:12: title template fails on a sample alert: unknown filter: filter tojson is unknown"),
+        err.contains("rules/10-team.yaml:3:12: title template fails on a sample alert: unknown filter: filter to_json is unknown"),
+        "{err}"
+    );
+    // `tojson` exists, in titles and bodies alike.
+    rule_dir(
+        tmp.path(),
+        "correlate:\n  - name: web\n    title: \"{{ labels | tojson }}\"\nactions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://127.0.0.1:1/\n      body: '{\"labels\": {{ incident.labels | tojson }}}'\n",
+    );
+    let (code, out, err) = run(tmp.path(), &["rules", "check", "rules"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // An unknown filter in a block-scalar body is reported at its line.
+    rule_dir(
+        tmp.path(),
+        "actions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://127.0.0.1:1/\n      body: |\n        {\"a\": {{ incident.id }},\n         \"b\": {{ incident.title | shout }}}\n",
+    );
+    let (code, _, err) = run(tmp.path(), &["rules", "check", "rules"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("rules/10-team.yaml:8:1: JSON body template fails on a sample incident event: unknown filter: filter shout is unknown"),
         "{err}"
     );
 }

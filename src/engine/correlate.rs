@@ -443,6 +443,7 @@ impl Engine {
             reopen_count: 0,
             occurred_at: rec.alert.starts_at.min(now),
             timeline_len: 0,
+            external_refs: Default::default(),
         };
         let msg = format!(
             "opened by alert {} from {}: {} (impact {} × urgency {}), category {}, rule {}",

@@ -6,6 +6,7 @@
 //! [`TransitionError`] and change nothing. Statuses: `open` →
 //! `acknowledged` → `resolved` → `closed`; `reopen` goes back to `open`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -187,6 +188,11 @@ pub struct Incident {
     pub occurred_at: DateTime<Utc>,
     /// Timeline entries written so far; the next entry's sequence number.
     pub timeline_len: u32,
+    /// References in other systems, by action name: what an action with
+    /// `capture` took from its response (a ticket id). Later runs of the
+    /// actions see them in their templates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_refs: BTreeMap<String, String>,
 }
 
 /// An alert as part of an incident: its latest state plus dedup counters

@@ -169,6 +169,24 @@ impl RuleSet {
         self.templates.get_template(name)?.render(ctx)
     }
 
+    /// Renders a template where an undefined value is an error (a URL
+    /// naming a ticket reference not captured yet must not be sent).
+    pub fn render_strict(
+        &self,
+        name: &str,
+        ctx: &impl Serialize,
+    ) -> Result<String, minijinja::Error> {
+        let mut env = self.templates.clone();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.get_template(name)?.render(ctx)
+    }
+
+    /// Whether the compiled template `name` is a JSON body (JSON-escaped;
+    /// its output must parse).
+    pub fn is_json_template(name: &str) -> bool {
+        name.starts_with(build::JSON_TEMPLATE)
+    }
+
     /// Renders a rule's title template; falls back to a plain title.
     pub fn render_title(&self, rule: &CorrelateRule, ctx: &TitleContext<'_>) -> String {
         if let Some(name) = &rule.title {

@@ -14,6 +14,8 @@ pub(super) mod schema;
 mod suppression;
 mod templates;
 
+pub(super) use templates::JSON as JSON_TEMPLATE;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,8 @@ pub(super) struct Builder {
     sla: [Option<(SlaTarget, Pos)>; 5],
     templates: Vec<(String, String, Pos)>,
     files: Vec<Arc<str>>,
+    /// Each file's text, to place errors inside block-scalar templates.
+    texts: Vec<String>,
 }
 impl Builder {
     fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
@@ -96,8 +100,25 @@ impl Builder {
         });
     }
 
+    /// Where line `line` of the template written at `pos` is in its file.
+    fn template_pos(&self, pos: &Pos, line: Option<usize>) -> Pos {
+        let Some(line) = line else {
+            return pos.clone();
+        };
+        let block = self
+            .files
+            .iter()
+            .position(|f| *f == pos.file)
+            .and_then(|i| self.texts.get(i))
+            .and_then(|t| t.lines().nth(pos.line.saturating_sub(1)))
+            .and_then(|l| l.get(pos.column.saturating_sub(1)..))
+            .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
+        templates::at_line(pos, line, block)
+    }
+
     pub(super) fn file(&mut self, index: usize, file: Arc<str>, text: &str) {
         self.files.push(file.clone());
+        self.texts.push(text.to_string());
         if text.trim().is_empty() {
             return;
         }
@@ -298,25 +319,26 @@ impl Builder {
                 });
             }
         }
-        let mut env = minijinja::Environment::new();
+        let mut env = templates::environment();
         let templates = std::mem::take(&mut self.templates);
         for (name, source, pos) in &templates {
             if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
                 self.errors.push(RuleError {
-                    pos: Some(pos.clone()),
-                    message: format!("bad {} template: {e}", template_kind(name)),
+                    pos: Some(self.template_pos(pos, e.line())),
+                    message: format!("bad {} template: {e}", templates::kind(name)),
                 });
             } else if let Err(e) = templates::try_sample(&env, name) {
                 self.errors.push(RuleError {
-                    pos: Some(pos.clone()),
+                    pos: Some(self.template_pos(pos, e.line)),
                     message: format!(
-                        "{} template fails on a sample {}: {e}",
-                        template_kind(name),
+                        "{} template fails on a sample {}: {}",
+                        templates::kind(name),
                         if name.starts_with("correlate/") {
                             "alert"
                         } else {
                             "incident event"
-                        }
+                        },
+                        e.message
                     ),
                 });
             }
@@ -365,15 +387,6 @@ impl Builder {
             origin: origin.to_string(),
             templates: env,
         })
-    }
-}
-
-/// What a template is, from its registered name.
-fn template_kind(name: &str) -> &'static str {
-    if name.starts_with("correlate/") {
-        "title"
-    } else {
-        "body"
     }
 }
 

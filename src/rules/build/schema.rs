@@ -302,7 +302,7 @@ pub(crate) fn http_method(_: &mut SchemaGenerator) -> Schema {
 }
 
 pub(crate) fn preset(_: &mut SchemaGenerator) -> Schema {
-    enum_of(["json", "slack"])
+    enum_of(["json", "slack", "teams"])
 }
 
 pub(crate) fn kafka_key(_: &mut SchemaGenerator) -> Schema {
@@ -322,8 +322,38 @@ fn exactly_one_of(schema: &mut Schema, fields: &[&str]) {
     schema.insert("oneOf".into(), alternatives.into());
 }
 
-pub(crate) fn exactly_one_of_webhook_exec_kafka(schema: &mut Schema) {
-    exactly_one_of(schema, &["webhook", "exec", "kafka"]);
+pub(crate) fn exactly_one_action_kind(schema: &mut Schema) {
+    exactly_one_of(schema, &ACTION_KINDS);
+}
+
+/// The fields of an action that say what it does; exactly one is given.
+pub(crate) const ACTION_KINDS: [&str; 7] = [
+    "webhook",
+    "exec",
+    "kafka",
+    "email",
+    "pagerduty",
+    "redmine",
+    "alertmanager",
+];
+
+pub(crate) fn redmine_required(schema: &mut Schema) {
+    schema.insert("required".into(), serde_json::json!(["project"]));
+    schema.insert(
+        "allOf".into(),
+        serde_json::json!([
+            {"oneOf": [{"required": ["url"]}, {"required": ["url_env"]}]},
+            {"oneOf": [{"required": ["api_key_env"]}, {"required": ["api_key_file"]}]},
+        ]),
+    );
+}
+
+pub(crate) fn json_pointer(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": "^(/[^/]*)+$", "description": "a JSON pointer, e.g. /issue/id"})
+}
+
+pub(crate) fn exactly_one_of_routing_key(schema: &mut Schema) {
+    exactly_one_of(schema, &["routing_key_env", "routing_key_file"]);
 }
 
 pub(crate) fn exactly_one_of_url_url_env(schema: &mut Schema) {
