@@ -679,5 +679,13 @@ async fn email_failures_are_recorded_and_name_what_is_wrong() {
         m.contains("incidentd_actions_total{action=\"mail\",outcome=\"failure\"} 1"),
         "{m}"
     );
+    assert!(
+        m.contains("incidentd_actions_by_kind_total{kind=\"email\",outcome=\"failure\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("incidentd_actions_by_kind_total{kind=\"pagerduty\",outcome=\"success\"} 0"),
+        "every kind's series exists from the start: {m}"
+    );
     d.stop().await;
 }

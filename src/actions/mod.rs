@@ -230,6 +230,10 @@ async fn run_job(
                 .actions_total
                 .with_label_values(&[&def.name, outcome.as_str()])
                 .inc();
+            metrics
+                .actions_by_kind
+                .with_label_values(&[def.kind_name(), outcome.as_str()])
+                .inc();
             (
                 outcome,
                 format!("{message} ({} ms)", elapsed.as_millis()),

@@ -33,6 +33,17 @@ pub struct ActionDef {
     pub at: Option<Pos>,
 }
 
+/// Every action kind, as [`ActionDef::kind_name`] names it.
+pub const ACTION_KINDS: [&str; 7] = [
+    "webhook",
+    "exec",
+    "kafka",
+    "email",
+    "pagerduty",
+    "redmine",
+    "alertmanager",
+];
+
 impl ActionDef {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {

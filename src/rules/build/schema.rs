@@ -323,19 +323,9 @@ fn exactly_one_of(schema: &mut Schema, fields: &[&str]) {
 }
 
 pub(crate) fn exactly_one_action_kind(schema: &mut Schema) {
-    exactly_one_of(schema, &ACTION_KINDS);
+    // The fields of an action that say what it does: exactly one is given.
+    exactly_one_of(schema, &crate::rules::actions::ACTION_KINDS);
 }
-
-/// The fields of an action that say what it does; exactly one is given.
-pub(crate) const ACTION_KINDS: [&str; 7] = [
-    "webhook",
-    "exec",
-    "kafka",
-    "email",
-    "pagerduty",
-    "redmine",
-    "alertmanager",
-];
 
 pub(crate) fn redmine_required(schema: &mut Schema) {
     schema.insert("required".into(), serde_json::json!(["project"]));
