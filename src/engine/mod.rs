@@ -19,7 +19,7 @@
 //! owns: [`correlate`] (dedup and correlation), [`suppress`] (silences,
 //! maintenance, inhibition), [`prioritize`] (priority and blast radius),
 //! [`actions`] (action jobs and escalation), [`timers`] (tick, SLA, expiry,
-//! flapping), [`ops`] (a person's lifecycle requests), [`handover`]
+//! flapping), [`heartbeats`] (dead man's switches), [`ops`] (a person's lifecycle requests), [`handover`]
 //! (restore, adoption, hand-over), [`history`] (similar incidents, rolling
 //! MTTA/MTTR) and [`changes`] (the change set handed to the store). Beside
 //! the path, [`explain`] tells an alert's path without taking it.
@@ -30,6 +30,7 @@ pub mod correlate;
 pub mod events;
 pub mod explain;
 pub mod handover;
+pub mod heartbeats;
 pub mod history;
 pub mod ops;
 pub mod prioritize;
@@ -79,6 +80,8 @@ pub enum Outcome {
     Ignored,
     /// Kept out of incidents (or a notification about such an alert).
     Suppressed(Reason),
+    /// A heartbeat's signal: refreshed it, opened nothing.
+    Heartbeat,
 }
 
 /// Lifecycle settings the engine needs.
@@ -146,6 +149,7 @@ pub struct Engine {
     history: history::History,
     suppress: suppress::Suppressions,
     jobs: actions::Jobs,
+    heartbeats: heartbeats::Heartbeats,
     dirty: changes::Dirty,
 }
 
@@ -161,6 +165,7 @@ impl Engine {
             history: history::History::default(),
             suppress: suppress::Suppressions::default(),
             jobs: actions::Jobs::default(),
+            heartbeats: heartbeats::Heartbeats::default(),
             dirty: changes::Dirty::default(),
         }
     }

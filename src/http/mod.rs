@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod alertmanager;
 pub mod auth;
+pub mod heartbeats;
 pub mod incidents;
 pub mod ingest;
 pub mod openapi;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
             get(silences::show).delete(silences::expire),
         )
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
+        .route("/api/v1/heartbeats/{name}", post(heartbeats::ping))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v2/alerts", get(alertmanager::alerts))
         .route("/api/v2/alerts/groups", get(alertmanager::alert_groups))

@@ -9,7 +9,8 @@
 //!
 //! Sections ([`SECTIONS`]; lists are evaluated in file order, first match
 //! wins): `correlate`, `classify`, `prioritize`, `sla`, `inhibit`,
-//! `maintenance`, `flapping`, `problems`, `actions`, `escalations`. The
+//! `maintenance`, `flapping`, `problems`, `actions`, `escalations`,
+//! `heartbeats`. The
 //! format is documented in `rules/README.md`.
 //!
 //! Layout: `build` turns YAML into the compiled parts: [`correlate`]
@@ -26,6 +27,7 @@ mod build;
 pub mod correlate;
 pub mod error;
 pub mod first_match;
+pub mod heartbeats;
 pub mod lint;
 pub mod origin;
 pub mod prioritize;
@@ -52,7 +54,7 @@ pub use origin::Origin;
 pub const BUILTIN: &str = include_str!("../../rules/default.yaml");
 
 /// The sections a rule file may have.
-pub const SECTIONS: [&str; 10] = [
+pub const SECTIONS: [&str; 11] = [
     "correlate",
     "classify",
     "prioritize",
@@ -63,12 +65,14 @@ pub const SECTIONS: [&str; 10] = [
     "problems",
     "actions",
     "escalations",
+    "heartbeats",
 ];
 
 /// Everything the engine needs from the rule files, compiled.
 pub struct RuleSet {
     pub actions: Vec<ActionDef>,
     pub escalations: Vec<EscalationPolicy>,
+    pub heartbeats: Vec<heartbeats::HeartbeatDef>,
     pub inhibit: Vec<InhibitRule>,
     pub maintenance: Vec<MaintenanceWindow>,
     pub flapping: Flapping,

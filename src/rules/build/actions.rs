@@ -13,8 +13,8 @@ use std::time::Duration;
 use marked_yaml::{Node, Spanned};
 
 use super::raw::{
-    RawAction, RawAlertmanager, RawEmail, RawEscalation, RawExec, RawKafkaAction, RawPagerDuty,
-    RawRedmine, RawWebhook, Section,
+    RawAction, RawAlertmanager, RawEmail, RawEscalation, RawExec, RawHeartbeat, RawKafkaAction,
+    RawPagerDuty, RawRedmine, RawWebhook, Section,
 };
 use super::Builder;
 use crate::model::{Priority, Trigger, CATEGORIES};
@@ -724,6 +724,69 @@ impl Builder {
             timeout,
             max_output: e.max_output.unwrap_or(16 * 1024),
         })
+    }
+
+    pub(super) fn heartbeats_section(&mut self, node: &Node) {
+        for (raw, _span, at) in self.items::<RawHeartbeat>(node, "heartbeats") {
+            let name = self.unique_name("heartbeat", &raw.name, Section::Heartbeat);
+            if let Some(n) = &name {
+                if !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                {
+                    self.err(
+                        raw.name.span(),
+                        format!("heartbeat name {n:?}: use a-z A-Z 0-9 . _ - (it is part of the ping URL)"),
+                    );
+                    continue;
+                }
+            }
+            let matchers = self.matchers(&raw.matchers);
+            let every = self.duration(&raw.expect_every);
+            let grace = self.timeout_or(raw.grace.as_ref(), Duration::from_secs(60));
+            let category = match &raw.category {
+                Some(c) if CATEGORIES.contains(&c.as_str()) => Some(c.as_str().to_string()),
+                Some(c) => {
+                    self.err(
+                        c.span(),
+                        format!(
+                            "unknown category {:?}; expected one of {}",
+                            c.as_str(),
+                            CATEGORIES.join(", ")
+                        ),
+                    );
+                    None
+                }
+                None => Some("other".to_string()),
+            };
+            let priority = match &raw.priority {
+                Some(p) => {
+                    let parsed = self.priorities(std::slice::from_ref(p));
+                    parsed.first().copied()
+                }
+                None => Some(Priority::P2),
+            };
+            if let (
+                Some(name),
+                Some(matchers),
+                Some(expect_every),
+                Some(grace),
+                Some(category),
+                Some(priority),
+            ) = (name, matchers, every, grace, category, priority)
+            {
+                self.heartbeats
+                    .push(crate::rules::heartbeats::HeartbeatDef {
+                        name,
+                        matchers,
+                        expect_every,
+                        grace,
+                        category,
+                        priority,
+                        at: at.clone(),
+                    });
+            }
+        }
     }
 
     pub(super) fn escalations_section(&mut self, node: &Node) {

@@ -42,6 +42,8 @@ pub(super) struct Builder {
     action_names: HashMap<String, Pos>,
     escalations: Vec<EscalationPolicy>,
     escalation_names: HashMap<String, Pos>,
+    heartbeats: Vec<crate::rules::heartbeats::HeartbeatDef>,
+    heartbeat_names: HashMap<String, Pos>,
     /// Action names escalation levels refer to, checked when all files are read.
     action_refs: Vec<(String, Pos)>,
     /// Actions without `on`: only escalation levels can run them.
@@ -149,6 +151,7 @@ impl Builder {
                 "problems" => self.problems_section(key, value),
                 "actions" => self.actions_section(value),
                 "escalations" => self.escalations_section(value),
+                "heartbeats" => self.heartbeats_section(value),
                 other => self.err(
                     key.span(),
                     format!(
@@ -271,6 +274,7 @@ impl Builder {
             Section::Maintenance => &mut self.maintenance_names,
             Section::Action => &mut self.action_names,
             Section::Escalation => &mut self.escalation_names,
+            Section::Heartbeat => &mut self.heartbeat_names,
         };
         if let Some(prev) = map.get(&n) {
             let msg = format!("duplicate {which} name {n:?} (first defined at {prev})");
@@ -375,6 +379,7 @@ impl Builder {
             settings_at,
             actions: self.actions,
             escalations: self.escalations,
+            heartbeats: self.heartbeats,
             inhibit: self.inhibit,
             maintenance: self.maintenance,
             flapping: self.flapping,

@@ -101,6 +101,39 @@ pub(super) enum Section {
     Maintenance,
     Action,
     Escalation,
+    Heartbeat,
+}
+
+/// A heartbeat (dead man's switch): matching alerts (or pings to
+/// `POST /api/v1/heartbeats/<name>`) must keep coming; they open no
+/// incident, and their absence does.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeartbeat {
+    /// Unique across files; also the ping URL's last part.
+    #[schemars(schema_with = "s::name")]
+    pub(super) name: Spanned<String>,
+    /// Matchers on the alert's labels (e.g. `alertname="Watchdog"`);
+    /// without, only pings refresh it.
+    #[serde(default, rename = "match")]
+    #[schemars(schema_with = "s::matchers")]
+    pub(super) matchers: Vec<Spanned<String>>,
+    /// How often the signal comes.
+    #[schemars(schema_with = "s::duration")]
+    pub(super) expect_every: Spanned<String>,
+    /// Extra time before it counts as missing (default 1m).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) grace: Option<Spanned<String>>,
+    /// The category of the incident a missing heartbeat opens (default
+    /// `other`).
+    #[serde(default)]
+    #[schemars(schema_with = "s::category")]
+    pub(super) category: Option<Spanned<String>>,
+    /// Its priority (default P2).
+    #[serde(default)]
+    #[schemars(schema_with = "s::priority")]
+    pub(super) priority: Option<Spanned<String>>,
 }
 
 /// An action: a webhook call, a program run or a Kafka record when

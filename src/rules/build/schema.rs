@@ -50,6 +50,9 @@ pub(super) struct RuleFile {
     /// Raise an incident's escalation level while nobody acknowledges it.
     #[serde(default)]
     escalations: Vec<RawEscalation>,
+    /// Dead man's switches: signals that must keep coming.
+    #[serde(default)]
+    heartbeats: Vec<RawHeartbeat>,
 }
 
 /// The `prioritize` section.
