@@ -40,6 +40,9 @@ pub struct Config {
     /// Kafka source (`serve`) and target (`forward`); unset means no Kafka.
     /// See docs/scaling.md.
     pub kafka: Option<KafkaConfig>,
+    /// The mail server `email` actions send through; unset: email actions
+    /// fail (recorded on the timeline) until it is configured.
+    pub smtp: Option<SmtpConfig>,
     /// Who may call the HTTP API (see the README, "Running on a network").
     pub auth: AuthConfig,
     /// TLS for the HTTP listener; unset means plain HTTP.
@@ -63,6 +66,7 @@ impl Default for Config {
             external_url: None,
             shutdown_timeout: Duration::from_secs(30),
             kafka: None,
+            smtp: None,
             auth: AuthConfig::default(),
             tls: None,
             http: HttpSettings::default(),
@@ -189,6 +193,85 @@ impl Default for ActionSettings {
             queue_capacity: 10_000,
             allow_exec: true,
         }
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which must succeed
+    /// (submission, port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a local relay only: credentials would go in clear).
+    None,
+}
+
+/// The SMTP server `email` actions send through. The password comes from
+/// an environment variable or a file, never from this file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name (also the name its certificate must carry).
+    pub host: String,
+    /// Default: 587 with `starttls`, 465 with `tls`, 25 with `none`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Sender address, e.g. `incidentd <incidentd@example.com>`.
+    pub from: String,
+    /// User for SMTP AUTH; unset: no authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) the server's certificate may chain to,
+    /// besides the public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Per attempt.
+    #[serde(default = "smtp_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+fn smtp_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl SmtpConfig {
+    /// The port: given, or the usual one for the TLS mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        })
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.host.trim().is_empty() {
+            p.push("smtp.host must not be empty".to_string());
+        }
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            p.push(format!("smtp.from {:?} is not a mail address", self.from));
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            p.push("smtp: give at most one of password_env and password_file".to_string());
+        }
+        if (self.password_env.is_some() || self.password_file.is_some()) && self.username.is_none()
+        {
+            p.push("smtp: a password needs smtp.username".to_string());
+        }
+        p
     }
 }
 
@@ -555,6 +638,12 @@ impl Config {
             .map(KafkaConfig::problems)
             .unwrap_or_default();
         problems.extend(kafka_problems.iter().map(String::as_str));
+        let smtp_problems = self
+            .smtp
+            .as_ref()
+            .map(SmtpConfig::problems)
+            .unwrap_or_default();
+        problems.extend(smtp_problems.iter().map(String::as_str));
         if problems.is_empty() {
             Ok(())
         } else {

@@ -18,7 +18,7 @@
 //!    only after the commit; ports for replication and action dispatch.
 //! 8. Adapters: [`ingest`] (payload parsing), [`http`] (routes and
 //!    handlers), [`kafka`] (source, changelog, forward), [`actions`] (the
-//!    executor: webhook, exec, kafka), [`tools`] (replay, rule tests and
+//!    executor: webhook, exec, kafka, email, pagerduty), [`tools`] (replay, rule tests and
 //!    their coverage, explaining an alert), [`client`] (the command-line
 //!    client of a running daemon: `incidentd incidents|silences ...`).
 //! 9. [`daemon`]: starts and stops it all (`serve`, `forward`).

@@ -22,6 +22,7 @@ use prometheus::{
 
 use crate::engine::Event;
 use crate::model::{AttemptOutcome, Direction, Priority, Reason, SlaKind, Source, CATEGORIES};
+use crate::rules::actions::ACTION_KINDS;
 
 /// The version this binary was built from (Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -61,6 +62,8 @@ pub struct Metrics {
     pub http_panics: IntCounter,
     pub problem_candidates: IntCounter,
     pub actions_total: IntCounterVec,
+    /// Action attempts by kind (webhook, email, pagerduty, …) and outcome.
+    pub actions_by_kind: IntCounterVec,
     pub action_duration: HistogramVec,
     pub escalations: IntCounterVec,
     pub kafka_consumer_lag: IntGaugeVec,
@@ -226,6 +229,11 @@ impl Metrics {
                 "Action attempts, by action and outcome (success, failure, timeout).",
                 &["action", "outcome"]
             )),
+            actions_by_kind: reg!(counter_vec(
+                "incidentd_actions_by_kind_total",
+                "Action attempts, by kind (webhook, exec, kafka, email, pagerduty, redmine, alertmanager) and outcome.",
+                &["kind", "outcome"]
+            )),
             action_duration: reg!(hist(
                 "incidentd_action_duration_seconds",
                 "Duration of one action attempt.",
@@ -306,6 +314,11 @@ impl Metrics {
         }
         for r in Reason::ALL {
             m.alerts_suppressed.with_label_values(&[r.as_str()]);
+        }
+        for k in ACTION_KINDS {
+            for o in AttemptOutcome::ALL {
+                m.actions_by_kind.with_label_values(&[k, o.as_str()]);
+            }
         }
         for p in Priority::ALL {
             m.incidents_open.with_label_values(&[p.as_str()]).set(0);

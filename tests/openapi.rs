@@ -443,6 +443,12 @@ async fn real_answers_match_their_schemas() {
         .await;
     c.call(&d, "GET", t, "/api/v1/silences/SIL-none", None)
         .await;
+    // The shipped rules' Watchdog heartbeat, and a name no rule has.
+    let hb = "/api/v1/heartbeats/{name}";
+    c.call(&d, "POST", hb, "/api/v1/heartbeats/Watchdog", None)
+        .await;
+    c.call(&d, "POST", hb, "/api/v1/heartbeats/none", None)
+        .await;
     c.call(
         &d,
         "POST",

@@ -5,8 +5,10 @@
 //! (`opened`, `priority_changed`, `alert_added`, `acknowledged`,
 //! `escalated`, `sla_breached`, `resolved`, `reopened`, `closed`) and a
 //! matching action exists, handed over after their commit. Output: HTTP
-//! requests ([`webhook`]), processes ([`exec`]) and Kafka records
-//! ([`kafka`]), each attempt's result sent back to the writer so it lands on
+//! requests ([`webhook`], with the Slack and Teams presets), processes
+//! ([`exec`]), Kafka records ([`kafka`]), mail ([`email`]), PagerDuty
+//! events ([`pagerduty`]), Redmine issues ([`redmine`]) and Alertmanager
+//! silences ([`alertmanager`]), each attempt's result sent back to the writer so it lands on
 //! the incident timeline and in the store, and `incidentd_actions_total` /
 //! `incidentd_action_duration_seconds`.
 //!
@@ -17,19 +19,28 @@
 //! incident, also across a restart; pending jobs are stored and resumed at
 //! start. `exec` never goes through a shell: the program gets a fixed
 //! argument list, and incident data only as environment variables and JSON
-//! on stdin; its output is captured up to a limit. Secret header values come
-//! from environment variables and never reach the timeline or the logs.
+//! on stdin; its output is captured up to a limit. Secrets (header values,
+//! SMTP passwords, routing and API keys) come from environment variables or
+//! files and never reach the timeline or the logs. What an attempt captures
+//! (a ticket or silence id) goes back with its result, through the writer,
+//! onto the incident as `external_refs.<action>`; jobs created before the
+//! capture see it too (the executor merges what it captured since start).
 
+pub mod alertmanager;
+pub mod email;
 pub mod exec;
 pub mod kafka;
+pub mod pagerduty;
+pub mod redmine;
 pub mod webhook;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, SmtpConfig};
 use crate::metrics::Metrics;
 use crate::model::{AttemptOutcome, AttemptResult, Job};
 use crate::pipeline::{Dispatch, WeakHandle};
@@ -45,6 +56,8 @@ pub struct ExecutorSettings {
     /// The daemon's `kafka` section: default brokers and client options
     /// for `kafka` actions.
     pub kafka: Option<KafkaConfig>,
+    /// The daemon's `smtp` section, for `email` actions.
+    pub smtp: Option<SmtpConfig>,
 }
 
 /// Sends jobs to the executor; cheap to clone.
@@ -84,6 +97,8 @@ pub fn spawn_executor(
         http: client,
         producers: kafka::Producers::default(),
         kafka: settings.kafka.clone().map(Arc::new),
+        smtp: settings.smtp.clone().map(Arc::new),
+        refs: Arc::default(),
     };
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
@@ -106,6 +121,32 @@ struct Sinks {
     http: reqwest::Client,
     producers: kafka::Producers,
     kafka: Option<Arc<KafkaConfig>>,
+    smtp: Option<Arc<SmtpConfig>>,
+    /// External references captured since start, by incident id: a job
+    /// created before its incident's ticket id was captured still sees it.
+    refs: Refs,
+}
+
+type Refs = Arc<parking_lot::Mutex<HashMap<String, BTreeMap<String, String>>>>;
+
+/// `job`'s payload with the references captured since it was created.
+fn with_refs(job: &Job, refs: &Refs) -> Job {
+    let mut job = job.clone();
+    let id = job.incident.to_string();
+    if let Some(known) = refs.lock().get(&id) {
+        let incident = &mut job.payload["incident"];
+        if incident.is_object() {
+            let map = incident
+                .as_object_mut()
+                .map(|o| o.entry("external_refs").or_insert(serde_json::json!({})));
+            if let Some(serde_json::Value::Object(m)) = map {
+                for (k, v) in known {
+                    m.insert(k.clone(), serde_json::Value::String(v.clone()));
+                }
+            }
+        }
+    }
+    job
 }
 
 async fn run_job(
@@ -130,6 +171,7 @@ async fn run_job(
                 ),
                 retry_in: None,
                 disabled: false,
+                captured: None,
             },
         )
         .await;
@@ -144,18 +186,41 @@ async fn run_job(
                 return;
             };
             let started = Instant::now();
-            let (outcome, message) = match &def.kind {
+            let job = with_refs(&job, &sinks.refs);
+            let plain = |(o, m): (AttemptOutcome, String)| (o, m, None);
+            let (outcome, message, captured) = match &def.kind {
                 ActionKind::Webhook(w) => webhook::send(&sinks.http, &rules, w, &job).await,
-                ActionKind::Kafka(k) => {
-                    kafka::produce(&sinks.producers, sinks.kafka.as_deref(), &rules, k, &job).await
+                ActionKind::Redmine(r) => {
+                    redmine::send(&sinks.http, &rules, r, &def.name, &job).await
                 }
-                ActionKind::Exec(e) if allow_exec => exec::run(e, &job).await,
+                ActionKind::Alertmanager(a) => {
+                    alertmanager::send(&sinks.http, a, &def.name, &job).await
+                }
+                ActionKind::Kafka(k) => plain(
+                    kafka::produce(&sinks.producers, sinks.kafka.as_deref(), &rules, k, &job).await,
+                ),
+                ActionKind::Email(m) => {
+                    plain(email::send(sinks.smtp.as_deref(), &rules, m, &job).await)
+                }
+                ActionKind::PagerDuty(p) => {
+                    plain(pagerduty::send(&sinks.http, &rules, p, &job).await)
+                }
+                ActionKind::Exec(e) if allow_exec => plain(exec::run(e, &job).await),
                 ActionKind::Exec(_) => (
                     AttemptOutcome::Failure,
                     "exec actions are disabled by configuration (actions.allow_exec: false)"
                         .to_string(),
+                    None,
                 ),
             };
+            if let Some(v) = &captured {
+                sinks
+                    .refs
+                    .lock()
+                    .entry(job.incident.to_string())
+                    .or_default()
+                    .insert(def.name.clone(), v.clone());
+            }
             let elapsed = started.elapsed();
             metrics
                 .action_duration
@@ -165,9 +230,17 @@ async fn run_job(
                 .actions_total
                 .with_label_values(&[&def.name, outcome.as_str()])
                 .inc();
-            (outcome, format!("{message} ({} ms)", elapsed.as_millis()))
+            metrics
+                .actions_by_kind
+                .with_label_values(&[def.kind_name(), outcome.as_str()])
+                .inc();
+            (
+                outcome,
+                format!("{message} ({} ms)", elapsed.as_millis()),
+                captured,
+            )
         };
-        let (outcome, message) = outcome;
+        let (outcome, message, captured) = outcome;
         let disabled = !allow_exec && matches!(def.kind, ActionKind::Exec(_));
         let give_up = outcome == AttemptOutcome::Success || attempt >= max_attempts || disabled;
         let retry_in = (!give_up).then(|| backoff(def.backoff, attempt));
@@ -180,30 +253,47 @@ async fn run_job(
                 message,
                 retry_in,
                 disabled,
+                captured,
             },
         )
         .await;
         match retry_in {
             Some(d) if delivered => tokio::time::sleep(d).await,
-            _ => return,
+            _ => {
+                if job.trigger == crate::model::Trigger::Closed {
+                    // Jobs created from now on carry the stored references.
+                    sinks.refs.lock().remove(&job.incident.to_string());
+                }
+                return;
+            }
         }
         attempt += 1;
     }
 }
 
 /// An action's body template rendered with the job's payload; a template
-/// that fails is the attempt's failure.
+/// that fails, or a JSON body that does not parse, is the attempt's
+/// failure (nothing is sent).
 fn render_body(
     rules: &RuleSet,
     template: &str,
     job: &Job,
 ) -> Result<String, (AttemptOutcome, String)> {
-    rules.render(template, &job.payload).map_err(|e| {
+    let body = rules.render(template, &job.payload).map_err(|e| {
         (
             AttemptOutcome::Failure,
             format!("body template failed: {e}"),
         )
-    })
+    })?;
+    if RuleSet::is_json_template(template) {
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&body) {
+            return Err((
+                AttemptOutcome::Failure,
+                format!("the rendered body is not valid JSON ({e}); not sent"),
+            ));
+        }
+    }
+    Ok(body)
 }
 
 /// `base * 2^(attempt-1)` plus up to 25% jitter, capped at 10 minutes.
@@ -224,7 +314,6 @@ async fn report(results: &WeakHandle, r: AttemptResult) -> bool {
     }
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,6 +246,7 @@ impl Server {
                 queue_capacity: config.actions.queue_capacity,
                 allow_exec: config.actions.allow_exec,
                 kafka: config.kafka.clone(),
+                smtp: config.smtp.clone(),
             },
             jobs_rx,
             rules_rx,

@@ -207,6 +207,20 @@ impl Engine {
             }
         }
         self.note(key, now, TimelineKind::Action, SYSTEM, msg);
+        if let Some(value) = r.captured {
+            if let Some(l) = self.live.incidents.get_mut(&key) {
+                if l.incident.external_refs.get(&name) != Some(&value) {
+                    l.incident.external_refs.insert(name.clone(), value.clone());
+                    self.note(
+                        key,
+                        now,
+                        TimelineKind::Action,
+                        SYSTEM,
+                        format!("action {name} captured external reference {value:?} (external_refs.{name})"),
+                    );
+                }
+            }
+        }
         if loaded
             && self
                 .live
@@ -362,6 +376,7 @@ mod tests {
                 message: "HTTP 500".into(),
                 retry_in: Some(Duration::from_secs(1)),
                 disabled: false,
+                captured: None,
             },
             ACTIONS.t(1),
             |_| None,
@@ -374,6 +389,7 @@ mod tests {
                 message: "HTTP 200".into(),
                 retry_in: None,
                 disabled: false,
+                captured: Some("4711".into()),
             },
             ACTIONS.t(2),
             |_| None,
@@ -389,6 +405,7 @@ mod tests {
             vec![
                 "action chat (webhook) for opened attempt 1/4: failure: HTTP 500; retrying in 1s",
                 "action chat (webhook) for opened attempt 2/4: success: HTTP 200",
+                "action chat captured external reference \"4711\" (external_refs.chat)",
             ]
         );
         assert_eq!(
@@ -396,6 +413,12 @@ mod tests {
             Some((JobState::Succeeded, 2))
         );
         assert!(e.pending_jobs().is_empty());
+        // The captured reference is on the incident, committed with it.
+        let inc = ws.incidents.last().expect("the incident changed");
+        assert_eq!(
+            inc.external_refs.get("chat").map(String::as_str),
+            Some("4711")
+        );
     }
 
     #[test]

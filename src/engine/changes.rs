@@ -36,6 +36,8 @@ pub struct ChangeSet {
     /// … and to delete (resolved, or no longer suppressed).
     pub unsuppressed: Vec<u64>,
     pub silences: Vec<Silence>,
+    /// Heartbeats' last signals to store.
+    pub heartbeats: Vec<(String, DateTime<Utc>)>,
     /// Action jobs to store (new or changed) …
     pub jobs: Vec<Job>,
     /// … and the new pending ones to hand to the executor after the commit.
@@ -68,6 +70,7 @@ impl ChangeSet {
             && self.suppressed.is_empty()
             && self.unsuppressed.is_empty()
             && self.silences.is_empty()
+            && self.heartbeats.is_empty()
             && self.jobs.is_empty()
             && self.dropped.is_empty()
             && self.replaced.is_empty()
@@ -88,6 +91,7 @@ pub(super) struct Dirty {
     pub(super) closed: Vec<IncidentKey>,
     pub(super) suppressed: BTreeSet<u64>,
     pub(super) silences: BTreeSet<String>,
+    pub(super) heartbeats: BTreeSet<String>,
     pub(super) jobs: BTreeSet<String>,
     pub(super) new_jobs: Vec<String>,
     /// Handed over since the last take (see [`Engine::hand_over`]).
@@ -155,6 +159,11 @@ impl Engine {
             match self.suppress.alerts.get(&fp) {
                 Some(s) => ws.suppressed.push(s.clone()),
                 None => ws.unsuppressed.push(fp),
+            }
+        }
+        for name in std::mem::take(&mut self.dirty.heartbeats) {
+            if let Some(t) = self.heartbeats.last_seen.get(&name) {
+                ws.heartbeats.push((name, *t));
             }
         }
         for id in std::mem::take(&mut self.dirty.silences) {

@@ -46,6 +46,12 @@ impl Engine {
 
     /// One alert: dedup against its current occurrence, else correlate.
     pub fn ingest_one(&mut self, a: Alert, now: DateTime<Utc>) -> Outcome {
+        if let Some(name) = self.heartbeat_of(&a.labels) {
+            if a.status == AlertStatus::Firing {
+                self.beat(&name, now);
+            }
+            return Outcome::Heartbeat;
+        }
         let fp = a.fingerprint;
         if self.suppress.alerts.contains_key(&fp) {
             if let Some(o) = self.suppressed_notification(&a, now) {
@@ -86,7 +92,7 @@ impl Engine {
                 (AlertStatus::Resolved, AlertStatus::Firing) => {
                     // A new occurrence: re-fire here if the incident can still take it.
                     let rule = self.rules.correlate_rule(&a.labels);
-                    let gk = rule.group_key(&a.labels);
+                    let gk = self.group_key(rule, &a.labels);
                     let window = rule.window;
                     if self.joinable(key, &gk, window, now)
                         && self.suppression(fp, &a.labels, now).is_none()
@@ -111,7 +117,7 @@ impl Engine {
             return self.suppress(a, s, now);
         }
         let rule = self.rules.correlate_rule(&a.labels).clone();
-        let gk = rule.group_key(&a.labels);
+        let gk = self.group_key(&rule, &a.labels);
         if let Some(key) = self.live.groups.get(&gk).copied() {
             if self.joinable(key, &gk, rule.window, now) {
                 self.add_alert(key, a, now);
@@ -120,6 +126,14 @@ impl Engine {
         }
         let key = self.create(a, &rule, gk, now);
         Outcome::Created(key)
+    }
+
+    /// The rule's group key; a missing heartbeat's alert is its own group.
+    fn group_key(&self, rule: &CorrelateRule, labels: &crate::model::Labels) -> String {
+        match self.missing_heartbeat(labels) {
+            Some(h) => format!("{}{{heartbeat={:?}}}", rule.name, h.name),
+            None => rule.group_key(labels),
+        }
     }
 
     pub(super) fn joinable(
@@ -365,14 +379,24 @@ impl Engine {
     }
 
     pub(super) fn record_for(&self, a: &Alert, now: DateTime<Utc>) -> AlertRecord {
-        let (impact, urgency) = self.rules.prioritize.assess(&a.labels);
+        let (mut impact, mut urgency) = self.rules.prioritize.assess(&a.labels);
+        let mut priority = self.rules.prioritize.priority(impact, urgency);
+        let mut category = self.rules.category(&a.labels).to_string();
+        if let Some(h) = self.missing_heartbeat(&a.labels) {
+            // A missing heartbeat has the category and priority its rule gives.
+            if let Some((i, u)) = self.heartbeat_levels(h.priority) {
+                (impact, urgency) = (i, u);
+            }
+            priority = h.priority;
+            category = h.category.clone();
+        }
         AlertRecord {
             alert: TrackedAlert::first_seen(a, now),
             occurrences: 1,
             impact,
             urgency,
-            priority: self.rules.prioritize.priority(impact, urgency),
-            category: self.rules.category(&a.labels).to_string(),
+            priority,
+            category,
             changes: Vec::new(),
             flapping: false,
             origin: a.origin.clone(),

@@ -10,6 +10,8 @@
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::history::{HistoryEntry, Rolling};
 use super::{Engine, Live, Settings};
 use crate::model::{
@@ -35,6 +37,8 @@ pub struct Restored {
     pub rolling: Rolling,
     pub suppressed: Vec<SuppressedAlert>,
     pub silences: Vec<Silence>,
+    /// Heartbeats' last signals.
+    pub heartbeats: Vec<(String, DateTime<Utc>)>,
     /// Past incidents, oldest first.
     pub history: Vec<HistoryEntry>,
     /// Stored action jobs (of live incidents, and every pending one).
@@ -198,6 +202,7 @@ impl Engine {
         for s in restored.suppressed {
             e.suppress.alerts.insert(s.alert.fingerprint, s);
         }
+        e.restore_heartbeats(restored.heartbeats);
         for mut s in restored.silences {
             match s.compile() {
                 Ok(()) => {

@@ -19,7 +19,7 @@
 //! owns: [`correlate`] (dedup and correlation), [`suppress`] (silences,
 //! maintenance, inhibition), [`prioritize`] (priority and blast radius),
 //! [`actions`] (action jobs and escalation), [`timers`] (tick, SLA, expiry,
-//! flapping), [`ops`] (a person's lifecycle requests), [`desk`]
+//! flapping), [`heartbeats`] (dead man's switches), [`ops`] (a person's lifecycle requests), [`desk`]
 //! (service-desk requests: open, merge, link, split, priority), [`storms`] (major
 //! incidents, relations and held pages), [`handover`]
 //! (restore, adoption, hand-over), [`history`] (similar incidents, rolling
@@ -33,6 +33,7 @@ pub mod desk;
 pub mod events;
 pub mod explain;
 pub mod handover;
+pub mod heartbeats;
 pub mod history;
 pub mod ops;
 pub mod prioritize;
@@ -83,6 +84,8 @@ pub enum Outcome {
     Ignored,
     /// Kept out of incidents (or a notification about such an alert).
     Suppressed(Reason),
+    /// A heartbeat's signal: refreshed it, opened nothing.
+    Heartbeat,
 }
 
 /// Lifecycle settings the engine needs.
@@ -154,6 +157,7 @@ pub struct Engine {
     suppress: suppress::Suppressions,
     jobs: actions::Jobs,
     storms: storms::Storms,
+    heartbeats: heartbeats::Heartbeats,
     dirty: changes::Dirty,
 }
 
@@ -170,6 +174,7 @@ impl Engine {
             suppress: suppress::Suppressions::default(),
             jobs: actions::Jobs::default(),
             storms: storms::Storms::default(),
+            heartbeats: heartbeats::Heartbeats::default(),
             dirty: changes::Dirty::default(),
         }
     }

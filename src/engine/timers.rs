@@ -15,6 +15,7 @@ impl Engine {
     /// Time-driven transitions: alert expiry (`endsAt` passed), SLA breaches,
     /// auto-close of quiet resolved incidents.
     pub fn tick(&mut self, now: DateTime<Utc>) {
+        self.check_heartbeats(now);
         // Silences and maintenance windows that ended, inhibitors that stopped.
         self.recheck_suppressed(now);
         let close_after = chrono_dur(self.settings.close_after);

@@ -208,6 +208,12 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Body::Json,
     ),
     (
+        "POST",
+        "/api/v1/heartbeats/{name}",
+        Access::Role(Role::Ingest),
+        Body::Ingest,
+    ),
+    (
         "GET",
         "/api/v1/silences",
         Access::Role(Role::Viewer),

@@ -266,6 +266,9 @@ impl Intake for AppState {
                 fields.insert("deduplicated".into(), json!(summary.deduplicated));
                 fields.insert("ignored".into(), json!(summary.ignored));
                 fields.insert("suppressed".into(), json!(summary.suppressed));
+                if summary.heartbeats > 0 {
+                    fields.insert("heartbeats".into(), json!(summary.heartbeats));
+                }
                 Ok(fields)
             }
             Err(e) => Err(Refused {

@@ -22,6 +22,7 @@ pub mod alertmanager;
 pub mod auth;
 pub mod board;
 pub mod events;
+pub mod heartbeats;
 pub mod incidents;
 pub mod ingest;
 pub mod openapi;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
             get(silences::show).delete(silences::expire),
         )
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
+        .route("/api/v1/heartbeats/{name}", post(heartbeats::ping))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v2/alerts", get(alertmanager::alerts))
         .route("/api/v2/alerts/groups", get(alertmanager::alert_groups))

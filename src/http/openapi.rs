@@ -56,6 +56,8 @@ pub struct IngestAnswer {
     pub ignored: Option<usize>,
     /// Alerts kept out of incidents (silence, inhibition, maintenance).
     pub suppressed: Option<usize>,
+    /// Heartbeat signals (they refresh a heartbeat and open nothing).
+    pub heartbeats: Option<usize>,
 }
 
 /// What `POST /v2/enqueue` answers (as PagerDuty does).
@@ -365,6 +367,24 @@ fn silences_show() {}
 #[allow(dead_code)]
 fn silences_expire() {}
 
+/// What `POST /api/v1/heartbeats/{name}` answers once the ping is durable.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeartbeatAnswer {
+    /// Always `success`.
+    pub status: String,
+    pub heartbeat: String,
+    /// The ping's time: the heartbeat's last signal.
+    pub last_seen: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/heartbeats/{name}", tag = "ingest",
+    params(("name" = String, Path, description = "A heartbeat of the rules' `heartbeats` section")),
+    responses((status = 200, description = "Refreshed (durable)", body = HeartbeatAnswer),
+              (status = 404, description = "No heartbeat of that name", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn heartbeat_ping() {}
+
 #[utoipa::path(get, path = "/api/v1/alerts/suppressed", tag = "silences",
     responses((status = 200, description = "Firing alerts kept out of incidents, and why", body = Vec<SuppressedAlert>)))]
 #[allow(dead_code)]
@@ -528,7 +548,7 @@ fn board_js() {}
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        ingest_alertmanager_v2, ingest_webhook, ingest_generic, ingest_pagerduty,
+        ingest_alertmanager_v2, ingest_webhook, ingest_generic, ingest_pagerduty, heartbeat_ping,
         incidents_list, incidents_open, incidents_show, incidents_report, incidents_operate,
         silences_list, silences_create, silences_show, silences_expire, alerts_suppressed,
         am::alerts, am::alert_groups, am::silences, am::create, am::silence, am::expire, am::status,

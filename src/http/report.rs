@@ -80,6 +80,14 @@ pub fn render(
     let _ = writeln!(md, "| Acknowledged at | {} |", ts(inc.acknowledged_at));
     let _ = writeln!(md, "| Recovered at | {} |", ts(inc.resolved_at));
     let _ = writeln!(md, "| Closed at | {} |", ts(inc.closed_at));
+    if !inc.external_refs.is_empty() {
+        let refs: Vec<String> = inc
+            .external_refs
+            .iter()
+            .map(|(action, r)| cell(&format!("{action}: {r}")))
+            .collect();
+        let _ = writeln!(md, "| External references | {} |", refs.join(", "));
+    }
     let end = inc.resolved_at.unwrap_or(now);
     let _ = writeln!(
         md,

@@ -6,6 +6,7 @@
 //! [`TransitionError`] and change nothing. Statuses: `open` →
 //! `acknowledged` → `resolved` → `closed`; `reopen` goes back to `open`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -217,6 +218,11 @@ pub struct Incident {
     pub contact: Option<String>,
     #[serde(default)]
     pub service: Option<String>,
+    /// References in other systems, by action name: what an action with
+    /// `capture` took from its response (a ticket id). Later runs of the
+    /// actions see them in their templates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_refs: BTreeMap<String, String>,
 }
 
 /// Where an incident came from.
@@ -467,6 +473,7 @@ impl Incident {
             reporter: None,
             contact: None,
             service: None,
+            external_refs: BTreeMap::new(),
         }
     }
 

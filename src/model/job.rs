@@ -110,6 +110,9 @@ pub struct AttemptResult {
     /// The action is turned off by configuration (`actions.allow_exec:
     /// false`): the job will never run, which is not a failure of it.
     pub disabled: bool,
+    /// What the action's `capture` took from a successful response (a
+    /// ticket id): stored as the incident's `external_refs.<action>`.
+    pub captured: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ pub mod writer;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{OpError, Outcome};
@@ -71,6 +72,13 @@ pub struct IngestSummary {
     pub deduplicated: usize,
     pub ignored: usize,
     pub suppressed: usize,
+    /// Heartbeat signals (they open no incident).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub heartbeats: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl IngestSummary {
@@ -88,6 +96,7 @@ impl IngestSummary {
                     }
                 }
                 Outcome::Deduplicated(_) => s.deduplicated += 1,
+                Outcome::Heartbeat => s.heartbeats += 1,
                 Outcome::Ignored => s.ignored += 1,
                 Outcome::Suppressed(_) => s.suppressed += 1,
             }
@@ -146,6 +155,12 @@ pub enum Command {
         reply: oneshot::Sender<Result<Silence, SilenceError>>,
     },
     ActionResult(AttemptResult),
+    /// A heartbeat's ping: its time once durable, or `None` for an
+    /// unknown heartbeat.
+    Heartbeat {
+        name: String,
+        reply: oneshot::Sender<Result<Option<DateTime<Utc>>, PipelineError>>,
+    },
     /// Explain alerts against the live state, changing nothing.
     Explain {
         alerts: Vec<Alert>,
@@ -363,6 +378,17 @@ impl Handle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Silence { op, reply })
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// A ping for heartbeat `name`; answers when it is durable (`None`: no
+    /// heartbeat has that name).
+    pub async fn heartbeat(&self, name: String) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Heartbeat { name, reply })
             .await
             .map_err(|_| PipelineError::ShuttingDown)?;
         rx.await.map_err(|_| PipelineError::ShuttingDown)?

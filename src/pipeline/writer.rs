@@ -145,6 +145,10 @@ enum Reply {
         usize,
     ),
     Flushed(oneshot::Sender<Result<(), PipelineError>>),
+    Heartbeat(
+        oneshot::Sender<Result<Option<DateTime<Utc>>, PipelineError>>,
+        Option<DateTime<Utc>>,
+    ),
     Explain(
         oneshot::Sender<Result<crate::engine::explain::Report, PipelineError>>,
         Box<crate::engine::explain::Report>,
@@ -181,6 +185,9 @@ impl Reply {
             Reply::Flushed(tx) => {
                 let _ = tx.send(Ok(()));
             }
+            Reply::Heartbeat(tx, at) => {
+                let _ = tx.send(Ok(at));
+            }
             Reply::Explain(tx, r) => {
                 let _ = tx.send(Ok(*r));
             }
@@ -213,6 +220,9 @@ impl Reply {
                 let _ = tx.send(Err(err.clone()));
             }
             Reply::Flushed(tx) => {
+                let _ = tx.send(Err(err.clone()));
+            }
+            Reply::Heartbeat(tx, _) => {
                 let _ = tx.send(Err(err.clone()));
             }
             Reply::Explain(tx, _) => {
@@ -352,6 +362,9 @@ impl Writer {
                     let _ = reply.send(Err(err.clone()));
                 }
                 Command::FlushChangelog { reply } => {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                Command::Heartbeat { reply, .. } => {
                     let _ = reply.send(Err(err.clone()));
                 }
                 // The live state may hold what was never committed until
@@ -574,6 +587,11 @@ impl Writer {
                 let store = &self.store;
                 self.engine
                     .record_action_result(r, now, |k| store.load_live(k).ok().flatten());
+            }
+            Command::Heartbeat { name, reply } => {
+                let known = self.engine.beat(&name, now);
+                p.replies
+                    .push(Reply::Heartbeat(reply, known.then_some(now)));
             }
             Command::Explain { alerts, reply } => {
                 let r = self.engine.explain(&alerts, now);

@@ -33,12 +33,27 @@ pub struct ActionDef {
     pub at: Option<Pos>,
 }
 
+/// Every action kind, as [`ActionDef::kind_name`] names it.
+pub const ACTION_KINDS: [&str; 7] = [
+    "webhook",
+    "exec",
+    "kafka",
+    "email",
+    "pagerduty",
+    "redmine",
+    "alertmanager",
+];
+
 impl ActionDef {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             ActionKind::Webhook(_) => "webhook",
             ActionKind::Exec(_) => "exec",
             ActionKind::Kafka(_) => "kafka",
+            ActionKind::Email(_) => "email",
+            ActionKind::PagerDuty(_) => "pagerduty",
+            ActionKind::Redmine(_) => "redmine",
+            ActionKind::Alertmanager(_) => "alertmanager",
         }
     }
 }
@@ -48,6 +63,111 @@ pub enum ActionKind {
     Webhook(WebhookDef),
     Exec(ExecDef),
     Kafka(KafkaActionDef),
+    Email(EmailDef),
+    PagerDuty(PagerDutyDef),
+    Redmine(RedmineDef),
+    Alertmanager(AlertmanagerDef),
+}
+
+/// An `alertmanager` action: silence sync with one Alertmanager.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerDef {
+    pub url: Target,
+    /// How long a silence lasts unless the incident ends it first.
+    pub duration: Duration,
+    pub timeout: Duration,
+}
+
+/// Where an HTTP target is: a URL in the rules, or an environment variable
+/// holding it (read at send time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Url(String),
+    Env(String),
+}
+
+impl Target {
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Target::Url(u) => Ok(u.clone()),
+            Target::Env(var) => match std::env::var(var) {
+                Ok(u) if !u.trim().is_empty() => Ok(u.trim().to_string()),
+                _ => Err(format!("environment variable {var} (url_env) is not set")),
+            },
+        }
+    }
+}
+
+/// A `redmine` action: one Redmine issue per incident.
+#[derive(Debug, Clone)]
+pub struct RedmineDef {
+    pub url: Target,
+    pub api_key: Secret,
+    pub project: String,
+    /// Redmine priority ids for P1..P5.
+    pub priorities: [u32; 5],
+    pub trackers: Vec<(String, u32)>,
+    pub category_field_id: Option<u32>,
+    pub status_acknowledged: u32,
+    pub status_resolved: u32,
+    pub status_closed: u32,
+    pub status_reopened: u32,
+    /// Names of the compiled subject and description templates.
+    pub subject: String,
+    pub description: String,
+    pub timeout: Duration,
+}
+
+/// An `email` action: a mail through the daemon's `smtp` server. Each part
+/// is the name of a compiled template.
+#[derive(Debug, Clone)]
+pub struct EmailDef {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub timeout: Duration,
+}
+
+/// Where a secret comes from: never the rule file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// An environment variable of the daemon, read at send time.
+    Env(String),
+    /// A file, read at send time (surrounding whitespace trimmed).
+    File(PathBuf),
+}
+
+impl Secret {
+    /// The secret's value, or what is missing (naming the variable or
+    /// file, never a value).
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Secret::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                _ => Err(format!("environment variable {var} is not set")),
+            },
+            Secret::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                Ok(_) => Err(format!("secret file {} is empty", path.display())),
+                Err(e) => Err(format!("secret file {}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+/// The PagerDuty Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// A `pagerduty` action: Events API v2, `dedup_key` = the incident id.
+#[derive(Debug, Clone)]
+pub struct PagerDutyDef {
+    pub routing_key: Secret,
+    pub url: String,
+    /// Name of the compiled summary template.
+    pub summary: String,
+    pub timeout: Duration,
 }
 
 /// Which record key a `kafka` action uses: all events of one incident (or
@@ -91,8 +211,11 @@ impl HttpMethod {
 pub enum Preset {
     /// The whole incident event as JSON.
     Json,
-    /// `{"text": "..."}` for Slack-compatible incoming webhooks.
+    /// A Slack Block Kit message (with a `text` fallback) for Slack
+    /// incoming webhooks.
     Slack,
+    /// A Microsoft Teams (Workflows) message with an Adaptive Card.
+    Teams,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +227,14 @@ pub struct WebhookDef {
     pub preset: Preset,
     /// Name of the compiled body template, if any (overrides the preset).
     pub body_template: Option<String>,
+    /// The body's media type; a JSON one is escaped and must parse.
+    pub content_type: String,
+    /// Name of the compiled URL template when the URL has `{{ … }}`.
+    pub url_template: Option<String>,
+    /// JSON pointer into a successful response, stored as the incident's
+    /// `external_refs.<action>`.
+    pub capture: Option<String>,
+    /// Header name → name of its compiled value template.
     pub headers: Vec<(String, String)>,
     /// Header name → environment variable holding its value.
     pub secret_headers: Vec<(String, String)>,

@@ -10,7 +10,7 @@
 //! Sections ([`SECTIONS`]; lists are evaluated in file order, first match
 //! wins): `correlate`, `classify`, `prioritize`, `sla`, `inhibit`,
 //! `maintenance`, `flapping`, `problems`, `actions`, `escalations`,
-//! `storms`, `relate`. The
+//! `storms`, `relate`, `heartbeats`. The
 //! format is documented in `rules/README.md`.
 //!
 //! Layout: `build` turns YAML into the compiled parts: [`correlate`]
@@ -28,6 +28,7 @@ mod build;
 pub mod correlate;
 pub mod error;
 pub mod first_match;
+pub mod heartbeats;
 pub mod lint;
 pub mod origin;
 pub mod prioritize;
@@ -56,7 +57,7 @@ pub use origin::Origin;
 pub const BUILTIN: &str = include_str!("../../rules/default.yaml");
 
 /// The sections a rule file may have.
-pub const SECTIONS: [&str; 12] = [
+pub const SECTIONS: [&str; 13] = [
     "correlate",
     "classify",
     "prioritize",
@@ -69,12 +70,14 @@ pub const SECTIONS: [&str; 12] = [
     "escalations",
     "storms",
     "relate",
+    "heartbeats",
 ];
 
 /// Everything the engine needs from the rule files, compiled.
 pub struct RuleSet {
     pub actions: Vec<ActionDef>,
     pub escalations: Vec<EscalationPolicy>,
+    pub heartbeats: Vec<heartbeats::HeartbeatDef>,
     pub inhibit: Vec<InhibitRule>,
     pub maintenance: Vec<MaintenanceWindow>,
     pub flapping: Flapping,
@@ -177,6 +180,24 @@ impl RuleSet {
     /// Renders a compiled template (action bodies) with any serializable context.
     pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, minijinja::Error> {
         self.templates.get_template(name)?.render(ctx)
+    }
+
+    /// Renders a template where an undefined value is an error (a URL
+    /// naming a ticket reference not captured yet must not be sent).
+    pub fn render_strict(
+        &self,
+        name: &str,
+        ctx: &impl Serialize,
+    ) -> Result<String, minijinja::Error> {
+        let mut env = self.templates.clone();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.get_template(name)?.render(ctx)
+    }
+
+    /// Whether the compiled template `name` is a JSON body (JSON-escaped;
+    /// its output must parse).
+    pub fn is_json_template(name: &str) -> bool {
+        name.starts_with(build::JSON_TEMPLATE)
     }
 
     /// Renders a rule's title template; falls back to a plain title.

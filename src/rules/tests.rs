@@ -50,9 +50,110 @@ fn kafka_actions_are_validated() {
     );
     assert!(
         e.iter()
-            .any(|m| m.contains("exactly one of `webhook`, `exec` or `kafka`")),
+            .any(|m| m.contains("exactly one of `webhook`, `exec`, `kafka`, `email`, `pagerduty`, `redmine` or `alertmanager`")),
         "{e:?}"
     );
+}
+
+#[test]
+fn json_bodies_are_escaped_checked_and_tojson_exists() {
+    let ok = compile(
+        "actions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://x\n      body: '{\"s\": {{ incident.title }}, \"l\": {{ incident.labels|tojson }}}'\n",
+    )
+    .expect("valid");
+    let ActionKind::Webhook(w) = &ok.actions[0].kind else {
+        panic!("not a webhook")
+    };
+    let name = w.body_template.as_deref().expect("body");
+    assert!(RuleSet::is_json_template(name));
+    let ctx = serde_json::json!({"incident": {"title": "a\"b\n", "labels": {"k": "}\""}}});
+    let out = ok.render(name, &ctx).expect("renders");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).expect("JSON"),
+        serde_json::json!({"s": "a\"b\n", "l": {"k": "}\""}})
+    );
+
+    // The README's old pattern: quoting a value that is already a JSON
+    // string breaks the body on the sample, with a hint.
+    let e = errors(
+        "actions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://x\n      body: '{\"s\": \"{{ incident.title }}\"}'\n",
+    );
+    assert!(
+        e[0].starts_with("r.yaml:6:13: JSON body template fails on a sample incident event: the rendered body is not valid JSON")
+            && e[0].contains("not \"{{ incident.title }}\""),
+        "{e:?}"
+    );
+    // A text body (content_type) is neither escaped nor checked.
+    compile(
+        "actions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://x\n      content_type: text/plain\n      body: 'title: \"{{ incident.title }}\"'\n",
+    )
+    .expect("a text body");
+}
+
+#[test]
+fn template_errors_are_placed_inside_the_template() {
+    // Unknown filter on the third line of a block scalar: reported at that
+    // line of the file.
+    let e = errors(
+        "actions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://x\n      body: |\n        {\"a\": 1,\n         \"b\": {{ incident.title|nosuchfilter }}}\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("r.yaml:8:1: "), "{e:?}");
+    assert!(e[0].contains("unknown filter"), "{e:?}");
+    // An attribute the incident does not have, in a header.
+    let e = errors(
+        "actions:\n  - name: t\n    on: [opened]\n    webhook:\n      url: http://x\n      headers: {X-Id: '{{ incident.nope.deeper }}'}\n",
+    );
+    assert!(
+        e[0].starts_with("r.yaml:6:") && e[0].contains("header template fails on a sample"),
+        "{e:?}"
+    );
+    // Mail parts and PagerDuty summaries are templates too.
+    let e = errors(
+        "actions:\n  - name: m\n    on: [opened]\n    email:\n      to: [a@example.com]\n      subject: '{{ incident.title|bogus }}'\n  - name: p\n    on: [opened]\n    pagerduty:\n      routing_key_env: PD\n      summary: '{{ nope.x }}'\n",
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("r.yaml:6:") && m.contains("unknown filter")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.starts_with("r.yaml:11:")), "{e:?}");
+}
+
+#[test]
+fn notifier_actions_are_validated() {
+    let ok = compile(
+        "actions:\n  - name: m\n    on: [opened]\n    email:\n      to: ['On call <oncall@example.com>']\n  - name: p\n    on: [opened, acknowledged, resolved]\n    pagerduty:\n      routing_key_file: /etc/incidentd/pd-key\n",
+    )
+    .expect("valid");
+    assert_eq!(ok.actions[0].kind_name(), "email");
+    let ActionKind::PagerDuty(p) = &ok.actions[1].kind else {
+        panic!("not pagerduty")
+    };
+    assert_eq!(p.url, actions::PAGERDUTY_EVENTS_URL);
+    assert_eq!(
+        p.routing_key,
+        actions::Secret::File("/etc/incidentd/pd-key".into())
+    );
+    let e = errors(
+        "actions:\n  - name: m\n    on: [opened]\n    email:\n      to: ['not an address']\n  - name: p\n    on: [opened]\n    pagerduty:\n      url: ftp://x\n  - name: w\n    on: [opened]\n    webhook:\n      url: http://x\n      preset: teams\n      content_type: text/plain\n",
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("r.yaml:5:") && m.contains("bad address \"not an address\"")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("routing_key: give exactly one of `routing_key_env`")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("r.yaml:9:") && m.contains("must start with http")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.contains("presets send JSON")), "{e:?}");
 }
 
 #[test]

@@ -140,6 +140,13 @@ impl Store {
                 .suppressed
                 .push(read_json("suppressed_alerts", row?.1.value())?);
         }
+        for row in tx.open_table(HEARTBEATS)?.iter()? {
+            let (name, at) = row?;
+            let at: chrono::DateTime<chrono::Utc> = read_json("heartbeats", at.value())?;
+            snap.restored
+                .heartbeats
+                .push((name.value().to_string(), at));
+        }
         let forget_before = now - chrono::Duration::days(7);
         for row in tx.open_table(SILENCES)?.iter()? {
             let s: Silence = read_json("silences", row?.1.value())?;

@@ -24,6 +24,8 @@ pub(super) const SUPPRESSED: TableDefinition<u64, &[u8]> =
     TableDefinition::new("suppressed_alerts");
 pub(super) const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
 pub(super) const ACTION_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("action_jobs");
+/// Heartbeat name → its last signal (JSON timestamp).
+pub(super) const HEARTBEATS: TableDefinition<&str, &[u8]> = TableDefinition::new("heartbeats");
 /// Scratch space for [`Store::probe`](super::Store::probe); empty between probes.
 pub(super) const PROBE: TableDefinition<u8, &[u8]> = TableDefinition::new("write_probe");
 

@@ -138,6 +138,10 @@ impl Store {
             for s in &ws.silences {
                 silences.insert(s.id.as_str(), to_vec(s).as_slice())?;
             }
+            let mut heartbeats = tx.open_table(HEARTBEATS)?;
+            for (name, at) in &ws.heartbeats {
+                heartbeats.insert(name.as_str(), to_vec(at).as_slice())?;
+            }
             let mut jobs = tx.open_table(ACTION_JOBS)?;
             for j in &ws.jobs {
                 jobs.insert(j.key.as_str(), to_vec(j).as_slice())?;

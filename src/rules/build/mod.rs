@@ -15,6 +15,8 @@ mod storms;
 mod suppression;
 mod templates;
 
+pub(super) use templates::JSON as JSON_TEMPLATE;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,8 @@ pub(super) struct Builder {
     action_names: HashMap<String, Pos>,
     escalations: Vec<EscalationPolicy>,
     escalation_names: HashMap<String, Pos>,
+    heartbeats: Vec<crate::rules::heartbeats::HeartbeatDef>,
+    heartbeat_names: HashMap<String, Pos>,
     /// Action names escalation levels refer to, checked when all files are read.
     action_refs: Vec<(String, Pos)>,
     /// Actions without `on`: only escalation levels can run them.
@@ -72,6 +76,8 @@ pub(super) struct Builder {
     relate_names: HashMap<String, Pos>,
     /// (section, correlate rule name) storm and relate rules refer to.
     storm_rule_refs: Vec<(String, String, Pos)>,
+    /// Each file's text, to place errors inside block-scalar templates.
+    texts: Vec<String>,
 }
 impl Builder {
     fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
@@ -103,8 +109,25 @@ impl Builder {
         });
     }
 
+    /// Where line `line` of the template written at `pos` is in its file.
+    fn template_pos(&self, pos: &Pos, line: Option<usize>) -> Pos {
+        let Some(line) = line else {
+            return pos.clone();
+        };
+        let block = self
+            .files
+            .iter()
+            .position(|f| *f == pos.file)
+            .and_then(|i| self.texts.get(i))
+            .and_then(|t| t.lines().nth(pos.line.saturating_sub(1)))
+            .and_then(|l| l.get(pos.column.saturating_sub(1)..))
+            .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
+        templates::at_line(pos, line, block)
+    }
+
     pub(super) fn file(&mut self, index: usize, file: Arc<str>, text: &str) {
         self.files.push(file.clone());
+        self.texts.push(text.to_string());
         if text.trim().is_empty() {
             return;
         }
@@ -137,6 +160,7 @@ impl Builder {
                 "escalations" => self.escalations_section(value),
                 "storms" => self.storms_section(value),
                 "relate" => self.relate_section(value),
+                "heartbeats" => self.heartbeats_section(value),
                 other => self.err(
                     key.span(),
                     format!(
@@ -259,6 +283,7 @@ impl Builder {
             Section::Maintenance => &mut self.maintenance_names,
             Section::Action => &mut self.action_names,
             Section::Escalation => &mut self.escalation_names,
+            Section::Heartbeat => &mut self.heartbeat_names,
         };
         if let Some(prev) = map.get(&n) {
             let msg = format!("duplicate {which} name {n:?} (first defined at {prev})");
@@ -309,27 +334,28 @@ impl Builder {
                 });
             }
         }
-        let mut env = minijinja::Environment::new();
+        let mut env = templates::environment();
         let templates = std::mem::take(&mut self.templates);
         for (name, source, pos) in &templates {
             if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
                 self.errors.push(RuleError {
-                    pos: Some(pos.clone()),
-                    message: format!("bad {} template: {e}", template_kind(name)),
+                    pos: Some(self.template_pos(pos, e.line())),
+                    message: format!("bad {} template: {e}", templates::kind(name)),
                 });
             } else if let Err(e) = templates::try_sample(&env, name) {
                 self.errors.push(RuleError {
-                    pos: Some(pos.clone()),
+                    pos: Some(self.template_pos(pos, e.line)),
                     message: format!(
-                        "{} template fails on a sample {}: {e}",
-                        template_kind(name),
+                        "{} template fails on a sample {}: {}",
+                        templates::kind(name),
                         if name.starts_with("correlate/") {
                             "alert"
                         } else if name.starts_with("storm/") {
                             "storm"
                         } else {
                             "incident event"
-                        }
+                        },
+                        e.message
                     ),
                 });
             }
@@ -366,6 +392,7 @@ impl Builder {
             settings_at,
             actions: self.actions,
             escalations: self.escalations,
+            heartbeats: self.heartbeats,
             inhibit: self.inhibit,
             maintenance: self.maintenance,
             flapping: self.flapping,
@@ -380,15 +407,6 @@ impl Builder {
             origin: origin.to_string(),
             templates: env,
         })
-    }
-}
-
-/// What a template is, from its registered name.
-fn template_kind(name: &str) -> &'static str {
-    if name.starts_with("correlate/") || name.starts_with("storm/") {
-        "title"
-    } else {
-        "body"
     }
 }
 

@@ -101,13 +101,46 @@ pub(super) enum Section {
     Maintenance,
     Action,
     Escalation,
+    Heartbeat,
+}
+
+/// A heartbeat (dead man's switch): matching alerts (or pings to
+/// `POST /api/v1/heartbeats/<name>`) must keep coming; they open no
+/// incident, and their absence does.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeartbeat {
+    /// Unique across files; also the ping URL's last part.
+    #[schemars(schema_with = "s::name")]
+    pub(super) name: Spanned<String>,
+    /// Matchers on the alert's labels (e.g. `alertname="Watchdog"`);
+    /// without, only pings refresh it.
+    #[serde(default, rename = "match")]
+    #[schemars(schema_with = "s::matchers")]
+    pub(super) matchers: Vec<Spanned<String>>,
+    /// How often the signal comes.
+    #[schemars(schema_with = "s::duration")]
+    pub(super) expect_every: Spanned<String>,
+    /// Extra time before it counts as missing (default 1m).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) grace: Option<Spanned<String>>,
+    /// The category of the incident a missing heartbeat opens (default
+    /// `other`).
+    #[serde(default)]
+    #[schemars(schema_with = "s::category")]
+    pub(super) category: Option<Spanned<String>>,
+    /// Its priority (default P2).
+    #[serde(default)]
+    #[schemars(schema_with = "s::priority")]
+    pub(super) priority: Option<Spanned<String>>,
 }
 
 /// An action: a webhook call, a program run or a Kafka record when
 /// something happens to an incident.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(transform = s::exactly_one_of_webhook_exec_kafka)]
+#[schemars(transform = s::exactly_one_action_kind)]
 pub(super) struct RawAction {
     /// Unique across files.
     #[schemars(schema_with = "s::name")]
@@ -135,6 +168,14 @@ pub(super) struct RawAction {
     pub(super) exec: Option<RawExec>,
     #[serde(default)]
     pub(super) kafka: Option<RawKafkaAction>,
+    #[serde(default)]
+    pub(super) email: Option<RawEmail>,
+    #[serde(default)]
+    pub(super) pagerduty: Option<RawPagerDuty>,
+    #[serde(default)]
+    pub(super) redmine: Option<RawRedmine>,
+    #[serde(default)]
+    pub(super) alertmanager: Option<RawAlertmanager>,
     /// Attempts after the first one (default 3).
     #[serde(default)]
     pub(super) retries: Option<u32>,
@@ -168,13 +209,26 @@ pub(super) struct RawWebhook {
     #[serde(default)]
     #[schemars(schema_with = "s::preset")]
     pub(super) preset: Option<Spanned<String>>,
-    /// minijinja template over the event, instead of the preset.
+    /// minijinja template over the event, instead of the preset. Sent as
+    /// JSON (the default `content_type`), it is rendered with JSON
+    /// escaping: `{{ value }}` writes one whole JSON value.
     #[serde(default)]
     #[schemars(with = "String")]
     pub(super) body: Option<Spanned<String>>,
-    /// Literal headers.
+    /// A JSON pointer (`/issue/id`) into a successful JSON response: the
+    /// value is stored on the incident as `external_refs.<action>`.
     #[serde(default)]
-    pub(super) headers: BTreeMap<String, String>,
+    #[schemars(schema_with = "s::json_pointer")]
+    pub(super) capture: Option<Spanned<String>>,
+    /// The body's media type (default `application/json`). A JSON type
+    /// (`application/json`, `…+json`) escapes and checks the body.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) content_type: Option<Spanned<String>>,
+    /// Headers; values are minijinja templates over the event.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub(super) headers: BTreeMap<String, Spanned<String>>,
     /// Header name → environment variable holding its value.
     #[serde(default)]
     pub(super) secret_headers: BTreeMap<String, String>,
@@ -182,6 +236,156 @@ pub(super) struct RawWebhook {
     #[serde(default)]
     #[schemars(schema_with = "s::duration")]
     pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// Send a mail through the daemon's `smtp` server.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEmail {
+    /// Recipients (at least one).
+    #[schemars(with = "Vec<String>", length(min = 1))]
+    pub(super) to: Vec<Spanned<String>>,
+    /// Copy recipients.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub(super) cc: Vec<Spanned<String>>,
+    /// Subject template (default: `[P1] INC-… title (trigger)`).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) subject: Option<Spanned<String>>,
+    /// Plain-text body template (default: priority, status, SLA deadlines,
+    /// the alerts and the link).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) text: Option<Spanned<String>>,
+    /// HTML body template, rendered with HTML escaping (default: the same
+    /// content as the text body).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) html: Option<Spanned<String>>,
+    /// Per attempt (default 30s).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// PagerDuty Events API v2: trigger, acknowledge and resolve an alert whose
+/// `dedup_key` is the incident id.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = s::exactly_one_of_routing_key)]
+pub(super) struct RawPagerDuty {
+    /// The environment variable holding the integration's routing key.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) routing_key_env: Option<Spanned<String>>,
+    /// A file holding the routing key (read at send time).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) routing_key_file: Option<Spanned<String>>,
+    /// Events API endpoint (default https://events.pagerduty.com/v2/enqueue).
+    #[serde(default)]
+    #[schemars(schema_with = "s::url")]
+    pub(super) url: Option<Spanned<String>>,
+    /// Summary template (default: `[P1] title`).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) summary: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// A Redmine issue that follows the incident: created when it opens,
+/// journal notes on later triggers, resolved and closed with it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = s::redmine_required)]
+pub(super) struct RawRedmine {
+    /// Redmine's base URL, e.g. https://redmine.example.com.
+    #[serde(default)]
+    #[schemars(schema_with = "s::url")]
+    pub(super) url: Option<Spanned<String>>,
+    /// The environment variable holding the base URL.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) url_env: Option<Spanned<String>>,
+    /// The environment variable holding the REST API key.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) api_key_env: Option<Spanned<String>>,
+    /// A file holding the REST API key.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) api_key_file: Option<Spanned<String>>,
+    /// The project's identifier (or numeric id).
+    #[schemars(with = "String")]
+    pub(super) project: Spanned<String>,
+    /// Incident priority → Redmine priority id (default P1 5 Immediate,
+    /// P2 4 Urgent, P3 3 High, P4 2 Normal, P5 1 Low).
+    #[serde(default)]
+    pub(super) priorities: BTreeMap<String, u32>,
+    /// Incident category → tracker id (unset: the project's default).
+    #[serde(default)]
+    pub(super) trackers: BTreeMap<String, u32>,
+    /// Id of an issue custom field that gets the category.
+    #[serde(default)]
+    pub(super) category_field_id: Option<u32>,
+    /// Status ids set on acknowledge (default 2, In Progress), resolve
+    /// (3, Resolved), close (5, Closed) and reopen (1, New).
+    #[serde(default)]
+    pub(super) statuses: Option<RawRedmineStatuses>,
+    /// Subject template (default: `[P1] INC-… title`).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) subject: Option<Spanned<String>>,
+    /// Description template (default: priority, SLA, alerts, links).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) description: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// Alertmanager silence sync: acknowledging silences the incident's alerts
+/// in Alertmanager; resolving, reopening or closing expires the silence.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = s::exactly_one_of_url_url_env)]
+pub(super) struct RawAlertmanager {
+    /// Alertmanager's base URL, e.g. http://alertmanager:9093.
+    #[serde(default)]
+    #[schemars(schema_with = "s::url")]
+    pub(super) url: Option<Spanned<String>>,
+    /// The environment variable holding the base URL.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) url_env: Option<Spanned<String>>,
+    /// How long a silence lasts unless the incident ends it (default 24h).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) duration: Option<Spanned<String>>,
+    /// Per attempt (default 10s).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+/// Redmine status ids for the incident's transitions.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedmineStatuses {
+    #[serde(default)]
+    pub(super) acknowledged: Option<u32>,
+    #[serde(default)]
+    pub(super) resolved: Option<u32>,
+    #[serde(default)]
+    pub(super) closed: Option<u32>,
+    #[serde(default)]
+    pub(super) reopened: Option<u32>,
 }
 
 /// Run a program (no shell); the event arrives on stdin and as

@@ -56,6 +56,9 @@ pub(super) struct RuleFile {
     /// Incidents of one rule explain incidents of another.
     #[serde(default)]
     relate: Vec<RawRelate>,
+    /// Dead man's switches: signals that must keep coming.
+    #[serde(default)]
+    heartbeats: Vec<RawHeartbeat>,
 }
 
 /// The `prioritize` section.
@@ -308,7 +311,7 @@ pub(crate) fn http_method(_: &mut SchemaGenerator) -> Schema {
 }
 
 pub(crate) fn preset(_: &mut SchemaGenerator) -> Schema {
-    enum_of(["json", "slack"])
+    enum_of(["json", "slack", "teams"])
 }
 
 pub(crate) fn kafka_key(_: &mut SchemaGenerator) -> Schema {
@@ -328,8 +331,28 @@ fn exactly_one_of(schema: &mut Schema, fields: &[&str]) {
     schema.insert("oneOf".into(), alternatives.into());
 }
 
-pub(crate) fn exactly_one_of_webhook_exec_kafka(schema: &mut Schema) {
-    exactly_one_of(schema, &["webhook", "exec", "kafka"]);
+pub(crate) fn exactly_one_action_kind(schema: &mut Schema) {
+    // The fields of an action that say what it does: exactly one is given.
+    exactly_one_of(schema, &crate::rules::actions::ACTION_KINDS);
+}
+
+pub(crate) fn redmine_required(schema: &mut Schema) {
+    schema.insert("required".into(), serde_json::json!(["project"]));
+    schema.insert(
+        "allOf".into(),
+        serde_json::json!([
+            {"oneOf": [{"required": ["url"]}, {"required": ["url_env"]}]},
+            {"oneOf": [{"required": ["api_key_env"]}, {"required": ["api_key_file"]}]},
+        ]),
+    );
+}
+
+pub(crate) fn json_pointer(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": "^(/[^/]*)+$", "description": "a JSON pointer, e.g. /issue/id"})
+}
+
+pub(crate) fn exactly_one_of_routing_key(schema: &mut Schema) {
+    exactly_one_of(schema, &["routing_key_env", "routing_key_file"]);
 }
 
 pub(crate) fn exactly_one_of_url_url_env(schema: &mut Schema) {
