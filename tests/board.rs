@@ -6,6 +6,10 @@
 //! - an incident acknowledged by a click shows as acknowledged in the API,
 //!   with the right actor; a conflict (409) is a message on the page;
 //! - a silence created in the board suppresses the next matching alert;
+//! - a service-desk agent opens an incident from the board's form, merges
+//!   another incident into it and overrides its priority with a reason,
+//!   each seen on the page and in the API; a refused request (merging into
+//!   a closed incident, an override without a reason) is a message;
 //! - a new alert appears on an open board without a reload (the event
 //!   stream);
 //! - with tokens on, the board refuses without a login and works after it;
@@ -239,6 +243,202 @@ async fn a_silence_created_in_the_board_suppresses_the_next_matching_alert() {
         b.wait_text("expired.", Duration::from_secs(10)).await;
         let silences = d.get_json("/api/v1/silences").await;
         assert_eq!(silences[0]["state"], "expired", "{silences}");
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+/// The incident id of an incident page's URL.
+fn id_in(url: &str) -> String {
+    url.split("/incidents/")
+        .nth(1)
+        .and_then(|r| r.split(['?', '#']).next())
+        .unwrap_or_else(|| panic!("not an incident page: {url}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_desk_agent_opens_merges_and_reprioritises_from_the_board() {
+    bounded("service desk", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Daemon::start(&dir.path().join("data"), shipped_rules(), |_| {}).await;
+        // An incident opened by an alert: the same problem, seen by monitoring.
+        let made = post_alerts(
+            &d,
+            json!([alert(
+                "PayrollLoginErrors",
+                &[("severity", "warning"), ("service", "payroll")],
+                "login errors at 40%"
+            )]),
+        )
+        .await;
+        let by_alert = made["created"][0].as_str().expect("id").to_string();
+        // And one that is closed already.
+        let (s, closed) = d
+            .post_json(
+                "/api/v1/incidents",
+                json!({"title": "Old printer jam", "by": "desk"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{closed}");
+        let closed = closed["id"].as_str().expect("id").to_string();
+        for op in ["resolve", "close"] {
+            let (s, body) = d
+                .post_json(
+                    &format!("/api/v1/incidents/{closed}/{op}"),
+                    json!({"by": "desk"}),
+                )
+                .await;
+            assert_eq!(s, 200, "{op}: {body}");
+        }
+
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        b.goto(&format!("{}/", d.base)).await;
+        b.type_into("#byname", "kim").await;
+        // The header links to the form.
+        b.click("#new-incident").await;
+        b.wait_text("Open an incident", Duration::from_secs(10))
+            .await;
+        b.type_into("#title", "Payroll portal refuses logins").await;
+        b.type_into("#description", "Since 09:00 nobody in HR can log in.")
+            .await;
+        b.click("#category option[value=account]").await;
+        b.click("#impact option[value=medium]").await;
+        b.click("#urgency option[value=high]").await;
+        b.type_into("#reporter", "Aiko (HR)").await;
+        b.type_into("#contact", "ext. 4411").await;
+        b.type_into("#service", "payroll").await;
+        b.click("#open").await;
+        b.wait_text("Incident opened.", Duration::from_secs(10))
+            .await;
+        let manual = id_in(&b.url().await);
+        assert_eq!(b.text("#source").await, "manual");
+        assert_eq!(b.text("#reporter").await, "Aiko (HR)");
+        assert_eq!(b.text("#contact").await, "ext. 4411");
+        assert_eq!(b.text("#service").await, "payroll");
+        assert_eq!(
+            b.text("#description").await,
+            "Since 09:00 nobody in HR can log in."
+        );
+        assert!(b.text("h1").await.contains("Payroll portal refuses logins"));
+        let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
+        assert_eq!(full["source"], "manual", "{full}");
+        assert_eq!(full["title"], "Payroll portal refuses logins");
+        assert_eq!(full["category"], "account");
+        assert_eq!(
+            (&full["impact"], &full["urgency"]),
+            (&json!("medium"), &json!("high"))
+        );
+        assert_eq!(full["reporter"], "Aiko (HR)");
+        assert_eq!(full["contact"], "ext. 4411");
+        assert_eq!(full["service"], "payroll");
+        assert_eq!(full["description"], "Since 09:00 nobody in HR can log in.");
+        assert!(
+            full["timeline"]
+                .as_array()
+                .expect("timeline")
+                .iter()
+                .any(|e| e["kind"] == "created" && e["by"] == "kim"),
+            "opened by the name in the header: {full}"
+        );
+        let prio = full["priority"].as_str().expect("priority").to_string();
+        assert_ne!(prio, "P1", "the matrix, not the override yet: {full}");
+        assert!(b.text("h1 .prio").await.contains(&prio));
+
+        // Merge the alert's incident into it, from the alert's incident.
+        b.goto(&format!("{}/incidents/{by_alert}", d.base)).await;
+        b.type_into("#merge-into", &manual).await;
+        b.click("#merge").await;
+        b.wait_text("Merged: this incident is closed", Duration::from_secs(10))
+            .await;
+        assert!(b.text("#merged-into").await.contains(&manual));
+        assert_eq!(b.text("#status").await, "closed");
+        let merged = d.get_json(&format!("/api/v1/incidents/{by_alert}")).await;
+        assert_eq!(merged["merged_into"], json!(manual), "{merged}");
+        assert_eq!(merged["status"], "closed");
+        let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
+        assert_eq!(full["alert_count"], 1, "the alert moved: {full}");
+        assert!(
+            full["timeline"]
+                .as_array()
+                .expect("timeline")
+                .iter()
+                .any(|e| e["kind"] == "merged" && e["by"] == "kim"),
+            "{full}"
+        );
+        // The link on the merged incident leads to the target, with the alert.
+        b.click("#merged-into a").await;
+        b.wait_text("login errors at 40%", Duration::from_secs(10))
+            .await;
+        assert_eq!(id_in(&b.url().await), manual);
+
+        // A refused merge (into a closed incident) is a message; nothing changes.
+        b.type_into("#merge-into", &closed).await;
+        b.click("#merge").await;
+        b.wait_text("is closed; reopen it first", Duration::from_secs(10))
+            .await;
+        b.find("h1").await;
+        let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
+        assert_eq!(full["merged_into"], Value::Null, "{full}");
+        assert_ne!(full["status"], "closed", "{full}");
+
+        // An override without a reason is refused (past the browser's own
+        // check of the required field), with the engine's message.
+        b.goto(&format!("{}/incidents/{manual}", d.base)).await;
+        b.script("document.getElementById('override-reason').removeAttribute('required')")
+            .await;
+        b.click("#override-priority option[value=P1]").await;
+        b.click("#override-set").await;
+        b.wait_text(
+            "reason: say why the priority changes",
+            Duration::from_secs(10),
+        )
+        .await;
+        let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
+        assert_eq!(full["priority_override"], Value::Null, "{full}");
+
+        // Override with a reason.
+        b.click("#override-priority option[value=P1]").await;
+        b.type_into("#override-reason", "payday: every employee affected")
+            .await;
+        b.click("#override-set").await;
+        b.wait_text("Priority overridden.", Duration::from_secs(10))
+            .await;
+        let shown = b.text("#override").await;
+        assert!(
+            shown.contains("P1")
+                && shown.contains("payday: every employee affected")
+                && shown.contains("kim"),
+            "{shown}"
+        );
+        assert!(b.text("h1 .prio").await.contains("P1"));
+        let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
+        assert_eq!(full["priority"], "P1", "{full}");
+        assert_eq!(full["priority_override"]["priority"], "P1");
+        assert_eq!(
+            full["priority_override"]["reason"],
+            "payday: every employee affected"
+        );
+        assert_eq!(full["priority_override"]["by"], "kim");
+
+        // Link it to the closed one, then clear the override.
+        b.click("#link-relation option[value=caused_by]").await;
+        b.type_into("#link-to", &closed).await;
+        b.click("#link").await;
+        b.wait_text("Linked.", Duration::from_secs(10)).await;
+        let rel = b.text("#related .relation-caused_by").await;
+        assert!(
+            rel.starts_with("Caused by") && rel.contains(&closed),
+            "{rel}"
+        );
+        let other = d.get_json(&format!("/api/v1/incidents/{closed}")).await;
+        assert_eq!(other["relations"][0]["relation"], "causes", "{other}");
+        b.click("#override-clear").await;
+        b.wait_text("Priority override cleared", Duration::from_secs(10))
+            .await;
+        let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
+        assert_eq!(full["priority_override"], Value::Null, "{full}");
         b.quit().await;
         d.stop().await;
     })

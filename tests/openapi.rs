@@ -640,6 +640,67 @@ async fn real_answers_match_their_schemas() {
         &format!("csrf={csrf}"),
     )
     .await;
+    // The service desk's forms: open an incident by hand, override a
+    // priority (a reason is required), merge into a closed incident (409).
+    let (s, _) = c
+        .call(&d, "GET", "/incidents/new", "/incidents/new", None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call_form(
+            &d,
+            "/incidents",
+            "/incidents",
+            Some(&cookie),
+            &format!("csrf={csrf}&title=Printer+on+fire&category=hardware&impact=high&urgency=low&reporter=Kim&by=desk"),
+        )
+        .await;
+    assert_eq!(s, 303);
+    let (s, _) = c
+        .call_form(
+            &d,
+            "/incidents",
+            "/incidents",
+            Some(&cookie),
+            &format!("csrf={csrf}&title=&category=hardware"),
+        )
+        .await;
+    assert_eq!(s, 400, "a title is required");
+    let split_id = split["id"].as_str().expect("split id").to_string();
+    let (s, page) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/incidents/{split_id}/priority"),
+            Some(&cookie),
+            &format!("csrf={csrf}&priority=P1&reason="),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        page.as_str().is_some_and(|p| p.contains("reason: say why")),
+        "{page}"
+    );
+    let (s, _) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/incidents/{split_id}/priority"),
+            Some(&cookie),
+            &format!("csrf={csrf}&priority=P1&reason=VIP"),
+        )
+        .await;
+    assert_eq!(s, 303);
+    let (s, _) = c
+        .call_form(
+            &d,
+            t,
+            &format!("/incidents/{split_id}/merge"),
+            Some(&cookie),
+            &format!("csrf={csrf}&into={mid}"),
+        )
+        .await;
+    assert_eq!(s, 409, "merging into a closed incident");
     c.call(&d, "GET", "/silences", "/silences", None).await;
     let t = "/silences/new";
     c.call(

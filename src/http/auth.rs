@@ -293,6 +293,19 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
     ),
     // The board (server-rendered HTML, `http::board`).
     ("GET", "/", Access::Role(Role::Viewer), Body::None),
+    // The service desk's form to open an incident, and its post.
+    (
+        "GET",
+        "/incidents/new",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    (
+        "POST",
+        "/incidents",
+        Access::Role(Role::Operator),
+        Body::Form,
+    ),
     (
         "GET",
         "/incidents/{id}",

@@ -98,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rules/explain", post(rules::explain))
         .route("/api/v1/events", get(events::stream))
         .route("/", get(board::board))
+        .route("/incidents", post(board::open_incident))
+        .route("/incidents/new", get(board::new_incident))
         .route("/incidents/{id}", get(board::incident))
         .route("/incidents/{id}/{action}", post(board::operate))
         .route(

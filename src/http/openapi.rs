@@ -460,17 +460,33 @@ fn board_incident() {}
 
 #[utoipa::path(post, path = "/incidents/{id}/{action}", tag = "board",
     params(("id" = String, Path, description = "INC-YYYYMMDD-NNNN"),
-           ("action" = String, Path, description = "ack, assign, notes, resolve, close or reopen")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Form fields `csrf` (with the session cookie), `note`, `assignee`, `workaround`, `root_cause`, `by` (without tokens)"),
+           ("action" = String, Path, description = "ack, assign, notes, resolve, close or reopen (lifecycle); merge, link or priority (service desk)")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Form fields `csrf` (with the session cookie), `by` (without tokens), and per action: `note`, `assignee`, `workaround`, `root_cause` (lifecycle); `into` (merge); `to` and `relation`: caused_by, causes or related (link); `priority` (P1..P5) or `impact`/`urgency` (high, medium, low) with a `reason`, or `clear=1` (priority)"),
     responses((status = 303, description = "Done (durable); back to the incident page"),
-              (status = 400, description = "The incident page with the problem", body = String, content_type = "text/html"),
+              (status = 400, description = "The incident page with the problem (e.g. a priority override without a reason)", body = String, content_type = "text/html"),
               (status = 403, description = "Missing or stale CSRF token, or a cross-site post", body = String, content_type = "text/html"),
               (status = 404, description = "No such incident or action", body = String, content_type = "text/html"),
-              (status = 409, description = "Illegal transition: the incident page with the message", body = String, content_type = "text/html"),
+              (status = 409, description = "Illegal transition or a conflict (e.g. merging into a closed incident): the incident page with the message", body = String, content_type = "text/html"),
               (status = 415, description = "Not a form", body = String, content_type = "text/html"),
               (status = 503, description = "Retry later", body = String, content_type = "text/html")))]
 #[allow(dead_code)]
 fn board_operate() {}
+
+#[utoipa::path(get, path = "/incidents/new", tag = "board",
+    responses((status = 200, description = "The service desk's form to open an incident", body = String, content_type = "text/html"),
+              (status = 401, description = "The login page", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_incident_new() {}
+
+#[utoipa::path(post, path = "/incidents", tag = "board",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`title` (required), `description`, `category`, `impact` and `urgency` (high, medium, low; empty: the rules' defaults), `reporter`, `contact`, `service`; `csrf` (with the session cookie), `by` (without tokens). The same request as `POST /api/v1/incidents`"),
+    responses((status = 303, description = "Opened (durable); to the new incident's page"),
+              (status = 400, description = "The form with the problem", body = String, content_type = "text/html"),
+              (status = 403, description = "Missing or stale CSRF token, or a cross-site post", body = String, content_type = "text/html"),
+              (status = 415, description = "Not a form", body = String, content_type = "text/html"),
+              (status = 503, description = "Retry later: the form again", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_incident_open() {}
 
 #[utoipa::path(get, path = "/silences", tag = "board",
     responses((status = 200, description = "Silences, active first", body = String, content_type = "text/html"),
@@ -553,7 +569,8 @@ fn board_js() {}
         silences_list, silences_create, silences_show, silences_expire, alerts_suppressed,
         am::alerts, am::alert_groups, am::silences, am::create, am::silence, am::expire, am::status,
         openapi_json, reload, backup, metrics, healthy, ready, rules_explain, events,
-        board_page, board_incident, board_operate, board_silences, board_silence_create,
+        board_page, board_incident, board_operate, board_incident_new, board_incident_open,
+        board_silences, board_silence_create,
         board_silence_new, board_silence_expire, board_suppressed, board_login_page,
         board_login, board_logout, board_css, board_js,
     ),

@@ -3,10 +3,14 @@
 //! Contract:
 //! - Pages: the board (`/`: active incidents grouped by priority, with
 //!   filters, counts and SLA clocks), an incident (`/incidents/{id}`:
-//!   alerts, timeline, similar past incidents, the rendered report and the
-//!   operator's forms), silences (`/silences`, `/silences/new` with a
-//!   preview of the firing alerts a silence would match), suppressed
-//!   alerts (`/suppressed`) and the login (`/login`).
+//!   source, major incident and grouped ones, relations, merge, priority
+//!   override, the service-desk fields, alerts, timeline, similar past
+//!   incidents, the rendered report and the operator's forms: lifecycle,
+//!   merge, link, priority override), the service desk's form to open an
+//!   incident (`/incidents/new`, posted to `/incidents`), silences
+//!   (`/silences`, `/silences/new` with a preview of the firing alerts a
+//!   silence would match), suppressed alerts (`/suppressed`) and the login
+//!   (`/login`).
 //! - The pages read the same store views as the JSON API and change state
 //!   only through the writer pipeline ([`crate::pipeline::Handle`]), like
 //!   the API's handlers; a form's answer comes after the commit.
@@ -40,7 +44,8 @@ use super::{read, AppState};
 use crate::engine::OpError;
 use crate::model::json::to_value;
 use crate::model::{
-    matcher, Incident, IncidentKey, Op, OpRequest, Priority, SilenceState, Status, TransitionError,
+    matcher, DeskOp, Incident, IncidentKey, Level, LinkRequest, ManualIncident, MergeRequest, Op,
+    OpRequest, Priority, PriorityRequest, RelationKind, SilenceState, Status, TransitionError,
     CATEGORIES,
 };
 use crate::pipeline::{OpFailure, SilenceError, SilenceOp};
@@ -51,11 +56,15 @@ pub const CSS: &str = include_str!("assets/board.css");
 /// The embedded script.
 pub const JS: &str = include_str!("assets/board.js");
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("board.html", include_str!("templates/board.html")),
     ("incident.html", include_str!("templates/incident.html")),
+    (
+        "incident_new.html",
+        include_str!("templates/incident_new.html"),
+    ),
     ("silences.html", include_str!("templates/silences.html")),
     (
         "silence_new.html",
@@ -173,6 +182,7 @@ fn page(
         "actor": viewer.actor,
         "auth": viewer.auth,
         "csrf": viewer.csrf,
+        "operator": viewer.operator,
     });
     if let (Some(b), Value::Object(extra)) = (base.as_object_mut(), ctx) {
         b.extend(extra);
@@ -571,6 +581,11 @@ fn done_message(d: &str) -> String {
         "resolve" => "Resolved.".into(),
         "close" => "Closed.".into(),
         "reopen" => "Reopened.".into(),
+        "open" => "Incident opened.".into(),
+        "merge" => "Merged: this incident is closed, its alerts and timeline moved.".into(),
+        "link" => "Linked.".into(),
+        "priority" => "Priority overridden.".into(),
+        "priority-cleared" => "Priority override cleared: the rules decide again.".into(),
         _ => "Done.".into(),
     }
 }
@@ -634,6 +649,19 @@ async fn incident_page(
         })
         .collect();
     let can_operate = viewer.operator;
+    let relations: Vec<Value> = inc
+        .relations
+        .iter()
+        .map(|r| {
+            json!({
+                "to": r.to.to_string(),
+                "relation": r.relation.as_str(),
+                "text": relation_text(r.relation),
+                "by": r.by,
+                "at": to_value(&r.at),
+            })
+        })
+        .collect();
     page(
         status,
         "incident.html",
@@ -644,6 +672,13 @@ async fn incident_page(
             "live": true,
             "incident_id": inc.id.to_string(),
             "i": to_value(&inc),
+            "relations": relations,
+            "relation_kinds": RELATION_CHOICES
+                .iter()
+                .map(|k| json!({"value": k.as_str(), "text": relation_text(*k)}))
+                .collect::<Vec<_>>(),
+            "priorities": Priority::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "levels": Level::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
             "sla": sla_clock(&inc, now),
             "alerts": alerts,
             "timeline": to_value(&timeline),
@@ -691,12 +726,16 @@ pub async fn operate(
     if !ok {
         return error_page(StatusCode::FORBIDDEN, &viewer, CSRF_REFUSED);
     }
+    if DESK_ACTIONS.contains(&action.as_str()) {
+        let by = board_actor(actor, &form);
+        return desk(&s, &viewer, &id, &action, by, &form).await;
+    }
     let Some(op) = Op::parse(&action) else {
         return error_page(
             StatusCode::NOT_FOUND,
             &viewer,
             &format!(
-                "Unknown action {action:?}: expected ack, assign, notes, resolve, close or reopen."
+                "Unknown action {action:?}: expected ack, assign, notes, resolve, close, reopen, merge, link or priority."
             ),
         );
     };
@@ -740,6 +779,258 @@ pub async fn operate(
         Err(OpFailure::Pipeline(e)) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     incident_page(&s, &viewer, &id, problem.0, None, Some(problem.1)).await
+}
+
+/// The service-desk actions of the incident page's forms (split is
+/// API-only: it names alerts by fingerprint).
+const DESK_ACTIONS: [&str; 3] = ["merge", "link", "priority"];
+
+/// The relations the link form offers, seen from this incident.
+const RELATION_CHOICES: [RelationKind; 3] = [
+    RelationKind::CausedBy,
+    RelationKind::Causes,
+    RelationKind::Related,
+];
+
+/// A relation as the page says it ("this incident … INC-…").
+fn relation_text(r: RelationKind) -> &'static str {
+    match r {
+        RelationKind::CausedBy => "caused by",
+        RelationKind::Causes => "causes",
+        RelationKind::Related => "related to",
+    }
+}
+
+/// Who acts on a service-desk form: the session's or token's name, else
+/// the form's `by` (no tokens), else `board`.
+fn board_actor(actor: Option<Extension<Actor>>, form: &HashMap<String, String>) -> String {
+    match actor {
+        Some(Extension(Actor(name))) => name,
+        None => form
+            .get("by")
+            .map(|b| b.trim())
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| "board".into()),
+    }
+}
+
+/// How a refused request shows on a page: its status and message.
+fn refusal(e: OpFailure) -> (StatusCode, String) {
+    match e {
+        OpFailure::Op(OpError::NotFound(id)) => {
+            (StatusCode::NOT_FOUND, format!("No incident {id}."))
+        }
+        OpFailure::Op(OpError::Transition(TransitionError::BadRequest(m))) => {
+            (StatusCode::BAD_REQUEST, m)
+        }
+        OpFailure::Op(OpError::Transition(illegal)) => (StatusCode::CONFLICT, illegal.to_string()),
+        OpFailure::Op(OpError::Conflict(m)) => (StatusCode::CONFLICT, m),
+        OpFailure::Pipeline(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// A form field, trimmed; empty counts as not given.
+fn given(form: &HashMap<String, String>, k: &str) -> Option<String> {
+    form.get(k)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// An impact or urgency field: empty is "not given".
+fn level_field(form: &HashMap<String, String>, k: &str) -> Result<Option<Level>, String> {
+    match given(form, k) {
+        None => Ok(None),
+        Some(v) => Level::parse(&v.to_ascii_lowercase())
+            .map(Some)
+            .ok_or_else(|| format!("{k}: {v:?} is not one of high, medium, low")),
+    }
+}
+
+/// An incident id field (`INC-…`, any case).
+fn key_field(form: &HashMap<String, String>, k: &str) -> Result<IncidentKey, String> {
+    let v = given(form, k)
+        .ok_or_else(|| format!("{k}: name an incident (ids look like INC-20261123-0001)"))?;
+    IncidentKey::parse(&v.to_ascii_uppercase()).ok_or_else(|| {
+        format!("{k}: {v:?} is not an incident id (ids look like INC-20261123-0001)")
+    })
+}
+
+/// A service-desk form as the request the API takes, and the `done`
+/// message of its success; `Err` names the field that is wrong.
+fn desk_request(
+    action: &str,
+    form: &HashMap<String, String>,
+) -> Result<(DeskOp, &'static str), String> {
+    match action {
+        "merge" => Ok((
+            DeskOp::Merge(MergeRequest {
+                into: key_field(form, "into")?,
+                by: None,
+            }),
+            "merge",
+        )),
+        "link" => {
+            let to = key_field(form, "to")?;
+            let v = given(form, "relation").unwrap_or_default();
+            let relation = RelationKind::parse(&v).ok_or_else(|| {
+                format!("relation: {v:?} is not one of caused_by, causes, related")
+            })?;
+            Ok((
+                DeskOp::Link(LinkRequest {
+                    to,
+                    relation,
+                    by: None,
+                }),
+                "link",
+            ))
+        }
+        _ => {
+            let clear = given(form, "clear").is_some_and(|v| v != "0" && v != "false");
+            let priority = match given(form, "priority") {
+                None => None,
+                Some(v) => Some(
+                    Priority::parse(&v.to_ascii_uppercase())
+                        .ok_or_else(|| format!("priority: {v:?} is not one of P1..P5"))?,
+                ),
+            };
+            let req = PriorityRequest {
+                impact: level_field(form, "impact")?,
+                urgency: level_field(form, "urgency")?,
+                priority,
+                reason: given(form, "reason"),
+                clear,
+                by: None,
+            };
+            let done = if clear {
+                "priority-cleared"
+            } else {
+                "priority"
+            };
+            Ok((DeskOp::Priority(req), done))
+        }
+    }
+}
+
+/// `POST /incidents/{id}/{merge|link|priority}`: through the writer
+/// pipeline as the API's requests; a refusal is a message on the page.
+async fn desk(
+    s: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    action: &str,
+    by: String,
+    form: &HashMap<String, String>,
+) -> Response {
+    let Some(key) = IncidentKey::parse(id) else {
+        return error_page(StatusCode::NOT_FOUND, viewer, "No such incident.");
+    };
+    let (op, done) = match desk_request(action, form) {
+        Ok(x) => x,
+        Err(m) => {
+            return incident_page(s, viewer, id, StatusCode::BAD_REQUEST, None, Some(m)).await
+        }
+    };
+    match s.handle.desk(Some(key), op, by).await {
+        Ok(_) => see_other(&format!("/incidents/{key}?done={done}")),
+        Err(e) => {
+            let (status, m) = refusal(e);
+            incident_page(s, viewer, id, status, None, Some(m)).await
+        }
+    }
+}
+
+/// `GET /incidents/new`: the service desk's form to open an incident.
+pub async fn new_incident(
+    State(s): State<AppState>,
+    actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
+    via: Option<Extension<Via>>,
+) -> Response {
+    let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
+    new_incident_page(&viewer, StatusCode::OK, &HashMap::new(), None)
+}
+
+fn new_incident_page(
+    viewer: &Viewer,
+    status: StatusCode,
+    form: &HashMap<String, String>,
+    problem: Option<String>,
+) -> Response {
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    page(
+        status,
+        "incident_new.html",
+        viewer,
+        "new-incident",
+        "Open an incident",
+        json!({
+            "form": {
+                "title": get("title"),
+                "description": get("description"),
+                "category": given(form, "category").unwrap_or_else(|| "other".into()),
+                "impact": get("impact"),
+                "urgency": get("urgency"),
+                "reporter": get("reporter"),
+                "contact": get("contact"),
+                "service": get("service"),
+            },
+            "categories": CATEGORIES,
+            "levels": Level::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+            "can_operate": viewer.operator,
+            "problem": problem,
+        }),
+    )
+}
+
+/// The new-incident form as the API's body.
+fn manual_incident(form: &HashMap<String, String>) -> Result<ManualIncident, String> {
+    Ok(ManualIncident {
+        title: form.get("title").cloned().unwrap_or_default(),
+        description: given(form, "description"),
+        category: given(form, "category"),
+        impact: level_field(form, "impact")?,
+        urgency: level_field(form, "urgency")?,
+        reporter: given(form, "reporter"),
+        contact: given(form, "contact"),
+        service: given(form, "service"),
+        ..ManualIncident::default()
+    })
+}
+
+/// `POST /incidents`: opens the form's incident (service desk) through
+/// the writer pipeline, then to its page.
+pub async fn open_incident(
+    State(s): State<AppState>,
+    actor: Option<Extension<Actor>>,
+    role: Option<Extension<CallerRole>>,
+    via: Option<Extension<Via>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let form = match &body {
+        Ok(b) => fields(b),
+        Err(_) => HashMap::new(),
+    };
+    let ok = csrf_ok(&via, &form);
+    let viewer = Viewer::new(&s.reload.auth, (actor.clone(), role), via);
+    if let Err(rej) = body {
+        return error_page(rej.status(), &viewer, &rej.body_text());
+    }
+    if !ok {
+        return error_page(StatusCode::FORBIDDEN, &viewer, CSRF_REFUSED);
+    }
+    let m = match manual_incident(&form) {
+        Ok(m) => m,
+        Err(e) => return new_incident_page(&viewer, StatusCode::BAD_REQUEST, &form, Some(e)),
+    };
+    let by = board_actor(actor, &form);
+    match s.handle.desk(None, DeskOp::Open(m), by).await {
+        Ok(inc) => see_other(&format!("/incidents/{}?done=open", inc.id)),
+        Err(e) => {
+            let (status, m) = refusal(e);
+            new_incident_page(&viewer, status, &form, Some(m))
+        }
+    }
 }
 
 /// `GET /silences`

@@ -113,7 +113,12 @@
             if (id === "h-actions") {
               var busy = section.contains(document.activeElement) ||
                 Array.prototype.some.call(section.querySelectorAll("input[type=text], textarea"),
-                  function (x) { return x.value !== ""; });
+                  function (x) { return x.value !== ""; }) ||
+                Array.prototype.some.call(section.querySelectorAll("select"), function (x) {
+                  var first = 0;
+                  Array.prototype.forEach.call(x.options, function (o, i) { if (o.defaultSelected) first = i; });
+                  return x.selectedIndex !== first;
+                });
               if (busy) return;
             }
             section.replaceWith(document.importNode(fresh, true));
