@@ -178,7 +178,7 @@ async fn a_redmine_issue_follows_the_incident_from_open_to_close() {
     let redmine = Redmine::start().await;
     std::env::set_var("INCIDENTD_TEST_REDMINE_KEY", &redmine.key);
     let rules = rules_dir(&format!(
-        "{PRIORITY}actions:\n  - name: redmine\n    on: [opened, acknowledged, priority_changed, resolved, closed]\n    backoff: 200ms\n    redmine:\n      url: {}\n      api_key_env: INCIDENTD_TEST_REDMINE_KEY\n      project: ops\n      trackers: {{other: 3}}\n",
+        "{PRIORITY}actions:\n  - name: redmine\n    on: [opened, acknowledged, priority_changed, noted, resolved, closed]\n    backoff: 200ms\n    redmine:\n      url: {}\n      api_key_env: INCIDENTD_TEST_REDMINE_KEY\n      project: ops\n      trackers: {{other: 3}}\n",
         redmine.base
     ));
     let data = tempfile::tempdir().expect("data");
@@ -212,6 +212,13 @@ async fn a_redmine_issue_follows_the_incident_from_open_to_close() {
     assert!(
         report.contains(&format!("| External references | redmine: {issue_id} |")),
         "{report}"
+    );
+    // And by the board's incident page.
+    let (s, page) = d.get(&format!("/incidents/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains(&format!("<code>redmine</code>: {issue_id}")),
+        "the board shows the ticket"
     );
     let issue = redmine.issue(&issue_id).await;
     assert_eq!(
@@ -262,6 +269,22 @@ async fn a_redmine_issue_follows_the_incident_from_open_to_close() {
     let notes = redmine.notes(&issue_id).await;
     assert!(
         notes[0].starts_with("Acknowledged in incidentd by alice."),
+        "{notes:?}"
+    );
+
+    // A person's note becomes a journal entry, with who wrote it.
+    let (s, _) = d
+        .post_json(
+            &format!("/api/v1/incidents/{id}/notes"),
+            json!({"by": "bob", "note": "pool size raised to 200 on the standby"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    succeeded(&d, &id, "redmine", "noted").await;
+    let notes = redmine.notes(&issue_id).await;
+    assert!(
+        notes.iter().any(|n| n.starts_with("Note from bob: ")
+            && n.contains("pool size raised to 200 on the standby")),
         "{notes:?}"
     );
 

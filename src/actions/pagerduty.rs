@@ -27,6 +27,8 @@ pub fn event_action(trigger: Trigger) -> &'static str {
     match trigger {
         Trigger::Acknowledged => "acknowledge",
         Trigger::Resolved | Trigger::Closed => "resolve",
+        // PagerDuty has no note event: a note re-sends the trigger (the
+        // same dedup_key updates the alert's details there).
         _ => "trigger",
     }
 }

@@ -77,6 +77,11 @@ pub fn note(job: &Job) -> String {
             i["reopen_count"]
         ),
         Trigger::Closed => "Closed in incidentd.".to_string(),
+        Trigger::Noted => format!(
+            "Note from {}: {}",
+            p["note"]["by"].as_str().unwrap_or("someone"),
+            text(&p["note"]["message"])
+        ),
     };
     format!(
         "{line}\n\nStatus: {}, priority {}. {}",

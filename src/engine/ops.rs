@@ -41,6 +41,13 @@ impl Engine {
                 return Err(e.into());
             }
         };
+        let note = (op == Op::Note).then(|| (entry.by.clone(), entry.message.clone()));
+        let seq = self
+            .live
+            .incidents
+            .get(&key)
+            .map(|l| l.incident.timeline_len)
+            .unwrap_or_default();
         self.note(key, now, entry.kind, &entry.by, entry.message);
         let Some(l) = self.live.incidents.get_mut(&key) else {
             return Err(OpError::NotFound(key.to_string()));
@@ -96,7 +103,24 @@ impl Engine {
                 let n = self.reopen_count(key);
                 self.fire(key, Trigger::Reopened, &n, now);
             }
-            Op::Assign | Op::Note => {
+            Op::Note => {
+                if let Some((by, message)) = note {
+                    let before = self.dirty.new_jobs.len();
+                    self.fire(key, Trigger::Noted, &seq.to_string(), now);
+                    // The note itself goes with the job (tickets add it as
+                    // a journal entry).
+                    let new: Vec<String> = self.dirty.new_jobs[before..].to_vec();
+                    for k in new {
+                        if let Some(j) = self.jobs.by_key.get_mut(&k) {
+                            j.payload["note"] = serde_json::json!({"by": by, "message": message});
+                        }
+                    }
+                }
+                if loaded {
+                    self.dirty.closed.push(key);
+                }
+            }
+            Op::Assign => {
                 if loaded {
                     // Still closed: write it back, then leave memory again.
                     self.dirty.closed.push(key);

@@ -26,10 +26,12 @@ pub enum Trigger {
     Resolved,
     Reopened,
     Closed,
+    /// A person added a note (the job's payload carries it as `note`).
+    Noted,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 9] = [
+    pub const ALL: [Trigger; 10] = [
         Trigger::Opened,
         Trigger::PriorityChanged,
         Trigger::AlertAdded,
@@ -39,6 +41,7 @@ impl Trigger {
         Trigger::Resolved,
         Trigger::Reopened,
         Trigger::Closed,
+        Trigger::Noted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Trigger {
             Trigger::Resolved => "resolved",
             Trigger::Reopened => "reopened",
             Trigger::Closed => "closed",
+            Trigger::Noted => "noted",
         }
     }
 
