@@ -35,7 +35,6 @@ use crate::model::{
     Incident, IncidentKey, IncidentSource, JobState, Op, OpRequest, Relation, RelationKind, Status,
     TimelineKind, Trigger, SYSTEM,
 };
-use crate::rules::storms::StormTitleContext;
 
 /// Storm and relate indexes over the live incidents.
 #[derive(Default)]
@@ -343,15 +342,7 @@ impl Engine {
         let Some((priority, impact, urgency, category)) = top else {
             return;
         };
-        let title = rules.render_storm_title(
-            storm,
-            &StormTitleContext {
-                labels: &by,
-                group_labels: &by,
-                rule: &storm.name,
-                count: members.len(),
-            },
-        );
+        let title = rules.storm_title(storm, &labels, members.len());
         let pkey = self.next_key(now);
         let incident = Incident {
             title,
@@ -527,16 +518,8 @@ impl Engine {
                 .iter()
                 .find(|s| s.name == p.incident.rule && p.incident.source == IncidentSource::Storm)
                 .map(|s| {
-                    let by = s.by_labels(&p.incident.labels).unwrap_or_default();
-                    self.rules.render_storm_title(
-                        s,
-                        &StormTitleContext {
-                            labels: &by,
-                            group_labels: &by,
-                            rule: &s.name,
-                            count: p.incident.children.len(),
-                        },
-                    )
+                    self.rules
+                        .storm_title(s, &p.incident.labels, p.incident.children.len())
                 });
             if let Some(p) = self.live.incidents.get_mut(&parent) {
                 p.incident.alert_count = alerts;

@@ -232,6 +232,20 @@ impl RuleSet {
         default_storm_title(ctx)
     }
 
+    /// A major incident's title from its common labels and child count.
+    pub fn storm_title(&self, rule: &StormRule, common: &Labels, count: usize) -> String {
+        let by = rule.by_labels(common).unwrap_or_default();
+        self.render_storm_title(
+            rule,
+            &StormTitleContext {
+                labels: &by,
+                group_labels: &by,
+                rule: &rule.name,
+                count,
+            },
+        )
+    }
+
     /// The storm rules incidents of the correlate rule `rule` count for.
     pub fn storms_of<'a>(
         &'a self,
