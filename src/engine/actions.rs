@@ -234,13 +234,16 @@ impl Engine {
 
     /// Escalation steps that are due: levels after `after` unacknowledged,
     /// or once `resolve_progress` of the resolve target has passed.
-    pub(super) fn escalate(&mut self, now: DateTime<Utc>) {
+    pub(super) fn escalate(&mut self, now: DateTime<Utc>, keys: &[IncidentKey]) {
         let rules = self.rules.clone();
         if rules.escalations.is_empty() {
             return;
         }
         let mut steps = Vec::new();
-        for (key, l) in &self.live.incidents {
+        for key in keys {
+            let Some(l) = self.live.incidents.get(key) else {
+                continue;
+            };
             let i = &l.incident;
             if !i.status.is_active() || i.parent.is_some() {
                 continue;

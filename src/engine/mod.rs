@@ -40,6 +40,7 @@ pub mod prioritize;
 pub mod storms;
 pub mod suppress;
 pub mod timers;
+mod wakes;
 
 #[cfg(test)]
 mod testkit;
@@ -159,6 +160,7 @@ pub struct Engine {
     storms: storms::Storms,
     heartbeats: heartbeats::Heartbeats,
     dirty: changes::Dirty,
+    wakes: wakes::Wakes,
 }
 
 impl Engine {
@@ -176,6 +178,7 @@ impl Engine {
             storms: storms::Storms::default(),
             heartbeats: heartbeats::Heartbeats::default(),
             dirty: changes::Dirty::default(),
+            wakes: wakes::Wakes::default(),
         }
     }
 
@@ -193,6 +196,8 @@ impl Engine {
         self.rules = rules;
         self.live.aggregates.clear();
         self.rebuild_inhibit_index();
+        // Escalation policies, SLA targets and flapping windows may differ.
+        self.schedule_all();
     }
 
     pub fn live(&self, key: IncidentKey) -> Option<&Live> {
