@@ -66,6 +66,7 @@ pub struct Metrics {
     pub actions_by_kind: IntCounterVec,
     pub action_duration: HistogramVec,
     pub escalations: IntCounterVec,
+    pub actions_held: IntCounterVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_messages_rejected: IntCounterVec,
     pub kafka_changelog_records: IntCounterVec,
@@ -245,6 +246,11 @@ impl Metrics {
                 "Escalation steps taken, by policy and level.",
                 &["policy", "level"]
             )),
+            actions_held: reg!(counter_vec(
+                "incidentd_actions_held_total",
+                "Action runs held back (a major incident's child, a related incident's symptom), by action and outcome: held, then released or dropped.",
+                &["action", "outcome"]
+            )),
             problem_candidates: reg!(IntCounter::new(
                 "incidentd_problem_candidates_total",
                 "Incidents flagged as problem candidates (their group key recurred often)."
@@ -404,6 +410,10 @@ impl Metrics {
                 Event::Escalated { policy, level } => self
                     .escalations
                     .with_label_values(&[policy.as_str(), &level.to_string()])
+                    .inc(),
+                Event::ActionHeld { action, outcome } => self
+                    .actions_held
+                    .with_label_values(&[action.as_str(), outcome])
                     .inc(),
                 Event::Reopened | Event::Closed => {}
             }

@@ -111,6 +111,10 @@ impl Engine {
         };
         if hold.is_some() {
             state = JobState::Held;
+            self.dirty.events.push(Event::ActionHeld {
+                action: a.name.clone(),
+                outcome: "held",
+            });
         }
         let payload = self.payload(l, trigger);
         let job = Job {

@@ -40,4 +40,10 @@ pub enum Event {
         policy: String,
         level: u32,
     },
+    /// An action run held back (a storm's child, a relation's symptom), and
+    /// what became of it: `held`, then `released` or `dropped`.
+    ActionHeld {
+        action: String,
+        outcome: &'static str,
+    },
 }
