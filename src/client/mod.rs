@@ -359,6 +359,7 @@ pub fn incidents_table(list: &Value, now: DateTime<Utc>) -> String {
                 ),
                 i["assignee"].as_str().unwrap_or("-").to_string(),
                 sla_text(i, now),
+                group_text(i),
                 cut(str_of(i, "title"), 70),
             ]
         })
@@ -368,10 +369,25 @@ pub fn incidents_table(list: &Value, now: DateTime<Utc>) -> String {
     }
     table(
         &[
-            "ID", "PRIO", "STATUS", "AGE", "FIRING", "ASSIGNEE", "SLA", "TITLE",
+            "ID", "PRIO", "STATUS", "AGE", "FIRING", "ASSIGNEE", "SLA", "GROUP", "TITLE",
         ],
         &rows,
     )
+}
+
+/// The GROUP column: a major incident's grouped count, the major incident
+/// a grouped one belongs to, or what an incident was merged into.
+fn group_text(i: &Value) -> String {
+    let children = i["children"].as_array().map_or(0, Vec::len);
+    if children > 0 {
+        format!("major: {children} grouped")
+    } else if let Some(p) = i["parent"].as_str() {
+        format!("in {p}")
+    } else if let Some(m) = i["merged_into"].as_str() {
+        format!("merged into {m}")
+    } else {
+        "-".into()
+    }
 }
 
 /// `incidents show`: the incident, its alerts and its timeline.
@@ -496,6 +512,7 @@ mod tests {
              "assignee": null, "sla": {"acknowledge_by": "2026-12-02T09:55:00Z", "resolve_by": "2026-12-02T13:50:00Z",
              "breached": true, "acknowledge_breached": true, "resolve_breached": false}},
             {"id": "INC-20261202-0002", "priority": "P3", "status": "acknowledged", "title": "slow",
+             "parent": "INC-20261202-0001",
              "created_at": "2026-12-02T09:00:00Z", "alert_count": 1, "firing_count": 1,
              "assignee": "bob", "sla": {"acknowledge_by": "2026-12-02T10:00:00Z", "resolve_by": "2026-12-02T12:00:00Z",
              "breached": false, "acknowledge_breached": false, "resolve_breached": false}}
@@ -506,6 +523,8 @@ mod tests {
         assert!(lines[0].starts_with("ID "), "{t}");
         assert!(lines[1].contains("BREACHED 5m ago (ack)"), "{t}");
         assert!(lines[2].contains("2h 0m to resolve"), "{t}");
+        assert!(lines[2].contains("in INC-20261202-0001"), "{t}");
+        assert!(lines[1].contains(" - "), "no group: {t}");
         assert_eq!(
             lines[1].find("P1"),
             lines[2].find("P3"),
