@@ -66,6 +66,8 @@ pub struct Metrics {
     pub actions_by_kind: IntCounterVec,
     pub action_duration: HistogramVec,
     pub escalations: IntCounterVec,
+    pub pages: IntCounterVec,
+    pub team_acknowledge_duration: HistogramVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_messages_rejected: IntCounterVec,
     pub kafka_changelog_records: IntCounterVec,
@@ -245,6 +247,17 @@ impl Metrics {
                 "Escalation steps taken, by policy and level.",
                 &["policy", "level"]
             )),
+            pages: reg!(counter_vec(
+                "incidentd_pages_total",
+                "Escalation pages, by team and outcome (paged; nobody on call: waiting, next_level, nobody).",
+                &["team", "outcome"]
+            )),
+            team_acknowledge_duration: reg!(hist(
+                "incidentd_team_acknowledge_duration_seconds",
+                "Time from incident creation to acknowledgement, by owning team (or the team paged).",
+                RESPONSE_BUCKETS,
+                &["team"]
+            )),
             problem_candidates: reg!(IntCounter::new(
                 "incidentd_problem_candidates_total",
                 "Incidents flagged as problem candidates (their group key recurred often)."
@@ -405,6 +418,14 @@ impl Metrics {
                     .escalations
                     .with_label_values(&[policy.as_str(), &level.to_string()])
                     .inc(),
+                Event::Paged { team, outcome } => self
+                    .pages
+                    .with_label_values(&[team.as_str(), outcome])
+                    .inc(),
+                Event::TeamAcknowledged { team, seconds } => self
+                    .team_acknowledge_duration
+                    .with_label_values(&[team.as_str()])
+                    .observe(*seconds),
                 Event::Reopened | Event::Closed => {}
             }
         }

@@ -60,6 +60,10 @@ pub struct AppState {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// Committed changes, for the event stream.
     pub events: crate::pipeline::events::EventBus,
+    /// The rules in force (people and schedules for the on-call pages).
+    pub rules: tokio::sync::watch::Receiver<Arc<crate::rules::RuleSet>>,
+    /// Signs and checks acknowledgement links.
+    pub ack_key: Arc<crate::model::ack_link::AckKey>,
 }
 
 /// All routes of `serve`.

@@ -59,6 +59,15 @@ pub(super) struct RuleFile {
     /// Dead man's switches: signals that must keep coming.
     #[serde(default)]
     heartbeats: Vec<RawHeartbeat>,
+    /// People who can be paged, with their contact points.
+    #[serde(default)]
+    people: Vec<super::people::RawPerson>,
+    /// Teams: members and on-call schedules.
+    #[serde(default)]
+    teams: Vec<super::people::RawTeam>,
+    /// Which action reaches each kind of contact point.
+    #[serde(default)]
+    contacts: Option<super::people::RawContacts>,
 }
 
 /// The `prioritize` section.
