@@ -496,3 +496,247 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::testkit::*;
+    use crate::engine::*;
+    use crate::model::*;
+
+    fn pages(e: &Engine, k: IncidentKey) -> Vec<(String, u32, u32, Vec<String>)> {
+        inc(e, k)
+            .pages
+            .iter()
+            .map(|p| (p.person.clone(), p.level, p.repeat, p.channels.clone()))
+            .collect()
+    }
+
+    fn page_jobs(ws: &ChangeSet) -> Vec<String> {
+        ws.dispatch
+            .iter()
+            .filter_map(|j| {
+                let p = j.payload.get("page")?;
+                Some(format!(
+                    "{}:{}:{}",
+                    j.action,
+                    p["person"]["name"].as_str()?,
+                    p["address"].as_str()?
+                ))
+            })
+            .collect()
+    }
+
+    fn p(name: &str, level: u32, repeat: u32, ch: &[&str]) -> (String, u32, u32, Vec<String>) {
+        (
+            name.into(),
+            level,
+            repeat,
+            ch.iter().map(|c| c.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn levels_page_the_team_on_call_then_the_next_then_the_fallback_until_acknowledged() {
+        let mut e = PAGING.engine();
+        let Outcome::Created(k) = e.ingest_one(firing(&[("alertname", "DbDown")]), PAGING.t(0))
+        else {
+            panic!()
+        };
+        assert_eq!(inc(&e, k).team.as_deref(), Some("dba"));
+        e.take_changes();
+        e.tick(PAGING.t(5));
+        let ws = e.take_changes();
+        // ben holds dba-primary this week; he has only an email address.
+        assert_eq!(page_jobs(&ws), vec!["page-mail:ben:ben@example.com"]);
+        assert_eq!(pages(&e, k), vec![p("ben", 1, 0, &["email"])]);
+        assert_eq!(inc(&e, k).assignee.as_deref(), Some("ben"));
+        assert!(ws.timeline.iter().any(|(_, _, t)| t.kind == TimelineKind::Paged
+            && t.message == "paged ben (oncall dba (the incident's team), level 1) by email; assigned to ben"));
+        assert!(ws.events.contains(&Event::Paged {
+            team: "dba".into(),
+            outcome: "paged"
+        }));
+        // One repeat, 3 minutes later.
+        e.tick(PAGING.t(7));
+        assert!(e.take_changes().dispatch.is_empty());
+        e.tick(PAGING.t(8));
+        assert_eq!(page_jobs(&e.take_changes()), vec!["page-mail:ben:ben@example.com"]);
+        e.tick(PAGING.t(9));
+        assert!(e.take_changes().dispatch.is_empty(), "repeat: 1 pages once more");
+        // Level 2: the next person on call after ben is ana (next Monday).
+        e.tick(PAGING.t(10));
+        let ws = e.take_changes();
+        assert_eq!(
+            page_jobs(&ws),
+            vec!["page-mail:ana:ana@example.com", "page-chat:ana:@ana"]
+        );
+        assert_eq!(inc(&e, k).assignee.as_deref(), Some("ana"));
+        // Level 3: nobody on dba-night during the day: the fallback person.
+        e.tick(PAGING.t(20));
+        let ws = e.take_changes();
+        assert_eq!(page_jobs(&ws), vec!["page-mail:boss:boss@example.com"]);
+        assert!(ws.timeline.iter().any(|(_, _, t)| t.message.contains(
+            "paged boss (fallback person boss (nobody on call for oncall dba-night), level 3)"
+        )));
+        // ana acknowledges: her page says so and nothing more is sent
+        // until the SLA-based hierarchical level.
+        let req = OpRequest {
+            by: Some("ana".into()),
+            ..OpRequest::default()
+        };
+        e.apply_op(k, Op::Ack, &req, PAGING.t(25), |_| None).expect("ack");
+        let ws = e.take_changes();
+        assert!(ws.events.contains(&Event::TeamAcknowledged {
+            team: "dba".into(),
+            seconds: 25.0 * 60.0
+        }));
+        let acked: Vec<_> = inc(&e, k)
+            .pages
+            .iter()
+            .filter(|p| p.acknowledged_at.is_some())
+            .map(|p| p.person.clone())
+            .collect();
+        assert_eq!(acked, vec!["ana"]);
+        e.tick(PAGING.t(79));
+        assert!(e.take_changes().dispatch.is_empty());
+        e.tick(PAGING.t(80));
+        assert_eq!(
+            page_jobs(&e.take_changes()),
+            vec!["page-mail:boss:boss@example.com"],
+            "80% of the resolve target: the managers' team"
+        );
+    }
+
+    #[test]
+    fn nobody_on_call_goes_on_to_the_next_level_or_waits_and_never_drops_silently() {
+        let mut e = PAGING.engine();
+        let Outcome::Created(k) =
+            e.ingest_one(firing(&[("alertname", "NightOnly")]), PAGING.t(0))
+        else {
+            panic!()
+        };
+        e.tick(PAGING.t(1));
+        let ws = e.take_changes();
+        // Level 1 found nobody; level 2 (ana) was reached at once.
+        assert_eq!(inc(&e, k).escalation_level, 2);
+        assert_eq!(
+            page_jobs(&ws),
+            vec!["page-mail:ana:ana@example.com", "page-chat:ana:@ana"]
+        );
+        assert!(ws.timeline.iter().any(|(_, _, t)| t.message
+            == "level 1: nobody on call for oncall dba-night; going on to level 2"));
+        // A wait: nobody until the night starts (20:00 Berlin = 19:00Z).
+        let Outcome::Created(w) = e.ingest_one(firing(&[("alertname", "Wait")]), PAGING.t(0))
+        else {
+            panic!()
+        };
+        e.take_changes();
+        e.tick(PAGING.t(2));
+        let ws = e.take_changes();
+        assert!(page_jobs(&ws).is_empty());
+        assert!(inc(&e, w).page_wait.is_some());
+        assert!(ws.timeline.iter().any(|(_, _, t)| t
+            .message
+            .starts_with("level 1: nobody on call for oncall dba-night; looking again until")));
+        assert!(ws.events.contains(&Event::Paged {
+            team: "dba".into(),
+            outcome: "waiting"
+        }));
+        e.tick(PAGING.t(8 * 60 + 59));
+        assert!(page_jobs(&e.take_changes()).is_empty());
+        e.tick(PAGING.t(9 * 60));
+        let ws = e.take_changes();
+        assert_eq!(page_jobs(&ws), vec!["page-hook:cy:http://127.0.0.1:1/cy"]);
+        assert!(inc(&e, w).page_wait.is_none());
+        assert_eq!(inc(&e, w).escalation_level, 1);
+    }
+
+    #[test]
+    fn a_wait_that_ends_with_nobody_reaches_the_next_level_at_once() {
+        let mut e = PAGING.engine();
+        let Outcome::Created(k) =
+            e.ingest_one(firing(&[("alertname", "ShortWait")]), PAGING.t(0))
+        else {
+            panic!()
+        };
+        e.tick(PAGING.t(1));
+        e.take_changes();
+        e.tick(PAGING.t(30));
+        assert!(page_jobs(&e.take_changes()).is_empty());
+        e.tick(PAGING.t(31));
+        let ws = e.take_changes();
+        assert_eq!(page_jobs(&ws), vec!["page-mail:boss:boss@example.com"]);
+        assert_eq!(inc(&e, k).escalation_level, 2);
+        assert!(ws.timeline.iter().any(|(_, _, t)| t.message
+            == "level 1: nobody on call for oncall dba-night within the wait; going on to level 2"));
+    }
+
+    #[test]
+    fn a_restart_mid_escalation_neither_pages_twice_nor_skips() {
+        let mut e = PAGING.engine();
+        let Outcome::Created(k) = e.ingest_one(firing(&[("alertname", "DbDown")]), PAGING.t(0))
+        else {
+            panic!()
+        };
+        e.tick(PAGING.t(5));
+        let ws = e.take_changes();
+        assert_eq!(page_jobs(&ws).len(), 1);
+        let live: Vec<Live> = e.live_incidents().cloned().collect();
+        let mut r = Engine::restore(
+            e.rules().clone(),
+            Settings {
+                close_after: Duration::from_secs(86400),
+                id_slot: None,
+            },
+            live,
+            Restored {
+                jobs: ws.jobs.clone(),
+                ..Restored::default()
+            },
+        );
+        // The level-1 page is still pending (not sent yet): it resumes once.
+        assert_eq!(
+            r.pending_jobs()
+                .iter()
+                .filter(|j| j.payload.get("page").is_some())
+                .count(),
+            1
+        );
+        r.tick(PAGING.t(6));
+        assert!(r.take_changes().dispatch.is_empty(), "nobody paged twice");
+        r.tick(PAGING.t(8));
+        assert_eq!(page_jobs(&r.take_changes()), vec!["page-mail:ben:ben@example.com"], "the repeat still comes");
+        r.tick(PAGING.t(10));
+        assert_eq!(pages(&r, k).last(), Some(&p("ana", 2, 0, &["email", "chat"])));
+    }
+
+    #[test]
+    fn overrides_cover_a_schedule_and_need_known_names() {
+        let mut e = PAGING.engine();
+        let o = |person: &str, schedule: &str| Override {
+            id: String::new(),
+            schedule: schedule.into(),
+            person: person.into(),
+            starts_at: PAGING.t(0),
+            ends_at: PAGING.t(60),
+            created_by: "t".into(),
+            created_at: PAGING.t(0),
+            removed_at: None,
+        };
+        assert!(e.add_override(o("zed", "dba-primary"), PAGING.t(0)).is_err());
+        assert!(e.add_override(o("ana", "nope"), PAGING.t(0)).is_err());
+        let added = e.add_override(o("ana", "dba-primary"), PAGING.t(0)).expect("add");
+        assert_eq!(e.take_changes().overrides, vec![added.clone()]);
+        let Outcome::Created(k) = e.ingest_one(firing(&[("alertname", "DbDown")]), PAGING.t(0))
+        else {
+            panic!()
+        };
+        e.tick(PAGING.t(5));
+        assert_eq!(pages(&e, k)[0].0, "ana", "the override wins over ben's week");
+        assert!(e.remove_override("dba-primary", &added.id, PAGING.t(6)).is_some());
+        assert!(e.remove_override("dba-primary", &added.id, PAGING.t(6)).is_none());
+    }
+}

@@ -308,7 +308,7 @@ impl Builder {
             // Fine for a `contacts.email` action (it mails the paged
             // person); checked once every file is read.
             if let Some(p) = self.pos_of(span) {
-                self.email_without_to.push((action.to_string(), p));
+                self.needs_contact.push((action.to_string(), p, "email: `to` needs at least one address (only a `contacts.email` action, which mails the paged person, may leave it out)"));
             }
         }
         let mut addresses = |list: &[Spanned<String>], b: &mut Builder| -> Vec<String> {
@@ -606,6 +606,13 @@ impl Builder {
                 }
             }
             (None, Some(_)) => {}
+            (None, None) => {
+                // Fine for a `contacts.webhook` action (it posts to the paged
+                // person's webhook); checked once every file is read.
+                if let Some(p) = self.pos_of(span) {
+                    self.needs_contact.push((action.to_string(), p, "webhook: give exactly one of `url` or `url_env` (the environment variable holding the URL); only a `contacts.webhook` action, which posts to the paged person's webhook, may leave both out"));
+                }
+            }
             _ => {
                 self.err(span, "webhook: give exactly one of `url` or `url_env` (the environment variable holding the URL)");
                 ok = false;

@@ -83,8 +83,9 @@ pub(super) struct Builder {
     classify_teams: Vec<Option<String>>,
     people: crate::rules::people::People,
     people_names: people::PeopleNames,
-    /// Email actions without `to`: only a `contacts.email` action may be.
-    email_without_to: Vec<(String, Pos)>,
+    /// Email actions without `to` and webhooks without a URL: only a
+    /// `contacts` action may be (the paged person's address is used).
+    needs_contact: Vec<(String, Pos, &'static str)>,
 }
 impl Builder {
     fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
@@ -308,11 +309,11 @@ impl Builder {
 
     pub(super) fn finish(mut self, origin: &str) -> Result<RuleSet, RulesError> {
         self.check_people_refs();
-        for (name, pos) in std::mem::take(&mut self.email_without_to) {
+        for (name, pos, message) in std::mem::take(&mut self.needs_contact) {
             if !self.contact_action(&name) {
                 self.errors.push(RuleError {
                     pos: Some(pos),
-                    message: "email: `to` needs at least one address (only a `contacts.email` action, which mails the paged person, may leave it out)".into(),
+                    message: message.into(),
                 });
             }
         }

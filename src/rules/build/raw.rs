@@ -200,7 +200,7 @@ pub(super) struct RawAction {
 /// Call a URL with the incident event.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(transform = s::exactly_one_of_url_url_env)]
+#[schemars(transform = s::at_most_one_of_url_url_env)]
 pub(super) struct RawWebhook {
     /// An http:// or https:// URL.
     #[serde(default)]
@@ -251,8 +251,10 @@ pub(super) struct RawWebhook {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEmail {
-    /// Recipients (at least one).
-    #[schemars(with = "Vec<String>", length(min = 1))]
+    /// Recipients (at least one, except in a `contacts.email` action,
+    /// which mails the paged person).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub(super) to: Vec<Spanned<String>>,
     /// Copy recipients.
     #[serde(default)]

@@ -368,6 +368,15 @@ pub(crate) fn exactly_one_of_url_url_env(schema: &mut Schema) {
     exactly_one_of(schema, &["url", "url_env"]);
 }
 
+/// A webhook names its URL once (`url` or `url_env`), or not at all in a
+/// `contacts.webhook` action (the paged person's webhook).
+pub(crate) fn at_most_one_of_url_url_env(schema: &mut Schema) {
+    schema.insert(
+        "not".into(),
+        serde_json::json!({"required": ["url", "url_env"]}),
+    );
+}
+
 pub(crate) fn exactly_one_of_after_resolve_progress(schema: &mut Schema) {
     exactly_one_of(schema, &["after", "resolve_progress"]);
 }

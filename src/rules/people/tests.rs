@@ -110,8 +110,9 @@ fn a_handoff_in_the_skipped_or_repeated_hour_is_well_defined() {
         "2026-03-01",
         &["ana", "ben"],
     );
-    // 02:30 does not exist on 29 March: the handoff is at 03:30 CEST.
-    assert_eq!(l.boundary(28), utc("2026-03-29T01:30:00Z"));
+    // 02:30 does not exist on 29 March: the handoff is at the first valid
+    // local time after it, 03:00 CEST.
+    assert_eq!(l.boundary(28), utc("2026-03-29T01:00:00Z"));
     // 02:30 happens twice on 25 October: the first one (CEST) counts.
     let k = (date("2026-10-25") - date("2026-03-01")).num_days();
     assert_eq!(l.boundary(k), utc("2026-10-25T00:30:00Z"));
