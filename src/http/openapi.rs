@@ -428,7 +428,8 @@ fn board_schedule() {}
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`person`, `starts_at` (RFC 3339), `duration` (e.g. 8h), `csrf`, `by` (without tokens)"),
     responses((status = 303, description = "Added (durable); to the schedule's page"),
               (status = 400, description = "The page with the problem", body = String, content_type = "text/html"),
-              (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html")))]
+              (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html"),
+              (status = 404, description = "No such schedule", body = String, content_type = "text/html")))]
 #[allow(dead_code)]
 fn board_override_add() {}
 
@@ -436,7 +437,7 @@ fn board_override_add() {}
     params(("name" = String, Path, description = "Schedule name"), ("id" = String, Path, description = "Override id")),
     responses((status = 303, description = "Removed (durable); to the schedule's page"),
               (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html"),
-              (status = 404, description = "No such override", body = String, content_type = "text/html")))]
+              (status = 404, description = "No such schedule or override", body = String, content_type = "text/html")))]
 #[allow(dead_code)]
 fn board_override_remove() {}
 
@@ -452,6 +453,7 @@ fn board_ack_page() {}
 #[utoipa::path(post, path = "/ack/{token}", tag = "board",
     params(("token" = String, Path, description = "The signed token of a page's acknowledgement link")),
     responses((status = 200, description = "Acknowledged (durable) as the person the link names", body = String, content_type = "text/html"),
+              (status = 400, description = "Malformed link", body = String, content_type = "text/html"),
               (status = 403, description = "Bad signature, or a cross-site post", body = String, content_type = "text/html"),
               (status = 409, description = "Not open any more (already acknowledged, resolved)", body = String, content_type = "text/html"),
               (status = 410, description = "Expired link", body = String, content_type = "text/html")))]
