@@ -375,3 +375,32 @@ async fn oncall_api_calendar_overrides_cli_and_reload() {
     assert_eq!(s["shifts"][0]["person"], "dave");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_test_asserts_who_is_on_call_at_an_instant() {
+    let pager = Pager::start().await;
+    let rules = rules_dir(&pager);
+    let tests = rules.path().join("tests");
+    std::fs::create_dir_all(&tests).expect("tests dir");
+    let file = tests.join("oncall.yaml");
+    let run = |yaml: &str| {
+        std::fs::write(&file, yaml).expect("write");
+        let out = common::serve::command()
+            .args(["rules", "test"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, out) = run(
+        "rule_dir: ..\ntests:\n  - name: the rota\n    start: 2026-03-29T12:00:00Z\n    expect:\n      - at: 0m\n        oncall: {primary: alice, secondary: bob, dba: alice}\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(
+        "rule_dir: ..\ntests:\n  - name: wrong\n    start: 2026-03-29T12:00:00Z\n    expect:\n      - at: 0m\n        oncall: {primary: bob, secondary: null, nope: bob}\n",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("oncall primary: expected bob, got alice"), "{out}");
+    assert!(out.contains("oncall secondary: expected nobody, got bob"), "{out}");
+    assert!(out.contains("oncall: no schedule or team \"nope\""), "{out}");
+}

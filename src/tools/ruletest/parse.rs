@@ -685,7 +685,15 @@ pub(super) fn test_case(c: &mut Checker<'_>, t: &RawTest, interval: Duration) ->
             at,
             incidents,
             suppressed,
-            oncall: e.oncall.clone(),
+            // YAML `null` and `~` arrive as text: nobody.
+            oncall: e
+                .oncall
+                .iter()
+                .map(|(k, v)| {
+                    let who = v.clone().filter(|p| !matches!(p.trim(), "null" | "~" | ""));
+                    (k.clone(), who)
+                })
+                .collect(),
         });
     }
     let end = inputs
