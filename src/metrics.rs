@@ -254,7 +254,7 @@ impl Metrics {
             )),
             team_acknowledge_duration: reg!(hist(
                 "incidentd_team_acknowledge_duration_seconds",
-                "Time from incident creation to acknowledgement, by owning team (or the team paged).",
+                "Time from incident creation to acknowledgement, by owning team (else the team paged, else the acknowledging person's).",
                 RESPONSE_BUCKETS,
                 &["team"]
             )),

@@ -226,7 +226,7 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
     let tl = timeline(&d, &id).await;
     assert!(tl.contains(&"paged: paged alice (oncall primary, level 1) by webhook; assigned to alice".to_string()), "{tl:#?}");
     assert!(tl.contains(&"paged: paged bob (oncall secondary, level 2) by webhook; assigned to bob".to_string()), "{tl:#?}");
-    assert!(tl.iter().any(|l| l.starts_with("action: action page (webhook) for escalated attempt 1/4: success")), "{tl:#?}");
+    assert!(tl.iter().any(|l| l.starts_with("action: action page (webhook) for escalated paging bob by webhook attempt 1/4: success")), "{tl:#?}");
     // Acknowledging again through the link says so, and changes nothing.
     let r = d.http.post(&ack_url).send().await.expect("post");
     assert_eq!(r.status().as_u16(), 409);

@@ -180,13 +180,22 @@ impl Engine {
             (_, None) => JobState::Failed,
         };
         let (key, name, trigger) = (job.incident, job.action.clone(), job.trigger);
+        // A page says whom it was for.
+        let paging = job.payload.get("page").map(|p| {
+            format!(
+                " paging {} by {}",
+                p["person"]["name"].as_str().unwrap_or("?"),
+                p["channel"].as_str().unwrap_or("?")
+            )
+        });
         self.dirty.jobs.insert(r.job_key.clone());
         let def = rules.actions.iter().find(|a| a.name == name);
         let max = def.map(|d| d.retries + 1).unwrap_or(r.attempt);
         let kind = def.map(ActionDef::kind_name).unwrap_or("action");
         let mut msg = format!(
-            "action {name} ({kind}) for {} attempt {}/{max}: {}: {}",
+            "action {name} ({kind}) for {}{} attempt {}/{max}: {}: {}",
             trigger.as_str(),
+            paging.unwrap_or_default(),
             r.attempt,
             r.outcome.as_str(),
             r.message

@@ -475,8 +475,10 @@ impl Engine {
     }
 
     /// A person acknowledged: their pages say so; the time to acknowledge
-    /// counts for the incident's team (or the team they were paged for).
+    /// counts for the incident's team, else the team they were paged for,
+    /// else the team they are a member of.
     pub(super) fn pages_acknowledged(&mut self, key: IncidentKey, by: &str, now: DateTime<Utc>) {
+        let people = self.rules.people.clone();
         let Some(l) = self.live.incidents.get_mut(&key) else {
             return;
         };
@@ -490,6 +492,13 @@ impl Engine {
             }
         }
         l.incident.page_wait = None;
+        let team = team.or_else(|| {
+            people
+                .teams
+                .iter()
+                .find(|t| t.members.iter().any(|m| m == by))
+                .map(|t| t.name.clone())
+        });
         let seconds = super::secs(now - l.incident.created_at);
         if let Some(team) = team {
             self.dirty.events.push(Event::TeamAcknowledged { team, seconds });
