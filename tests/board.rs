@@ -810,20 +810,19 @@ async fn the_schedule_page_takes_an_override_and_an_ack_link_confirms_before_ack
         std::fs::create_dir_all(&rules).expect("rules dir");
         std::fs::write(rules.join("people.yaml"), ONCALL_RULES).expect("people");
         let data = dir.path().join("data");
-        let d = Daemon::start(
-            &data,
-            incidentd::rules::Source::Dir(rules.clone()),
-            |_| {},
-        )
-        .await;
+        let d = Daemon::start(&data, incidentd::rules::Source::Dir(rules.clone()), |_| {}).await;
         let b = Browser::start(dir.path(), 1280, 900).await;
         // Who is on call, then the schedule in its own time zone.
         b.goto(&format!("{}/oncall", d.base)).await;
         b.wait_text("alice", Duration::from_secs(10)).await;
         b.click("a[href='/schedules/primary']").await;
-        b.wait_text("Shifts, next 14 days", Duration::from_secs(10)).await;
+        b.wait_text("Shifts, next 14 days", Duration::from_secs(10))
+            .await;
         assert!(b.text("main").await.contains("times in Europe/Berlin"));
-        assert_eq!(b.text("table.shifts tbody tr td.shift-person").await, "alice");
+        assert_eq!(
+            b.text("table.shifts tbody tr td.shift-person").await,
+            "alice"
+        );
         assert!(b.source().await.contains("/api/v1/schedules/primary.ics"));
         // bob covers the next two hours.
         b.type_into("#byname", "carol").await;
@@ -832,13 +831,18 @@ async fn the_schedule_page_takes_an_override_and_an_ack_link_confirms_before_ack
         b.script("document.querySelector('#override-duration').value = '2h'; return true")
             .await;
         b.click("#override-add").await;
-        b.wait_text("bob covers primary", Duration::from_secs(10)).await;
+        b.wait_text("bob covers primary", Duration::from_secs(10))
+            .await;
         assert_eq!(b.text("table.shifts tbody tr td.shift-person").await, "bob");
         let now = d.get_json("/api/v1/oncall").await;
         assert_eq!(now["teams"][0]["schedules"][0]["person"], "bob");
 
         // An acknowledgement link, signed with the key the daemon made.
-        let made = post_alerts(&d, json!([alert("DbDown", &[("service", "db")], "db down")])).await;
+        let made = post_alerts(
+            &d,
+            json!([alert("DbDown", &[("service", "db")], "db down")]),
+        )
+        .await;
         let id = made["created"][0].as_str().expect("id").to_string();
         let hex = std::fs::read_to_string(data.join("ack-link.key")).expect("key file");
         let mut key = [0u8; 32];
@@ -853,14 +857,16 @@ async fn the_schedule_page_takes_an_override_and_an_ack_link_confirms_before_ack
             },
         );
         b.goto(&format!("{}/ack/{token}", d.base)).await;
-        b.wait_text("You were paged as bob", Duration::from_secs(10)).await;
+        b.wait_text("You were paged as bob", Duration::from_secs(10))
+            .await;
         assert_eq!(
             d.get_json(&format!("/api/v1/incidents/{id}")).await["status"],
             "open",
             "opening the link changes nothing"
         );
         b.click("#ack-confirm").await;
-        b.wait_text("acknowledged as bob", Duration::from_secs(10)).await;
+        b.wait_text("acknowledged as bob", Duration::from_secs(10))
+            .await;
         let i = d.get_json(&format!("/api/v1/incidents/{id}")).await;
         assert_eq!(i["status"], "acknowledged");
         assert_eq!(i["acknowledged_by"], "bob");

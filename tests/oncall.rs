@@ -78,7 +78,11 @@ impl Pager {
 /// fallback; `quiet` covers one hour that is never now.
 fn people_yaml(pager: &Pager, primary: &str) -> String {
     let now = chrono::Utc::now();
-    let away = |h: i64| (now + chrono::Duration::hours(h)).format("%H:00").to_string();
+    let away = |h: i64| {
+        (now + chrono::Duration::hours(h))
+            .format("%H:00")
+            .to_string()
+    };
     format!(
         r#"people:
   - {{name: alice, time_zone: Europe/Berlin, webhook: "{p}/alice"}}
@@ -166,7 +170,13 @@ async fn timeline(d: &Daemon, id: &str) -> Vec<String> {
         .as_array()
         .expect("timeline")
         .iter()
-        .map(|e| format!("{}: {}", e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -177,12 +187,17 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
     let data = tempfile::tempdir().expect("data");
     let d = Daemon::start(data.path(), RulesSource::Dir(rules.path().into()), |_| {}).await;
     let id = post_alert(&d, "DbDown").await;
-    assert_eq!(d.get_json(&format!("/api/v1/incidents/{id}")).await["team"], "dba");
+    assert_eq!(
+        d.get_json(&format!("/api/v1/incidents/{id}")).await["team"],
+        "dba"
+    );
     eventually("alice paged", || async { pager.to("alice").len() == 1 }).await;
     let page = &pager.to("alice")[0]["page"];
     assert_eq!(page["person"]["name"], "alice");
     assert_eq!(page["channel"], "webhook");
-    assert!(page["ack_url"].as_str().is_some_and(|u| u.starts_with(&format!("{}/ack/", d.base))));
+    assert!(page["ack_url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with(&format!("{}/ack/", d.base))));
     assert_eq!(
         d.get_json(&format!("/api/v1/incidents/{id}")).await["assignee"],
         "alice"
@@ -198,7 +213,10 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
     let (s, html) = d.get(&path).await;
     assert_eq!(s, 200, "{html}");
     assert!(html.contains("Acknowledge as bob"), "{html}");
-    assert_eq!(d.get_json(&format!("/api/v1/incidents/{id}")).await["status"], "open");
+    assert_eq!(
+        d.get_json(&format!("/api/v1/incidents/{id}")).await["status"],
+        "open"
+    );
     // A tampered link and a cross-site post are refused.
     let (s, _) = d.get(&format!("{path}x")).await;
     assert_eq!(s, 403);
@@ -210,13 +228,23 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 403);
-    assert_eq!(d.get_json(&format!("/api/v1/incidents/{id}")).await["status"], "open");
+    assert_eq!(
+        d.get_json(&format!("/api/v1/incidents/{id}")).await["status"],
+        "open"
+    );
     // The click: no token, acknowledged as bob.
     let r = d.http.post(&ack_url).send().await.expect("post");
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().await.expect("body").contains("acknowledged as bob"));
+    assert!(r
+        .text()
+        .await
+        .expect("body")
+        .contains("acknowledged as bob"));
     let i = d.get_json(&format!("/api/v1/incidents/{id}")).await;
-    assert_eq!((i["status"].as_str(), i["acknowledged_by"].as_str()), (Some("acknowledged"), Some("bob")));
+    assert_eq!(
+        (i["status"].as_str(), i["acknowledged_by"].as_str()),
+        (Some("acknowledged"), Some("bob"))
+    );
     let pages = i["pages"].as_array().expect("pages");
     assert_eq!(pages.len(), 2);
     assert!(pages[0]["acknowledged_at"].is_null() && pages[1]["acknowledged_at"].is_string());
@@ -224,8 +252,19 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(pager.all(), vec!["alice", "bob"]);
     let tl = timeline(&d, &id).await;
-    assert!(tl.contains(&"paged: paged alice (oncall primary, level 1) by webhook; assigned to alice".to_string()), "{tl:#?}");
-    assert!(tl.contains(&"paged: paged bob (oncall secondary, level 2) by webhook; assigned to bob".to_string()), "{tl:#?}");
+    assert!(
+        tl.contains(
+            &"paged: paged alice (oncall primary, level 1) by webhook; assigned to alice"
+                .to_string()
+        ),
+        "{tl:#?}"
+    );
+    assert!(
+        tl.contains(
+            &"paged: paged bob (oncall secondary, level 2) by webhook; assigned to bob".to_string()
+        ),
+        "{tl:#?}"
+    );
     assert!(tl.iter().any(|l| l.starts_with("action: action page (webhook) for escalated paging bob by webhook attempt 1/4: success")), "{tl:#?}");
     // Acknowledging again through the link says so, and changes nothing.
     let r = d.http.post(&ack_url).send().await.expect("post");
@@ -235,8 +274,14 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
     assert!(report.contains("- bob: paged "), "{report}");
     assert!(report.contains("acknowledged "), "{report}");
     let (_, metrics) = d.get("/metrics").await;
-    assert!(metrics.contains(r#"incidentd_pages_total{outcome="paged",team="dba"} 2"#), "{metrics}");
-    assert!(metrics.contains(r#"incidentd_team_acknowledge_duration_seconds_count{team="dba"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"incidentd_pages_total{outcome="paged",team="dba"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"incidentd_team_acknowledge_duration_seconds_count{team="dba"} 1"#),
+        "{metrics}"
+    );
     d.stop().await;
 }
 
@@ -250,7 +295,10 @@ async fn a_restart_mid_escalation_pages_nobody_twice_and_skips_nobody() {
     eventually("alice paged", || async { pager.to("alice").len() == 1 }).await;
     d.stop().await;
     let d = Daemon::start(data.path(), RulesSource::Dir(rules.path().into()), |_| {}).await;
-    eventually("bob paged after the restart", || async { pager.to("bob").len() == 1 }).await;
+    eventually("bob paged after the restart", || async {
+        pager.to("bob").len() == 1
+    })
+    .await;
     // The link signed before the restart still works (same key file; the
     // daemon came back on another port).
     let ack_url = pager.to("alice")[0]["page"]["ack_url"]
@@ -258,7 +306,12 @@ async fn a_restart_mid_escalation_pages_nobody_twice_and_skips_nobody() {
         .expect("url")
         .to_string();
     let path = &ack_url[ack_url.find("/ack/").expect("path")..];
-    let r = d.http.post(format!("{}{path}", d.base)).send().await.expect("post");
+    let r = d
+        .http
+        .post(format!("{}{path}", d.base))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(r.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(pager.all(), vec!["alice", "bob"], "once each, carol never");
@@ -277,17 +330,29 @@ async fn nobody_on_call_falls_back_to_a_person_or_says_nobody_was_paged() {
     let d = Daemon::start(data.path(), RulesSource::Dir(rules.path().into()), |_| {}).await;
     let fb = post_alert(&d, "QuietFallback").await;
     let last = post_alert(&d, "QuietLast").await;
-    eventually("carol paged as the fallback", || async { pager.to("carol").len() == 1 }).await;
-    assert_eq!(pager.to("carol")[0]["page"]["via"], "fallback person carol (nobody on call for oncall quiet)");
+    eventually("carol paged as the fallback", || async {
+        pager.to("carol").len() == 1
+    })
+    .await;
+    assert_eq!(
+        pager.to("carol")[0]["page"]["via"],
+        "fallback person carol (nobody on call for oncall quiet)"
+    );
     eventually("nobody paged is on the timeline", || async {
         timeline(&d, &last).await.contains(
             &"paged: level 1: nobody on call for oncall quiet and no level follows: nobody was paged".to_string(),
         )
     })
     .await;
-    assert_eq!(d.get_json(&format!("/api/v1/incidents/{fb}")).await["assignee"], "carol");
+    assert_eq!(
+        d.get_json(&format!("/api/v1/incidents/{fb}")).await["assignee"],
+        "carol"
+    );
     let (_, metrics) = d.get("/metrics").await;
-    assert!(metrics.contains(r#"incidentd_pages_total{outcome="nobody",team="dba"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"incidentd_pages_total{outcome="nobody",team="dba"} 1"#),
+        "{metrics}"
+    );
     d.stop().await;
 }
 
@@ -302,7 +367,10 @@ async fn oncall_api_calendar_overrides_cli_and_reload() {
     assert_eq!(dba["team"], "dba");
     assert_eq!(dba["schedules"][0]["schedule"], "primary");
     assert_eq!(dba["schedules"][0]["person"], "alice");
-    assert!(dba["schedules"][2]["person"].is_null(), "quiet has a gap now: {now}");
+    assert!(
+        dba["schedules"][2]["person"].is_null(),
+        "quiet has a gap now: {now}"
+    );
     // A week of primary: alice every day, handoffs at 09:00 Berlin.
     let s = d
         .get_json("/api/v1/schedules/primary?from=2026-03-27T00:00:00Z&to=2026-03-31T00:00:00Z")
@@ -318,9 +386,15 @@ async fn oncall_api_calendar_overrides_cli_and_reload() {
         .await
         .expect("ics");
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap_or("").starts_with("text/calendar"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/calendar"));
     let cal = r.text().await.expect("body");
-    assert!(cal.starts_with("BEGIN:VCALENDAR\r\n") && cal.contains("SUMMARY:On call: alice (primary)"), "{cal}");
+    assert!(
+        cal.starts_with("BEGIN:VCALENDAR\r\n") && cal.contains("SUMMARY:On call: alice (primary)"),
+        "{cal}"
+    );
     // An override through the API: dave covers primary for an hour.
     let start = chrono::Utc::now() - chrono::Duration::minutes(1);
     let (st, v) = d
@@ -331,7 +405,10 @@ async fn oncall_api_calendar_overrides_cli_and_reload() {
         .await;
     assert_eq!(st, 201, "{v}");
     let oid = v["override"]["id"].as_str().expect("id").to_string();
-    assert_eq!(d.get_json("/api/v1/oncall").await["teams"][0]["schedules"][0]["person"], "dave");
+    assert_eq!(
+        d.get_json("/api/v1/oncall").await["teams"][0]["schedules"][0]["person"],
+        "dave"
+    );
     let (st, v) = d
         .post_json(
             "/api/v1/schedules/primary/overrides",
@@ -342,36 +419,73 @@ async fn oncall_api_calendar_overrides_cli_and_reload() {
     // The CLI shows it, removes it, and adds one of its own.
     let cli = |args: Vec<String>| {
         let mut cmd = common::serve::command();
-        cmd.env("INCIDENTD_URL", &d.base).env("USER", "tester").args(args);
+        cmd.env("INCIDENTD_URL", &d.base)
+            .env("USER", "tester")
+            .args(args);
         cmd.output().expect("runs")
     };
     let out = cli(vec!["oncall".into()]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success() && text.contains("primary") && text.contains("dave"), "{text}");
-    let out = cli(vec!["schedules".into(), "remove-override".into(), "primary".into(), oid.clone()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(d.get_json("/api/v1/oncall").await["teams"][0]["schedules"][0]["person"], "alice");
+    assert!(
+        out.status.success() && text.contains("primary") && text.contains("dave"),
+        "{text}"
+    );
     let out = cli(vec![
-        "schedules".into(), "override".into(), "primary".into(), "carol".into(),
-        "--duration".into(), "2h".into(),
+        "schedules".into(),
+        "remove-override".into(),
+        "primary".into(),
+        oid.clone(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.get_json("/api/v1/oncall").await["teams"][0]["schedules"][0]["person"],
+        "alice"
+    );
+    let out = cli(vec![
+        "schedules".into(),
+        "override".into(),
+        "primary".into(),
+        "carol".into(),
+        "--duration".into(),
+        "2h".into(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(vec!["schedules".into(), "show".into(), "primary".into()]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.contains("carol") && text.contains("override ovr-"), "{text}");
+    assert!(
+        text.contains("carol") && text.contains("override ovr-"),
+        "{text}"
+    );
     // Overrides survive a restart.
     d.stop().await;
     let d = Daemon::start(data.path(), RulesSource::Dir(rules.path().into()), |_| {}).await;
-    assert_eq!(d.get_json("/api/v1/oncall").await["teams"][0]["schedules"][0]["person"], "carol");
+    assert_eq!(
+        d.get_json("/api/v1/oncall").await["teams"][0]["schedules"][0]["person"],
+        "carol"
+    );
     // people.yaml reloads with the rules; a broken one is refused with its position.
     std::fs::write(rules.path().join("people.yaml"), people_yaml(&pager, "zed")).expect("write");
     let (st, v) = d.post_json("/-/reload", json!({})).await;
     assert_ne!(st, 200, "{v}");
     assert!(v.to_string().contains("people.yaml:13:"), "{v}");
-    std::fs::write(rules.path().join("people.yaml"), people_yaml(&pager, "dave")).expect("write");
+    std::fs::write(
+        rules.path().join("people.yaml"),
+        people_yaml(&pager, "dave"),
+    )
+    .expect("write");
     let (st, v) = d.post_json("/-/reload", json!({})).await;
     assert_eq!(st, 200, "{v}");
-    let s = d.get_json("/api/v1/schedules/primary?from=2026-03-27T00:00:00Z&to=2026-03-28T00:00:00Z").await;
+    let s = d
+        .get_json("/api/v1/schedules/primary?from=2026-03-27T00:00:00Z&to=2026-03-28T00:00:00Z")
+        .await;
     assert_eq!(s["shifts"][0]["person"], "dave");
     d.stop().await;
 }
@@ -390,7 +504,10 @@ async fn rules_test_asserts_who_is_on_call_at_an_instant() {
             .arg(&file)
             .output()
             .expect("runs");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
     };
     let (code, out) = run(
         "rule_dir: ..\ntests:\n  - name: the rota\n    start: 2026-03-29T12:00:00Z\n    expect:\n      - at: 0m\n        oncall: {primary: alice, secondary: bob, dba: alice}\n",
@@ -400,7 +517,16 @@ async fn rules_test_asserts_who_is_on_call_at_an_instant() {
         "rule_dir: ..\ntests:\n  - name: wrong\n    start: 2026-03-29T12:00:00Z\n    expect:\n      - at: 0m\n        oncall: {primary: bob, secondary: null, nope: bob}\n",
     );
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("oncall primary: expected bob, got alice"), "{out}");
-    assert!(out.contains("oncall secondary: expected nobody, got bob"), "{out}");
-    assert!(out.contains("oncall: no schedule or team \"nope\""), "{out}");
+    assert!(
+        out.contains("oncall primary: expected bob, got alice"),
+        "{out}"
+    );
+    assert!(
+        out.contains("oncall secondary: expected nobody, got bob"),
+        "{out}"
+    );
+    assert!(
+        out.contains("oncall: no schedule or team \"nope\""),
+        "{out}"
+    );
 }

@@ -792,21 +792,41 @@ async fn real_answers_match_their_schemas() {
     assert_eq!(s, 404);
     let t = "/api/v1/schedules/{name}/overrides/{id}";
     let (s, _) = c
-        .call(&d, "DELETE", t, "/api/v1/schedules/none/overrides/ovr-1", None)
+        .call(
+            &d,
+            "DELETE",
+            t,
+            "/api/v1/schedules/none/overrides/ovr-1",
+            None,
+        )
         .await;
     assert_eq!(s, 404);
     c.call(&d, "GET", "/oncall", "/oncall", None).await;
     c.call(&d, "GET", "/schedules/{name}", "/schedules/none", None)
         .await;
-    c.call_form(&d, "/schedules/{name}/overrides", "/schedules/none/overrides", Some(&cookie),
-        &format!("csrf={csrf}&person=ana&duration=1h&by=bob"))
+    c.call_form(
+        &d,
+        "/schedules/{name}/overrides",
+        "/schedules/none/overrides",
+        Some(&cookie),
+        &format!("csrf={csrf}&person=ana&duration=1h&by=bob"),
+    )
+    .await;
+    c.call_form(
+        &d,
+        "/schedules/{name}/overrides/{id}/remove",
+        "/schedules/none/overrides/ovr-1/remove",
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    let (s, _) = c
+        .call(&d, "GET", "/ack/{token}", "/ack/not-a-token", None)
         .await;
-    c.call_form(&d, "/schedules/{name}/overrides/{id}/remove", "/schedules/none/overrides/ovr-1/remove",
-        Some(&cookie), &format!("csrf={csrf}"))
-        .await;
-    let (s, _) = c.call(&d, "GET", "/ack/{token}", "/ack/not-a-token", None).await;
     assert_eq!(s, 400);
-    let (s, _) = c.call_form(&d, "/ack/{token}", "/ack/not-a-token", None, "").await;
+    let (s, _) = c
+        .call_form(&d, "/ack/{token}", "/ack/not-a-token", None, "")
+        .await;
     assert_eq!(s, 400);
 
     // Every documented operation was exercised.

@@ -71,7 +71,12 @@ fn recipients(def: &EmailDef, job: &Job) -> Vec<String> {
     let page = job
         .payload
         .pointer("/page/address")
-        .filter(|_| job.payload.pointer("/page/channel").and_then(|c| c.as_str()) == Some("email"))
+        .filter(|_| {
+            job.payload
+                .pointer("/page/channel")
+                .and_then(|c| c.as_str())
+                == Some("email")
+        })
         .and_then(|a| a.as_str());
     match page {
         Some(a) if def.to.is_empty() => vec![a.to_string()],

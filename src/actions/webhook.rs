@@ -52,8 +52,18 @@ pub async fn send(
                 )),
             },
             // A `contacts.webhook` action: the paged person's webhook.
-            (None, None) => match job.payload.pointer("/page/address").and_then(|a| a.as_str()) {
-                Some(u) if job.payload.pointer("/page/channel").and_then(|c| c.as_str()) == Some("webhook") => {
+            (None, None) => match job
+                .payload
+                .pointer("/page/address")
+                .and_then(|a| a.as_str())
+            {
+                Some(u)
+                    if job
+                        .payload
+                        .pointer("/page/channel")
+                        .and_then(|c| c.as_str())
+                        == Some("webhook") =>
+                {
                     u.to_string()
                 }
                 _ => return (AttemptOutcome::Failure, "no url".into(), None),

@@ -321,7 +321,6 @@ pub fn schedule_table(v: &Value) -> String {
     table(&["FROM", "TO", "ON CALL", "WHY"], &rows)
 }
 
-
 /// A path segment, percent-encoded.
 fn segment(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes())

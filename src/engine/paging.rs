@@ -204,7 +204,11 @@ impl Engine {
         let team = self.team_for(key, target);
         let what = target.describe();
         if repeat > 0 {
-            self.note_page(key, now, format!("level {n} repeat {repeat}: nobody to page for {what}"));
+            self.note_page(
+                key,
+                now,
+                format!("level {n} repeat {repeat}: nobody to page for {what}"),
+            );
             self.page_event(&team, "nobody");
             return Paged::Nobody;
         }
@@ -259,7 +263,10 @@ impl Engine {
             self.note_page(
                 key,
                 now,
-                format!("level {n}: nobody on call for {what}; going on to level {}", n + 1),
+                format!(
+                    "level {n}: nobody on call for {what}; going on to level {}",
+                    n + 1
+                ),
             );
             self.page_event(team, "next_level");
             Paged::NextLevel
@@ -267,7 +274,9 @@ impl Engine {
             self.note_page(
                 key,
                 now,
-                format!("level {n}: nobody on call for {what} and no level follows: nobody was paged"),
+                format!(
+                    "level {n}: nobody on call for {what} and no level follows: nobody was paged"
+                ),
             );
             self.page_event(team, "nobody");
             Paged::Nobody
@@ -358,7 +367,10 @@ impl Engine {
                     }
                 }
             }
-            let how: Vec<String> = channels.iter().map(|(c, _, _)| c.as_str().to_string()).collect();
+            let how: Vec<String> = channels
+                .iter()
+                .map(|(c, _, _)| c.as_str().to_string())
+                .collect();
             let Some(l) = self.live.incidents.get_mut(&key) else {
                 return any;
             };
@@ -450,7 +462,13 @@ impl Engine {
                     let team = self.team_for(key, &target);
                     let what = format!("{} within the wait", target.describe());
                     if self.nobody_left(key, &policy, n, &what, &team, now) == Paged::NextLevel {
-                        self.reach_level(key, &policy, n + 1, format!("level {n} found nobody on call"), now);
+                        self.reach_level(
+                            key,
+                            &policy,
+                            n + 1,
+                            format!("level {n} found nobody on call"),
+                            now,
+                        );
                     }
                 }
                 continue;
@@ -463,7 +481,10 @@ impl Engine {
             }
             let of_level = i.pages.iter().filter(|p| p.level == n);
             let (last, done) = of_level.fold((None, 0u32), |(t, r), p| {
-                (Some(t.map_or(p.at, |t: DateTime<Utc>| t.max(p.at))), r.max(p.repeat))
+                (
+                    Some(t.map_or(p.at, |t: DateTime<Utc>| t.max(p.at))),
+                    r.max(p.repeat),
+                )
             });
             let Some(last) = last else {
                 continue;
@@ -501,7 +522,9 @@ impl Engine {
         });
         let seconds = super::secs(now - l.incident.created_at);
         if let Some(team) = team {
-            self.dirty.events.push(Event::TeamAcknowledged { team, seconds });
+            self.dirty
+                .events
+                .push(Event::TeamAcknowledged { team, seconds });
         }
     }
 }
@@ -572,9 +595,15 @@ mod tests {
         e.tick(PAGING.t(7));
         assert!(e.take_changes().dispatch.is_empty());
         e.tick(PAGING.t(8));
-        assert_eq!(page_jobs(&e.take_changes()), vec!["page-mail:ben:ben@example.com"]);
+        assert_eq!(
+            page_jobs(&e.take_changes()),
+            vec!["page-mail:ben:ben@example.com"]
+        );
         e.tick(PAGING.t(9));
-        assert!(e.take_changes().dispatch.is_empty(), "repeat: 1 pages once more");
+        assert!(
+            e.take_changes().dispatch.is_empty(),
+            "repeat: 1 pages once more"
+        );
         // Level 2: the next person on call after ben is ana (next Monday).
         e.tick(PAGING.t(10));
         let ws = e.take_changes();
@@ -596,7 +625,8 @@ mod tests {
             by: Some("ana".into()),
             ..OpRequest::default()
         };
-        e.apply_op(k, Op::Ack, &req, PAGING.t(25), |_| None).expect("ack");
+        e.apply_op(k, Op::Ack, &req, PAGING.t(25), |_| None)
+            .expect("ack");
         let ws = e.take_changes();
         assert!(ws.events.contains(&Event::TeamAcknowledged {
             team: "dba".into(),
@@ -622,8 +652,7 @@ mod tests {
     #[test]
     fn nobody_on_call_goes_on_to_the_next_level_or_waits_and_never_drops_silently() {
         let mut e = PAGING.engine();
-        let Outcome::Created(k) =
-            e.ingest_one(firing(&[("alertname", "NightOnly")]), PAGING.t(0))
+        let Outcome::Created(k) = e.ingest_one(firing(&[("alertname", "NightOnly")]), PAGING.t(0))
         else {
             panic!()
         };
@@ -666,8 +695,7 @@ mod tests {
     #[test]
     fn a_wait_that_ends_with_nobody_reaches_the_next_level_at_once() {
         let mut e = PAGING.engine();
-        let Outcome::Created(k) =
-            e.ingest_one(firing(&[("alertname", "ShortWait")]), PAGING.t(0))
+        let Outcome::Created(k) = e.ingest_one(firing(&[("alertname", "ShortWait")]), PAGING.t(0))
         else {
             panic!()
         };
@@ -679,8 +707,10 @@ mod tests {
         let ws = e.take_changes();
         assert_eq!(page_jobs(&ws), vec!["page-mail:boss:boss@example.com"]);
         assert_eq!(inc(&e, k).escalation_level, 2);
-        assert!(ws.timeline.iter().any(|(_, _, t)| t.message
-            == "level 1: nobody on call for oncall dba-night within the wait; going on to level 2"));
+        assert!(ws.timeline.iter().any(|(_, _, t)| {
+            t.message
+            == "level 1: nobody on call for oncall dba-night within the wait; going on to level 2"
+        }));
     }
 
     #[test]
@@ -717,9 +747,16 @@ mod tests {
         r.tick(PAGING.t(6));
         assert!(r.take_changes().dispatch.is_empty(), "nobody paged twice");
         r.tick(PAGING.t(8));
-        assert_eq!(page_jobs(&r.take_changes()), vec!["page-mail:ben:ben@example.com"], "the repeat still comes");
+        assert_eq!(
+            page_jobs(&r.take_changes()),
+            vec!["page-mail:ben:ben@example.com"],
+            "the repeat still comes"
+        );
         r.tick(PAGING.t(10));
-        assert_eq!(pages(&r, k).last(), Some(&p("ana", 2, 0, &["email", "chat"])));
+        assert_eq!(
+            pages(&r, k).last(),
+            Some(&p("ana", 2, 0, &["email", "chat"]))
+        );
     }
 
     #[test]
@@ -735,17 +772,29 @@ mod tests {
             created_at: PAGING.t(0),
             removed_at: None,
         };
-        assert!(e.add_override(o("zed", "dba-primary"), PAGING.t(0)).is_err());
+        assert!(e
+            .add_override(o("zed", "dba-primary"), PAGING.t(0))
+            .is_err());
         assert!(e.add_override(o("ana", "nope"), PAGING.t(0)).is_err());
-        let added = e.add_override(o("ana", "dba-primary"), PAGING.t(0)).expect("add");
+        let added = e
+            .add_override(o("ana", "dba-primary"), PAGING.t(0))
+            .expect("add");
         assert_eq!(e.take_changes().overrides, vec![added.clone()]);
         let Outcome::Created(k) = e.ingest_one(firing(&[("alertname", "DbDown")]), PAGING.t(0))
         else {
             panic!()
         };
         e.tick(PAGING.t(5));
-        assert_eq!(pages(&e, k)[0].0, "ana", "the override wins over ben's week");
-        assert!(e.remove_override("dba-primary", &added.id, PAGING.t(6)).is_some());
-        assert!(e.remove_override("dba-primary", &added.id, PAGING.t(6)).is_none());
+        assert_eq!(
+            pages(&e, k)[0].0,
+            "ana",
+            "the override wins over ben's week"
+        );
+        assert!(e
+            .remove_override("dba-primary", &added.id, PAGING.t(6))
+            .is_some());
+        assert!(e
+            .remove_override("dba-primary", &added.id, PAGING.t(6))
+            .is_none());
     }
 }

@@ -243,7 +243,12 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Access::Role(Role::Viewer),
         Body::None,
     ),
-    ("GET", "/api/v1/oncall", Access::Role(Role::Viewer), Body::None),
+    (
+        "GET",
+        "/api/v1/oncall",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
     (
         "GET",
         "/api/v1/schedules/{name}",

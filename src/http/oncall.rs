@@ -111,7 +111,11 @@ pub fn on_call(s: &Schedule, at: DateTime<Utc>, overrides: &[Override]) -> OnCal
 }
 
 /// Every team with who is on call for each of its schedules.
-pub fn teams_on_call(people: &People, at: DateTime<Utc>, overrides: &[Override]) -> Vec<TeamOnCall> {
+pub fn teams_on_call(
+    people: &People,
+    at: DateTime<Utc>,
+    overrides: &[Override],
+) -> Vec<TeamOnCall> {
     people
         .teams
         .iter()
@@ -175,7 +179,10 @@ pub async fn render(
 ) -> Result<ScheduleAnswer, Response> {
     let rules = s.rules.borrow().clone();
     let Some(schedule) = rules.people.schedule(name) else {
-        return Err(error(StatusCode::NOT_FOUND, format!("no schedule {name:?}")));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no schedule {name:?}"),
+        ));
     };
     let from = from.unwrap_or_else(Utc::now);
     let to = to.unwrap_or(from + Duration::days(default_days));
@@ -284,7 +291,12 @@ pub fn ics(a: &ScheduleAnswer, now: DateTime<Utc>) -> String {
         };
         lines.extend([
             "BEGIN:VEVENT".to_string(),
-            format!("UID:{}-{}-{}@incidentd", a.name, s.start.timestamp(), s.person),
+            format!(
+                "UID:{}-{}-{}@incidentd",
+                a.name,
+                s.start.timestamp(),
+                s.person
+            ),
             format!("DTSTAMP:{}", t(now)),
             format!("DTSTART:{}", t(s.start)),
             format!("DTEND:{}", t(s.end)),
@@ -325,8 +337,8 @@ pub fn new_override(
     let ends_at = match (req.ends_at, req.duration.as_deref()) {
         (Some(e), None) => e,
         (None, Some(d)) => {
-            let d = humantime::parse_duration(d.trim())
-                .map_err(|e| format!("duration: {d:?}: {e}"))?;
+            let d =
+                humantime::parse_duration(d.trim()).map_err(|e| format!("duration: {d:?}: {e}"))?;
             req.starts_at + crate::model::wall(d)
         }
         _ => return Err("give exactly one of ends_at or duration".into()),

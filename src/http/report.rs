@@ -218,7 +218,14 @@ pub fn render(
                 .pages
                 .iter()
                 .filter(|x| x.person == p)
-                .map(|x| format!("{} ({}, level {})", ts(Some(x.at)), x.channels.join(", "), x.level))
+                .map(|x| {
+                    format!(
+                        "{} ({}, level {})",
+                        ts(Some(x.at)),
+                        x.channels.join(", "),
+                        x.level
+                    )
+                })
                 .collect();
             if !paged.is_empty() {
                 roles.push(format!("paged {}", paged.join("; ")));

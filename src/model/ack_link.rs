@@ -93,8 +93,7 @@ impl AckKey {
             .map_err(|_| AckLinkError::BadSignature)?;
         let body = String::from_utf8(body).map_err(|_| AckLinkError::Malformed)?;
         let mut parts = body.splitn(3, '|');
-        let (Some(id), Some(person), Some(exp)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(id), Some(person), Some(exp)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(AckLinkError::Malformed);
         };
         let incident = IncidentKey::parse(id).ok_or(AckLinkError::Malformed)?;
@@ -129,7 +128,10 @@ mod tests {
         };
         let token = key.sign(&claim);
         assert_eq!(key.verify(&token, t(0)), Ok(claim.clone()));
-        assert_eq!(key.verify(&token, t(100)), Err(AckLinkError::Expired(t(100))));
+        assert_eq!(
+            key.verify(&token, t(100)),
+            Err(AckLinkError::Expired(t(100)))
+        );
         let other = AckKey::from_bytes([8; ACK_KEY_LEN]);
         assert_eq!(other.verify(&token, t(0)), Err(AckLinkError::BadSignature));
         // Someone else's name on the same signature.
@@ -138,7 +140,11 @@ mod tests {
             ..claim
         };
         let (_, sig) = token.split_once('.').expect("dot");
-        let (body, _) = key.sign(&forged).split_once('.').map(|(b, s)| (b.to_string(), s.to_string())).expect("dot");
+        let (body, _) = key
+            .sign(&forged)
+            .split_once('.')
+            .map(|(b, s)| (b.to_string(), s.to_string()))
+            .expect("dot");
         assert_eq!(
             key.verify(&format!("{body}.{sig}"), t(0)),
             Err(AckLinkError::BadSignature)

@@ -348,9 +348,9 @@ fn never_run(rules: &RuleSet, out: &mut Vec<RuleError>) {
                 .iter()
                 .any(|c| rules.people.contacts.action(*c) == Some(a.name.as_str()));
             let by_level = live.iter().any(|p| {
-                p.levels.iter().any(|l| {
-                    l.actions.contains(&a.name) || (contact && l.target.is_some())
-                })
+                p.levels
+                    .iter()
+                    .any(|l| l.actions.contains(&a.name) || (contact && l.target.is_some()))
             });
             match (by_trigger, by_level, a.on.is_empty()) {
                 (false, false, true) => Some(

@@ -81,7 +81,12 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Chat, Channel::Webhook, Channel::Phone];
+    pub const ALL: [Channel; 4] = [
+        Channel::Email,
+        Channel::Chat,
+        Channel::Webhook,
+        Channel::Phone,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -300,7 +305,10 @@ impl Layer {
     }
 
     /// The restriction windows that start on local `date`.
-    fn windows(&self, date: NaiveDate) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
+    fn windows(
+        &self,
+        date: NaiveDate,
+    ) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
         self.restrictions
             .iter()
             .filter(move |r| r.days.contains(&date.weekday()))
@@ -397,7 +405,12 @@ impl Schedule {
 
     /// The shifts of `[from, to)` (at most [`MAX_RENDER_DAYS`] from
     /// `from`) and the gaps nobody covers.
-    pub fn render(&self, from: DateTime<Utc>, to: DateTime<Utc>, overrides: &[Override]) -> Rendered {
+    pub fn render(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        overrides: &[Override],
+    ) -> Rendered {
         let to = to.min(from + chrono::Duration::days(MAX_RENDER_DAYS));
         let mut edges = Vec::new();
         for l in &self.layers {

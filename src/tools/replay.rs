@@ -160,11 +160,12 @@ impl Harness {
     }
 
     /// Who is on call at `now` in a schedule (or a team's first
-    /// schedule): `Err` when the rules have no such schedule or team.
-    pub fn oncall(&self, name: &str, now: DateTime<Utc>) -> Result<Option<String>, ()> {
+    /// schedule): `None` when the rules have no such schedule or team,
+    /// `Some(None)` when nobody is on call.
+    pub fn oncall(&self, name: &str, now: DateTime<Utc>) -> Option<Option<String>> {
         let rules = self.engine.rules();
-        let s = rules.people.schedule_for(name).ok_or(())?;
-        Ok(s.at(now, self.engine.overrides()).map(|c| c.person))
+        let s = rules.people.schedule_for(name)?;
+        Some(s.at(now, self.engine.overrides()).map(|c| c.person))
     }
 
     /// Alerts currently kept out of incidents.

@@ -31,7 +31,9 @@ use crate::pipeline::{OverrideError, OverrideOp};
 
 /// Local time in `tz`, as people read it.
 fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z").to_string()
+    t.with_timezone(&tz)
+        .format("%a %Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 /// `GET /oncall`
@@ -94,7 +96,16 @@ pub async fn schedule(
 ) -> Response {
     let viewer = Viewer::new(&s.reload.auth, (actor, role), via);
     let q = fields(q.unwrap_or_default().as_bytes());
-    schedule_page(&s, &viewer, &name, &q, StatusCode::OK, q.get("done").cloned(), None).await
+    schedule_page(
+        &s,
+        &viewer,
+        &name,
+        &q,
+        StatusCode::OK,
+        q.get("done").cloned(),
+        None,
+    )
+    .await
 }
 
 async fn schedule_page(
@@ -160,7 +171,12 @@ async fn schedule_page(
             })
         })
         .collect();
-    let people: Vec<String> = rules.people.persons.iter().map(|p| p.name.clone()).collect();
+    let people: Vec<String> = rules
+        .people
+        .persons
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     page(
         status,
         "schedule.html",
@@ -219,7 +235,16 @@ pub async fn add_override(
         Ok(Some(t)) => t,
         Ok(None) => Utc::now(),
         Err(m) => {
-            return schedule_page(&s, &viewer, &name, &q, StatusCode::BAD_REQUEST, None, Some(m)).await
+            return schedule_page(
+                &s,
+                &viewer,
+                &name,
+                &q,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(m),
+            )
+            .await
         }
     };
     let req = NewOverride {
@@ -232,16 +257,40 @@ pub async fn add_override(
     let o = match new_override(&name, &req, who) {
         Ok(o) => o,
         Err(m) => {
-            return schedule_page(&s, &viewer, &name, &q, StatusCode::BAD_REQUEST, None, Some(m)).await
+            return schedule_page(
+                &s,
+                &viewer,
+                &name,
+                &q,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(m),
+            )
+            .await
         }
     };
     match s.handle.override_op(OverrideOp::Add(Box::new(o))).await {
         Ok(o) => done(
             &name,
-            &format!("Override {}: {} covers {name} from {} to {}.", o.id, o.person, o.starts_at.to_rfc3339(), o.ends_at.to_rfc3339()),
+            &format!(
+                "Override {}: {} covers {name} from {} to {}.",
+                o.id,
+                o.person,
+                o.starts_at.to_rfc3339(),
+                o.ends_at.to_rfc3339()
+            ),
         ),
         Err(e) => {
-            schedule_page(&s, &viewer, &name, &q, override_status(&e), None, Some(e.to_string())).await
+            schedule_page(
+                &s,
+                &viewer,
+                &name,
+                &q,
+                override_status(&e),
+                None,
+                Some(e.to_string()),
+            )
+            .await
         }
     }
 }
@@ -275,7 +324,16 @@ pub async fn remove_override(
         Ok(_) => done(&name, &format!("Override {id} removed.")),
         Err(e) => {
             let q = Default::default();
-            schedule_page(&s, &viewer, &name, &q, override_status(&e), None, Some(e.to_string())).await
+            schedule_page(
+                &s,
+                &viewer,
+                &name,
+                &q,
+                override_status(&e),
+                None,
+                Some(e.to_string()),
+            )
+            .await
         }
     }
 }
@@ -305,7 +363,11 @@ pub async fn ack_page(
     let incident = match read(&s.store, move |st| st.incident(key)).await {
         Ok(Some(i)) => i,
         Ok(None) => {
-            return error_page(StatusCode::NOT_FOUND, &viewer, &format!("No incident {key}."))
+            return error_page(
+                StatusCode::NOT_FOUND,
+                &viewer,
+                &format!("No incident {key}."),
+            )
         }
         Err(r) => return r,
     };
@@ -343,7 +405,10 @@ pub async fn ack(
     let (status, message) = match s.handle.op(claim.incident, Op::Ack, req).await {
         Ok(i) => (
             StatusCode::OK,
-            format!("{} acknowledged as {}. Escalation stops.", i.id, claim.person),
+            format!(
+                "{} acknowledged as {}. Escalation stops.",
+                i.id, claim.person
+            ),
         ),
         Err(crate::pipeline::OpFailure::Op(crate::engine::OpError::NotFound(id))) => {
             (StatusCode::NOT_FOUND, format!("No incident {id}."))
@@ -358,7 +423,10 @@ pub async fn ack(
         ),
     };
     let key = claim.incident;
-    let incident = read(&s.store, move |st| st.incident(key)).await.ok().flatten();
+    let incident = read(&s.store, move |st| st.incident(key))
+        .await
+        .ok()
+        .flatten();
     let ok = status == StatusCode::OK;
     page(
         status,

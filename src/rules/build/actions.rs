@@ -19,9 +19,9 @@ use super::raw::{
 use super::Builder;
 use crate::model::{Priority, Trigger, CATEGORIES};
 use crate::rules::actions::{
-    ActionDef, ActionKind, AlertmanagerDef, EmailDef, EscalationLevel, EscalationPolicy, ExecDef, Fallback, PageTarget,
-    HttpMethod, KafkaActionDef, KafkaKey, LevelWhen, PagerDutyDef, Preset, RedmineDef, Secret,
-    Target, WebhookDef, PAGERDUTY_EVENTS_URL,
+    ActionDef, ActionKind, AlertmanagerDef, EmailDef, EscalationLevel, EscalationPolicy, ExecDef,
+    Fallback, HttpMethod, KafkaActionDef, KafkaKey, LevelWhen, PageTarget, PagerDutyDef, Preset,
+    RedmineDef, Secret, Target, WebhookDef, PAGERDUTY_EVENTS_URL,
 };
 
 /// The default mail subject.
@@ -919,7 +919,10 @@ impl Builder {
                     ("wait", d) if !d.is_empty() => match humantime::parse_duration(d) {
                         Ok(d) if !d.is_zero() => Fallback::Wait(d),
                         _ => {
-                            self.err(f.span(), format!("fallback {text:?}: bad duration {d:?} (examples: 5m, 1h)"));
+                            self.err(
+                                f.span(),
+                                format!("fallback {text:?}: bad duration {d:?} (examples: 5m, 1h)"),
+                            );
                             return None;
                         }
                     },

@@ -157,7 +157,11 @@ pub(super) enum RefKind {
 }
 
 impl Builder {
-    pub(super) fn tz(&mut self, raw: Option<&Spanned<String>>, default: chrono_tz::Tz) -> Option<chrono_tz::Tz> {
+    pub(super) fn tz(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        default: chrono_tz::Tz,
+    ) -> Option<chrono_tz::Tz> {
         match raw {
             None => Some(default),
             Some(t) => match t.as_str().trim().parse::<chrono_tz::Tz>() {
@@ -179,8 +183,7 @@ impl Builder {
     fn people_name(&mut self, which: &str, name: &Spanned<String>) -> Option<String> {
         let n = name.as_str().trim().to_string();
         let valid = !n.is_empty()
-            && n
-                .chars()
+            && n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
             self.err(
@@ -226,13 +229,19 @@ impl Builder {
             };
             if let Some(e) = &raw.email {
                 if !e.as_str().contains('@') {
-                    self.err(e.span(), format!("email {:?} is not a mail address", e.as_str()));
+                    self.err(
+                        e.span(),
+                        format!("email {:?} is not a mail address", e.as_str()),
+                    );
                 }
             }
             if let Some(w) = &raw.webhook {
                 let u = w.as_str().trim();
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    self.err(w.span(), format!("webhook {u:?}: expected an http:// or https:// URL"));
+                    self.err(
+                        w.span(),
+                        format!("webhook {u:?}: expected an http:// or https:// URL"),
+                    );
                 }
             }
             if let (Some(name), Some(tz)) = (name, tz) {
@@ -265,7 +274,11 @@ impl Builder {
             if let Some(name) = name {
                 self.people.teams.push(Team {
                     name,
-                    members: raw.members.iter().map(|m| m.as_str().trim().to_string()).collect(),
+                    members: raw
+                        .members
+                        .iter()
+                        .map(|m| m.as_str().trim().to_string())
+                        .collect(),
                     schedules,
                     at,
                 });
@@ -319,7 +332,10 @@ impl Builder {
             Some(h) => match chrono::NaiveTime::parse_from_str(h.as_str().trim(), "%H:%M") {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    self.err(h.span(), format!("bad handoff {:?}; expected HH:MM (24h)", h.as_str()));
+                    self.err(
+                        h.span(),
+                        format!("bad handoff {:?}; expected HH:MM (24h)", h.as_str()),
+                    );
                     None
                 }
             },
@@ -329,13 +345,19 @@ impl Builder {
             Err(_) => {
                 self.err(
                     raw.start.span(),
-                    format!("bad start {:?}; expected a date YYYY-MM-DD", raw.start.as_str()),
+                    format!(
+                        "bad start {:?}; expected a date YYYY-MM-DD",
+                        raw.start.as_str()
+                    ),
                 );
                 None
             }
         };
         if raw.participants.is_empty() {
-            self.err(raw.rotation.span(), "a layer needs at least one participant");
+            self.err(
+                raw.rotation.span(),
+                "a layer needs at least one participant",
+            );
         }
         for p in &raw.participants {
             self.people_ref(RefKind::Person, p);
@@ -371,10 +393,17 @@ impl Builder {
         }
     }
 
-    pub(super) fn contacts_section(&mut self, key: &marked_yaml::types::MarkedScalarNode, node: &Node) {
+    pub(super) fn contacts_section(
+        &mut self,
+        key: &marked_yaml::types::MarkedScalarNode,
+        node: &Node,
+    ) {
         let here = self.pos_of(key.span());
         if let Some(p) = self.people_names.contacts_at.clone() {
-            self.err(key.span(), format!("`contacts` is set twice (first at {p})"));
+            self.err(
+                key.span(),
+                format!("`contacts` is set twice (first at {p})"),
+            );
             return;
         }
         self.people_names.contacts_at = here.clone();

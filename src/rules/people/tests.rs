@@ -66,7 +66,9 @@ fn ov(id: &str, person: &str, from: &str, to: &str) -> Override {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[test]
@@ -79,7 +81,11 @@ fn berlin_daily_handoffs_follow_local_time_across_both_2026_changes() {
         &["ana", "ben"],
     )]);
     // Spring forward on 29 March: 09:00 is 08:00Z before, 07:00Z after.
-    let r = s.render(utc("2026-03-27T08:00:00Z"), utc("2026-03-31T07:00:00Z"), &[]);
+    let r = s.render(
+        utc("2026-03-27T08:00:00Z"),
+        utc("2026-03-31T07:00:00Z"),
+        &[],
+    );
     assert_eq!(
         starts(&r),
         pairs(&[
@@ -93,7 +99,11 @@ fn berlin_daily_handoffs_follow_local_time_across_both_2026_changes() {
     // The shift over the change lasts 23 hours.
     assert_eq!((r.shifts[1].end - r.shifts[1].start).num_hours(), 23);
     // Fall back on 25 October: the shift over it lasts 25 hours.
-    let r = s.render(utc("2026-10-24T07:00:00Z"), utc("2026-10-26T08:00:00Z"), &[]);
+    let r = s.render(
+        utc("2026-10-24T07:00:00Z"),
+        utc("2026-10-26T08:00:00Z"),
+        &[],
+    );
     assert_eq!(
         starts(&r),
         pairs(&[("10-24T07:00Z", "ben"), ("10-25T08:00Z", "ana")])
@@ -116,7 +126,10 @@ fn a_handoff_in_the_skipped_or_repeated_hour_is_well_defined() {
     // 02:30 happens twice on 25 October: the first one (CEST) counts.
     let k = (date("2026-10-25") - date("2026-03-01")).num_days();
     assert_eq!(l.boundary(k), utc("2026-10-25T00:30:00Z"));
-    assert_eq!(l.at(utc("2026-10-25T00:29:59Z")), Some(l.participant(k - 1)));
+    assert_eq!(
+        l.at(utc("2026-10-25T00:29:59Z")),
+        Some(l.participant(k - 1))
+    );
     assert_eq!(l.at(utc("2026-10-25T00:30:00Z")), Some(l.participant(k)));
 }
 
@@ -130,18 +143,29 @@ fn new_york_weekly_handoffs_keep_monday_ten_am_across_dst() {
         &["cy", "di", "ed"],
     )]);
     // DST starts 8 March: 10:00 EST is 15:00Z, 10:00 EDT 14:00Z.
-    let r = s.render(utc("2026-03-02T15:00:00Z"), utc("2026-03-16T14:00:00Z"), &[]);
+    let r = s.render(
+        utc("2026-03-02T15:00:00Z"),
+        utc("2026-03-16T14:00:00Z"),
+        &[],
+    );
     assert_eq!(
         starts(&r),
         pairs(&[("03-02T15:00Z", "cy"), ("03-09T14:00Z", "di")])
     );
     // DST ends 1 November.
-    let r = s.render(utc("2026-10-26T14:00:00Z"), utc("2026-11-09T15:00:00Z"), &[]);
+    let r = s.render(
+        utc("2026-10-26T14:00:00Z"),
+        utc("2026-11-09T15:00:00Z"),
+        &[],
+    );
     let who: Vec<_> = starts(&r);
     assert_eq!(who[0].0, "10-26T14:00Z");
     assert_eq!(who[1].0, "11-02T15:00Z");
     // The rotation runs backwards from `start` too.
-    assert_eq!(s.at(utc("2026-02-24T12:00:00Z"), &[]).map(|c| c.person), Some("ed".into()));
+    assert_eq!(
+        s.at(utc("2026-02-24T12:00:00Z"), &[]).map(|c| c.person),
+        Some("ed".into())
+    );
 }
 
 #[test]
@@ -181,7 +205,8 @@ fn overrides_inside_a_shift_and_across_a_handoff() {
     let mut removed = overrides.clone();
     removed[0].removed_at = Some(utc("2026-03-01T00:00:00Z"));
     assert_eq!(
-        s.at(utc("2026-03-27T13:00:00Z"), &removed).map(|c| c.person),
+        s.at(utc("2026-03-27T13:00:00Z"), &removed)
+            .map(|c| c.person),
         Some("ana".into())
     );
     // Who comes next after zoe's override: ana again.
@@ -202,19 +227,35 @@ fn restrictions_leave_reported_gaps_and_follow_the_sun_layers_fill_them() {
     );
     berlin.name = "emea".into();
     berlin.restrictions = vec![WeeklySlot {
-        days: vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri],
+        days: vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+        ],
         start: hm(9, 0),
         end: hm(18, 0),
     }];
     let s = schedule(vec![berlin.clone()]);
-    let r = s.render(utc("2026-03-09T00:00:00Z"), utc("2026-03-10T00:00:00Z"), &[]);
+    let r = s.render(
+        utc("2026-03-09T00:00:00Z"),
+        utc("2026-03-10T00:00:00Z"),
+        &[],
+    );
     assert_eq!(starts(&r), pairs(&[("03-09T08:00Z", "ana")]));
     assert_eq!(r.shifts[0].end, utc("2026-03-09T17:00:00Z"));
     assert_eq!(
         r.gaps,
         vec![
-            Gap { start: utc("2026-03-09T00:00:00Z"), end: utc("2026-03-09T08:00:00Z") },
-            Gap { start: utc("2026-03-09T17:00:00Z"), end: utc("2026-03-10T00:00:00Z") },
+            Gap {
+                start: utc("2026-03-09T00:00:00Z"),
+                end: utc("2026-03-09T08:00:00Z")
+            },
+            Gap {
+                start: utc("2026-03-09T17:00:00Z"),
+                end: utc("2026-03-10T00:00:00Z")
+            },
         ]
     );
     // Follow the sun: New York 09:00-18:00 on top. On 9 March New York is
@@ -229,7 +270,11 @@ fn restrictions_leave_reported_gaps_and_follow_the_sun_layers_fill_them() {
     ny.name = "amer".into();
     ny.restrictions = berlin.restrictions.clone();
     let s = schedule(vec![berlin, ny]);
-    let r = s.render(utc("2026-03-09T08:00:00Z"), utc("2026-03-09T22:00:00Z"), &[]);
+    let r = s.render(
+        utc("2026-03-09T08:00:00Z"),
+        utc("2026-03-09T22:00:00Z"),
+        &[],
+    );
     assert_eq!(
         starts(&r),
         pairs(&[("03-09T08:00Z", "ana"), ("03-09T13:00Z", "cy")])
