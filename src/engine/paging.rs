@@ -1,7 +1,7 @@
 //! Escalation to people: schedule overrides, and the pages an escalation
 //! level sends to whoever its target names (`people.yaml`).
 //!
-//! Input: a level reached by [`Engine::escalate`], the clock, the rules'
+//! Input: a level reached by the escalation timer (`Engine::tick`), the clock, the rules'
 //! people and schedules and the overrides. Output: one action job per
 //! person and contact point (the `contacts` action of that kind, its
 //! payload the incident event plus `page`), a [`Page`] on the incident,

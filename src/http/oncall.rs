@@ -7,7 +7,7 @@
 //! overrides from the store (committed ones only); an override changes
 //! only through the writer and is answered after its commit. Times are
 //! RFC 3339 in and UTC out; a span is at most
-//! [`MAX_RENDER_DAYS`](crate::rules::people::MAX_RENDER_DAYS) days.
+//! [`crate::rules::people::MAX_RENDER_DAYS`] days.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
