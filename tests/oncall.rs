@@ -269,7 +269,23 @@ async fn primary_paged_then_secondary_acks_through_the_signed_link_and_nothing_m
     // Acknowledging again through the link says so, and changes nothing.
     let r = d.http.post(&ack_url).send().await.expect("post");
     assert_eq!(r.status().as_u16(), 409);
-    // Who was paged, in the report and the metrics.
+    // Who was paged, in the CLI, the report and the metrics.
+    let out = common::serve::command()
+        .env("INCIDENTD_URL", &d.base)
+        .args(["incidents", "show", &id])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("  team          dba\n"), "{text}");
+    assert!(text.contains("\npaged:\n"), "{text}");
+    assert!(
+        text.contains(" alice by webhook (level 1, oncall primary)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" bob by webhook (level 2, oncall secondary), acknowledged "),
+        "{text}"
+    );
     let (_, report) = d.get(&format!("/api/v1/incidents/{id}/report")).await;
     assert!(report.contains("- bob: paged "), "{report}");
     assert!(report.contains("acknowledged "), "{report}");
