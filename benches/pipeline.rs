@@ -237,6 +237,91 @@ fn engine_step(c: &mut Criterion) {
     g.finish();
 }
 
+/// Alerts that each open an incident of their own (distinct alertnames,
+/// no labels a storm rule groups by).
+fn distinct_incidents_body(n: usize, offset: usize) -> String {
+    let alerts: Vec<String> = (0..n)
+        .map(|i| {
+            let i = i + offset;
+            format!(
+                r#"{{"labels":{{"alertname":"Problem{i}","instance":"host-{i}:9100","severity":"warning"}},"annotations":{{"summary":"problem {i}"}},"startsAt":"2026-11-23T10:00:00Z","endsAt":"2099-11-23T10:04:00Z"}}"#
+            )
+        })
+        .collect();
+    format!("[{}]", alerts.join(","))
+}
+
+/// Issue 20, target 3: a tick with nothing due, and 100 new alerts, with
+/// 1,000 and with 100,000 open incidents. The tick visits only incidents
+/// whose wake is due, so its cost should not follow the open count.
+fn engine_at_scale(c: &mut Criterion) {
+    let rules = Arc::new(RuleSet::builtin().expect("rules"));
+    let limits = Limits::default();
+    let now = Utc::now();
+    let parse = |n: usize, offset: usize| {
+        ingest::parse(
+            Format::AlertmanagerV2,
+            distinct_incidents_body(n, offset).as_bytes(),
+            &limits,
+            now,
+        )
+        .expect("valid")
+        .alerts
+    };
+    let mut g = c.benchmark_group("engine_open");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(4));
+    for open in [1_000usize, 100_000] {
+        let mut e = Engine::new(
+            rules.clone(),
+            Settings {
+                close_after: Duration::from_secs(3600),
+                id_slot: None,
+            },
+        );
+        for chunk in 0..open / 1000 {
+            e.ingest(parse(1000, chunk * 1000), now);
+            e.take_changes();
+        }
+        assert_eq!(e.live_incidents().count(), open, "one incident per alert");
+        let mut t = now;
+        g.bench_with_input(BenchmarkId::new("tick_nothing_due", open), &open, |b, _| {
+            b.iter(|| {
+                t += chrono::Duration::microseconds(1);
+                e.tick(t);
+                e.take_changes().is_empty()
+            })
+        });
+        let mut next = open;
+        g.throughput(Throughput::Elements(100));
+        g.bench_with_input(
+            BenchmarkId::new("ingest_100_new_alerts", open),
+            &open,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut took = Duration::ZERO;
+                    for _ in 0..iters {
+                        let batch = parse(100, next);
+                        next += 100;
+                        let started = std::time::Instant::now();
+                        e.ingest(batch, now);
+                        let ws = e.take_changes();
+                        took += started.elapsed();
+                        // Keep the open count where it was (not timed).
+                        for i in &ws.incidents {
+                            e.hand_over(i.id);
+                        }
+                        e.take_changes();
+                    }
+                    took
+                })
+            },
+        );
+        g.throughput(Throughput::Elements(1));
+    }
+    g.finish();
+}
+
 fn store_commit(c: &mut Criterion) {
     let rules = Arc::new(RuleSet::builtin().expect("rules"));
     let limits = Limits::default();
@@ -316,6 +401,7 @@ criterion_group!(
     fingerprints,
     rule_matching,
     engine_step,
+    engine_at_scale,
     store_commit,
     store_commit_repeats
 );

@@ -68,6 +68,7 @@ pub struct Metrics {
     pub escalations: IntCounterVec,
     pub pages: IntCounterVec,
     pub team_acknowledge_duration: HistogramVec,
+    pub actions_held: IntCounterVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_messages_rejected: IntCounterVec,
     pub kafka_changelog_records: IntCounterVec,
@@ -258,6 +259,11 @@ impl Metrics {
                 RESPONSE_BUCKETS,
                 &["team"]
             )),
+            actions_held: reg!(counter_vec(
+                "incidentd_actions_held_total",
+                "Action runs held back (a major incident's child, a related incident's symptom), by action and outcome: held, then released or dropped.",
+                &["action", "outcome"]
+            )),
             problem_candidates: reg!(IntCounter::new(
                 "incidentd_problem_candidates_total",
                 "Incidents flagged as problem candidates (their group key recurred often)."
@@ -426,6 +432,10 @@ impl Metrics {
                     .team_acknowledge_duration
                     .with_label_values(&[team.as_str()])
                     .observe(*seconds),
+                Event::ActionHeld { action, outcome } => self
+                    .actions_held
+                    .with_label_values(&[action.as_str(), outcome])
+                    .inc(),
                 Event::Reopened | Event::Closed => {}
             }
         }

@@ -10,6 +10,9 @@
 //!   another incident into it and overrides its priority with a reason,
 //!   each seen on the page and in the API; a refused request (merging into
 //!   a closed incident, an override without a reason) is a message;
+//! - an operator splits some of an incident's alerts off into a new
+//!   incident by ticking them, and lands on the new incident; a split with
+//!   nothing ticked is a message;
 //! - a new alert appears on an open board without a reload (the event
 //!   stream);
 //! - with tokens on, the board refuses without a login and works after it;
@@ -312,6 +315,15 @@ async fn a_service_desk_agent_opens_merges_and_reprioritises_from_the_board() {
         b.type_into("#reporter", "Aiko (HR)").await;
         b.type_into("#contact", "ext. 4411").await;
         b.type_into("#service", "payroll").await;
+        // Began at 09:00 the browser's local time, yesterday; and labels.
+        b.script("document.getElementById('occurred_at_local').value = '2026-12-01T09:00'")
+            .await;
+        let began = b
+            .script("return new Date('2026-12-01T09:00').toISOString()")
+            .await;
+        let began =
+            chrono::DateTime::parse_from_rfc3339(began.as_str().expect("iso")).expect("time");
+        b.type_into("#labels", "team=hr-apps\nsite=\"tokyo\"").await;
         b.click("#open").await;
         b.wait_text("Incident opened.", Duration::from_secs(10))
             .await;
@@ -337,6 +349,16 @@ async fn a_service_desk_agent_opens_merges_and_reprioritises_from_the_board() {
         assert_eq!(full["contact"], "ext. 4411");
         assert_eq!(full["service"], "payroll");
         assert_eq!(full["description"], "Since 09:00 nobody in HR can log in.");
+        let occurred = chrono::DateTime::parse_from_rfc3339(
+            full["occurred_at"].as_str().expect("occurred_at"),
+        )
+        .expect("time");
+        assert_eq!(
+            occurred, began,
+            "began at, in the browser's time zone: {full}"
+        );
+        assert_eq!(full["labels"]["team"], "hr-apps", "{full}");
+        assert_eq!(full["labels"]["site"], "tokyo", "{full}");
         assert!(
             full["timeline"]
                 .as_array()
@@ -442,6 +464,93 @@ async fn a_service_desk_agent_opens_merges_and_reprioritises_from_the_board() {
             .await;
         let full = d.get_json(&format!("/api/v1/incidents/{manual}")).await;
         assert_eq!(full["priority_override"], Value::Null, "{full}");
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_splits_alerts_off_into_a_new_incident_from_the_board() {
+    bounded("split", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Daemon::start(&dir.path().join("data"), shipped_rules(), |_| {}).await;
+        // Two alerts one rule groups together (alertname, service,
+        // namespace) that turn out to be two problems.
+        let made = post_alerts(
+            &d,
+            json!([
+                alert(
+                    "CheckoutErrors",
+                    &[
+                        ("service", "checkout"),
+                        ("pod", "checkout-a"),
+                        ("severity", "warning")
+                    ],
+                    "errors on pod a"
+                ),
+                alert(
+                    "CheckoutErrors",
+                    &[
+                        ("service", "checkout"),
+                        ("pod", "checkout-b"),
+                        ("severity", "warning")
+                    ],
+                    "errors on pod b: its own disk is full"
+                ),
+            ]),
+        )
+        .await;
+        let id = made["created"][0].as_str().expect("id").to_string();
+        let full = d.get_json(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(full["alert_count"], 2, "{full}");
+        let fp_b = full["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .find(|a| a["labels"]["pod"] == "checkout-b")
+            .and_then(|a| a["fingerprint"].as_str())
+            .expect("pod b's alert")
+            .to_string();
+
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        b.type_into("#byname", "lee").await;
+        // Nothing ticked: a message, nothing changes.
+        b.click("#split").await;
+        b.wait_text("tick the alerts that leave", Duration::from_secs(10))
+            .await;
+        let same = d.get_json(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(same["alert_count"], 2, "{same}");
+
+        b.click(&format!("input[name='split.{fp_b}']")).await;
+        b.type_into("#split-title", "Checkout pod b: disk full")
+            .await;
+        b.click("#split").await;
+        b.wait_text("Opened by a split", Duration::from_secs(10))
+            .await;
+        let new = id_in(&b.url().await);
+        assert_ne!(new, id, "lands on the new incident");
+        assert!(b.text("h1").await.contains("Checkout pod b: disk full"));
+        assert!(b.text("body").await.contains("its own disk is full"));
+        let split = d.get_json(&format!("/api/v1/incidents/{new}")).await;
+        assert_eq!(split["alert_count"], 1, "{split}");
+        assert_eq!(split["alerts"][0]["fingerprint"], json!(fp_b), "{split}");
+        assert!(
+            split["timeline"]
+                .as_array()
+                .expect("timeline")
+                .iter()
+                .any(|e| e["by"] == "lee"),
+            "split by the name in the header: {split}"
+        );
+        let old = d.get_json(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(old["alert_count"], 1, "{old}");
+        assert_eq!(old["alerts"][0]["labels"]["pod"], "checkout-a", "{old}");
+        // With one alert left there is nothing to split off.
+        b.goto(&format!("{}/incidents/{id}", d.base)).await;
+        b.find("h1").await;
+        assert!(!b.text("body").await.contains("Split ticked alerts off"));
         b.quit().await;
         d.stop().await;
     })

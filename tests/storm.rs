@@ -180,6 +180,21 @@ async fn fifty_nodes_down_through_alertmanager_page_once() {
             .await,
         Some(1.0)
     );
+    // The children's held pages are counted, and every one was dropped.
+    let held = inc
+        .metric("incidentd_actions_held_total{action=\"page\",outcome=\"held\"}")
+        .await
+        .unwrap_or(0.0);
+    let dropped = inc
+        .metric("incidentd_actions_held_total{action=\"page\",outcome=\"dropped\"}")
+        .await
+        .unwrap_or(0.0);
+    let released = inc
+        .metric("incidentd_actions_held_total{action=\"page\",outcome=\"released\"}")
+        .await
+        .unwrap_or(0.0);
+    assert!(held >= 1.0, "held pages counted: {held}");
+    assert_eq!((dropped, released), (held, 0.0), "held {held}");
 
     // Acknowledging the parent acknowledges every child.
     let acked = inc

@@ -111,6 +111,10 @@ impl Engine {
         };
         if hold.is_some() {
             state = JobState::Held;
+            self.dirty.events.push(Event::ActionHeld {
+                action: a.name.clone(),
+                outcome: "held",
+            });
         }
         let payload = self.payload(l, trigger);
         let job = Job {
@@ -243,13 +247,16 @@ impl Engine {
 
     /// Escalation steps that are due: levels after `after` unacknowledged,
     /// or once `resolve_progress` of the resolve target has passed.
-    pub(super) fn escalate(&mut self, now: DateTime<Utc>) {
+    pub(super) fn escalate(&mut self, now: DateTime<Utc>, keys: &[IncidentKey]) {
         let rules = self.rules.clone();
         if rules.escalations.is_empty() {
             return;
         }
         let mut steps = Vec::new();
-        for (key, l) in &self.live.incidents {
+        for key in keys {
+            let Some(l) = self.live.incidents.get(key) else {
+                continue;
+            };
             let i = &l.incident;
             if !i.status.is_active() || i.parent.is_some() {
                 continue;
@@ -294,7 +301,7 @@ impl Engine {
                 self.reach_level(key, p, n, why, now);
             }
         }
-        self.page_again(now);
+        self.page_again(now, keys);
     }
 
     /// Level `n` of `policy` is reached: the timeline, its actions, its

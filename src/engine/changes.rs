@@ -109,6 +109,7 @@ pub(super) struct Dirty {
 impl Engine {
     /// Takes everything changed since the last call; closed incidents leave memory.
     pub fn take_changes(&mut self) -> ChangeSet {
+        self.schedule_changed();
         let mut ws = ChangeSet {
             incidents: Vec::with_capacity(self.dirty.incidents.len()),
             alerts: Vec::with_capacity(self.dirty.alerts.len()),
@@ -219,6 +220,7 @@ impl Engine {
 
     /// Lets an incident leave memory (its final state is written).
     pub(super) fn evict(&mut self, key: IncidentKey) {
+        self.wakes.forget(key);
         self.live.aggregates.remove(&key);
         self.live.indexed_status.remove(&key);
         self.jobs

@@ -51,4 +51,10 @@ pub enum Event {
         team: String,
         seconds: f64,
     },
+    /// An action run held back (a storm's child, a relation's symptom), and
+    /// what became of it: `held`, then `released` or `dropped`.
+    ActionHeld {
+        action: String,
+        outcome: &'static str,
+    },
 }

@@ -103,6 +103,7 @@ impl Engine {
         self.index(&live);
         self.live.indexed_status.insert(key, live.incident.status);
         self.live.incidents.insert(key, live);
+        self.schedule(key);
         true
     }
 
@@ -226,6 +227,7 @@ impl Engine {
             e.jobs.by_key.insert(j.key.clone(), j);
         }
         e.add_suppressed_sources();
+        e.schedule_all();
         e
     }
 }

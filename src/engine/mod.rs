@@ -41,6 +41,7 @@ pub mod prioritize;
 pub mod storms;
 pub mod suppress;
 pub mod timers;
+mod wakes;
 
 #[cfg(test)]
 mod testkit;
@@ -162,6 +163,7 @@ pub struct Engine {
     /// Schedule overrides (removed ones too, so ids stay unique).
     overrides: Vec<crate::model::Override>,
     dirty: changes::Dirty,
+    wakes: wakes::Wakes,
 }
 
 impl Engine {
@@ -180,6 +182,7 @@ impl Engine {
             heartbeats: heartbeats::Heartbeats::default(),
             overrides: Vec::new(),
             dirty: changes::Dirty::default(),
+            wakes: wakes::Wakes::default(),
         }
     }
 
@@ -197,6 +200,8 @@ impl Engine {
         self.rules = rules;
         self.live.aggregates.clear();
         self.rebuild_inhibit_index();
+        // Escalation policies, SLA targets and flapping windows may differ.
+        self.schedule_all();
     }
 
     pub fn live(&self, key: IncidentKey) -> Option<&Live> {

@@ -24,6 +24,7 @@ use crate::model::{
 };
 use crate::rules::actions::{EscalationLevel, EscalationPolicy, Fallback, PageTarget};
 use crate::rules::people::Channel;
+use crate::rules::RuleSet;
 
 /// What paging a level came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +231,11 @@ impl Engine {
             Fallback::Wait(d) => {
                 let until = now + chrono_dur(*d);
                 if let Some(l) = self.live.incidents.get_mut(&key) {
-                    l.incident.page_wait = Some(PageWait { level: n, until });
+                    l.incident.page_wait = Some(PageWait {
+                        level: n,
+                        from: now,
+                        until,
+                    });
                 }
                 self.dirty.incidents.insert(key);
                 self.note_page(
@@ -410,19 +415,19 @@ impl Engine {
     }
 
     /// Repeats of the current level and levels waiting for someone to
-    /// come on call.
-    pub(super) fn page_again(&mut self, now: DateTime<Utc>) {
-        let keys: Vec<IncidentKey> = self
-            .live
-            .incidents
+    /// come on call, among the incidents due now (see [`paging_wake`]).
+    pub(super) fn page_again(&mut self, now: DateTime<Utc>, due: &[IncidentKey]) {
+        let keys: Vec<IncidentKey> = due
             .iter()
-            .filter(|(_, l)| {
-                l.incident.status.is_active()
-                    && l.incident.parent.is_none()
-                    && l.incident.escalation_level > 0
-                    && (l.incident.page_wait.is_some() || !l.incident.pages.is_empty())
+            .copied()
+            .filter(|k| {
+                self.live.incidents.get(k).is_some_and(|l| {
+                    l.incident.status.is_active()
+                        && l.incident.parent.is_none()
+                        && l.incident.escalation_level > 0
+                        && (l.incident.page_wait.is_some() || !l.incident.pages.is_empty())
+                })
             })
-            .map(|(k, _)| *k)
             .collect();
         for key in keys {
             let Some(policy) = self.policy_for(key) else {
@@ -527,6 +532,54 @@ impl Engine {
                 .push(Event::TeamAcknowledged { team, seconds });
         }
     }
+}
+
+/// When an open incident's paging next needs the clock: the next repeat
+/// of its current level, and while a level waits for someone to come on
+/// call, the first shift of the target's schedule within the wait (by its
+/// layers; an override added meanwhile is seen at the wait's end) and the
+/// wait's end. For the timer heap (`wakes`).
+pub(super) fn paging_wake(i: &crate::model::Incident, rules: &RuleSet) -> Option<DateTime<Utc>> {
+    if i.status != Status::Open || i.escalation_level == 0 || i.parent.is_some() {
+        return None;
+    }
+    let policy = rules.escalations.iter().find(|p| {
+        (p.priorities.is_empty() || p.priorities.contains(&i.priority))
+            && crate::model::matcher::all_match(&p.matchers, &i.labels)
+    })?;
+    let n = i.escalation_level;
+    let level = policy.levels.get(n as usize - 1)?;
+    let mut out: Option<DateTime<Utc>> = None;
+    let mut at = |t: DateTime<Utc>| out = Some(out.map_or(t, |o: DateTime<Utc>| o.min(t)));
+    if let Some(w) = i.page_wait.as_ref().filter(|w| w.level == n) {
+        at(w.until);
+        let schedule = match &level.target {
+            Some(PageTarget::Oncall(s)) => Some(s.clone()),
+            Some(PageTarget::OwningTeam) | Some(PageTarget::NextOncall) => i.team.clone(),
+            _ => None,
+        };
+        if let Some(s) = schedule
+            .as_deref()
+            .and_then(|s| rules.people.schedule_for(s))
+        {
+            if let Some(first) = s.render(w.from, w.until, &[]).shifts.first() {
+                at(first.start);
+            }
+        }
+    }
+    if level.target.is_some() && level.repeat > 0 {
+        let of_level = i.pages.iter().filter(|p| p.level == n);
+        let (last, done) = of_level.fold((None, 0u32), |(t, r), p| {
+            (
+                Some(t.map_or(p.at, |t: DateTime<Utc>| t.max(p.at))),
+                r.max(p.repeat),
+            )
+        });
+        if let (Some(last), true) = (last, done < level.repeat) {
+            at(last + chrono_dur(level.repeat_every));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

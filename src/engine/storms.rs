@@ -111,6 +111,10 @@ impl Engine {
                 continue;
             };
             self.dirty.jobs.insert(job_key.clone());
+            self.dirty.events.push(Event::ActionHeld {
+                action: action.clone(),
+                outcome: if why.is_some() { "dropped" } else { "released" },
+            });
             match why {
                 Some(why) => {
                     job.state = JobState::Dropped;
@@ -461,6 +465,10 @@ impl Engine {
             if let Some(j) = self.jobs.by_key.get_mut(&k) {
                 j.state = JobState::Dropped;
                 j.last_result = Some(format!("grouped into {parent}, which pages instead"));
+                self.dirty.events.push(Event::ActionHeld {
+                    action: j.action.clone(),
+                    outcome: "dropped",
+                });
                 let msg = format!(
                     "action {} for {} not run: grouped into {parent}, which pages instead",
                     j.action,
@@ -714,6 +722,20 @@ mod tests {
             .filter(|j| j.state == JobState::Dropped)
             .count();
         assert_eq!(dropped, 2);
+        let dropped_events = ws
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::ActionHeld {
+                        outcome: "dropped",
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(dropped_events, 2, "counted for the metric");
         assert!(kinds(&ws, kids[0]).contains(&"grouped".to_string()));
         assert_eq!(kinds(&ws, p).iter().filter(|k| *k == "grouped").count(), 3);
         // Nothing more pages when the hold passes.
@@ -743,6 +765,10 @@ mod tests {
         let ws = e.take_changes();
         assert_eq!(job_names(&ws), vec!["page:opened"]);
         assert_eq!(ws.dispatch[0].incident, k);
+        assert!(ws.events.contains(&Event::ActionHeld {
+            action: "page".into(),
+            outcome: "released",
+        }));
         // Two more nodes after the storm window: no storm.
         e.ingest_one(node_down("eu", "n2"), STORMS.t(6));
         e.ingest_one(node_down("eu", "n3"), STORMS.t(12));

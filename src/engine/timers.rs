@@ -1,6 +1,8 @@
 //! Time-driven transitions: alert expiry, flapping that settles, SLA
 //! breaches, escalation steps and the auto-close of quiet resolved
-//! incidents, all at an explicit `now`.
+//! incidents, all at an explicit `now`. A tick examines only the incidents
+//! whose wake is due (see the `wakes` module), then wakes each again for
+//! what is left ahead of it.
 
 use chrono::{DateTime, Utc};
 
@@ -13,11 +15,13 @@ use crate::rules::prioritize::Flapping;
 
 impl Engine {
     /// Time-driven transitions: alert expiry (`endsAt` passed), SLA breaches,
-    /// auto-close of quiet resolved incidents.
+    /// escalation, auto-close of quiet resolved incidents.
     pub fn tick(&mut self, now: DateTime<Utc>) {
         self.check_heartbeats(now);
         // Silences and maintenance windows that ended, inhibitors that stopped.
         self.recheck_suppressed(now);
+        self.schedule_changed();
+        let due = self.wakes.due(now);
         let close_after = chrono_dur(self.settings.close_after);
         let flap = self.rules.flapping;
         let mut expired = Vec::new();
@@ -25,7 +29,10 @@ impl Engine {
         let mut res_breach = Vec::new();
         let mut close = Vec::new();
         let mut settled = Vec::new();
-        for (key, l) in self.live.incidents.iter_mut() {
+        for key in &due {
+            let Some(l) = self.live.incidents.get_mut(key) else {
+                continue;
+            };
             let mut any_flapping = false;
             for (fp, r) in l.alerts.iter_mut() {
                 if r.alert.status == AlertStatus::Firing
@@ -96,7 +103,7 @@ impl Engine {
         for key in res_breach {
             self.breach(key, now, SlaKind::Resolve);
         }
-        self.escalate(now);
+        self.escalate(now, &due);
         self.release_held(now);
         self.settle_parents(now);
         for key in close {
@@ -119,6 +126,9 @@ impl Engine {
                 let n = self.reopen_count(key);
                 self.fire(key, Trigger::Closed, &n, now);
             }
+        }
+        for key in due {
+            self.schedule(key);
         }
     }
 

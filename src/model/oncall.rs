@@ -84,6 +84,8 @@ pub struct Page {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PageWait {
     pub level: u32,
+    /// When the level found nobody.
+    pub from: DateTime<Utc>,
     /// Until then the level looks again at every tick; after, the next
     /// level is reached.
     pub until: DateTime<Utc>,

@@ -196,6 +196,8 @@ impl Store {
             rows += copy_table!(rtx, dst, HOMES);
             rows += copy_table!(rtx, dst, OPEN);
             rows += copy_table!(rtx, dst, BY_STATUS);
+            rows += copy_table!(rtx, dst, LIST_ROWS);
+            rows += copy_table!(rtx, dst, BY_LABEL);
             rows += copy_table!(rtx, dst, SUPPRESSED);
             rows += copy_table!(rtx, dst, SILENCES);
             rows += copy_table!(rtx, dst, HEARTBEATS);
@@ -308,8 +310,11 @@ impl Store {
             let mut by_status = tx.open_table(BY_STATUS)?;
             let mut homes = tx.open_table(HOMES)?;
             let mut jobs = tx.open_table(ACTION_JOBS)?;
+            let mut list_rows = tx.open_table(LIST_ROWS)?;
+            let mut by_label = tx.open_table(BY_LABEL)?;
             for &k in &gone {
                 incidents.remove(k)?;
+                super::listing::unindex(&mut list_rows, &mut by_label, k)?;
                 alerts.retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;
                 timeline.retain_in((k, 0)..=(k, u32::MAX), |_, _| false)?;
                 seen.retain_in((k, 0)..=(k, u64::MAX), |_, _| false)?;

@@ -43,10 +43,12 @@
 //! committed, and readers get [`StoreError::Unavailable`] meanwhile.
 //!
 //! Layout: `schema` (tables), [`row`] (codecs), `seen` (the repeat
-//! rows and their log), `upgrade` (from file format v2), [`write`](mod@write) (commit), [`read`] (snapshot
+//! rows and their log), `listing` (the listing index: list rows and labels),
+//! `upgrade` (from file format v2), [`write`](mod@write) (commit), [`read`] (snapshot
 //! and views), [`maintenance`] (integrity check, backup, retention).
 
 pub mod error;
+mod listing;
 pub mod read;
 pub mod row;
 mod schema;
@@ -70,7 +72,7 @@ use schema::*;
 use seen::fold_log;
 
 pub use error::StoreError;
-pub use read::{FullIncident, ListFilter, Snapshot, TimelineAfter};
+pub use read::{FullIncident, ListFilter, ListPage, Snapshot, TimelineAfter};
 pub use write::Batch;
 
 /// The database file's name in the data directory.
@@ -163,7 +165,10 @@ impl Store {
         tx.open_table(KAFKA_POSITIONS)?;
         tx.open_table(HOMES)?;
         tx.open_table(SEEN_LOG)?;
+        tx.open_table(LIST_ROWS)?;
+        tx.open_table(BY_LABEL)?;
         upgrade::unstash(&tx)?;
+        listing::backfill(&tx)?;
         fold_log(&tx)?;
         tx.commit()?;
         *self.inner.log.lock() = (0, 0);

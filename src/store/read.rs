@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::error::StoreError;
+use super::listing::{self, ListRow};
 use super::row::read_json;
 use super::schema::*;
 use super::seen::{Hot, Want, ALL};
@@ -74,17 +75,50 @@ pub struct ListPage {
     pub total: Option<u64>,
 }
 
-/// Rows a filtered total may read; past it the total is left out.
-pub const COUNT_SCAN_LIMIT: u64 = 20_000;
+/// List rows a filtered total may check; past it the total is left out.
+pub const COUNT_SCAN_LIMIT: u64 = 40_000;
+/// Index keys a total may count when no row needs checking.
+const COUNT_KEYS_LIMIT: u64 = 1_000_000;
+/// Keys counted per candidate when choosing what drives a listing.
+const DRIVER_PROBE: u64 = 50_000;
+
+/// Most keys of an index filter held as a set while listing.
+const SET_LIMIT: usize = 500_000;
+
+/// What drives a listing walk (see [`Store::list_page`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Driver<'a> {
+    Status(&'a str),
+    Label(&'a str),
+    Rows,
+}
+
+/// The length of a key range, counted up to [`DRIVER_PROBE`].
+fn probe<I, T>(range: I) -> Result<u64, StoreError>
+where
+    I: Iterator<Item = Result<T, redb::StorageError>>,
+{
+    let mut n = 0;
+    for r in range.take(DRIVER_PROBE as usize) {
+        r?;
+        n += 1;
+    }
+    Ok(n)
+}
 
 impl ListFilter {
-    fn keeps(&self, inc: &Incident) -> bool {
-        self.priority.is_none_or(|p| inc.priority == p)
-            && self.category.as_deref().is_none_or(|c| inc.category == c)
-            && self.status.is_none_or(|s| inc.status == s)
-            && self.created_after.is_none_or(|t| inc.created_at >= t)
-            && self.created_before.is_none_or(|t| inc.created_at < t)
-            && matcher::all_match(&self.matchers, &inc.labels)
+    /// Whether a list row passes every filter.
+    fn keeps_row(&self, r: &ListRow) -> Result<bool, StoreError> {
+        let created = r.created_at().map_err(|source| StoreError::Corrupt {
+            table: "incident_list_rows",
+            source,
+        })?;
+        Ok(self.priority.is_none_or(|p| r.priority() == p)
+            && self.category.as_deref().is_none_or(|c| r.category() == c)
+            && self.status.is_none_or(|s| r.status() == s)
+            && self.created_after.is_none_or(|t| created >= t)
+            && self.created_before.is_none_or(|t| created < t)
+            && matcher::all_match(&self.matchers, r.labels()))
     }
 
     /// Whether only row content (not the key) can reject a row.
@@ -366,14 +400,23 @@ impl Store {
     }
 
     /// One page of incidents (newest or oldest first) and the cursor of
-    /// the next; with `count`, the total the filters match over every page:
-    /// from the indexes when only status (or nothing) filters, else by
-    /// reading up to [`COUNT_SCAN_LIMIT`] rows. Parked ones are left out.
+    /// the next; with `count`, the total the filters match over every page.
+    /// Parked ones are left out.
+    ///
+    /// The walk is driven by the narrowest of: the status index, the label
+    /// index range of one equality matcher, and the list rows of the key
+    /// range the time bounds allow (see the `listing` module); the other
+    /// filters are checked on the small list rows, and only the page's
+    /// incidents are decoded. The total is the driver's length when it is
+    /// the only filter, else counted by the walk while it reads at most
+    /// [`COUNT_SCAN_LIMIT`] rows (left out past that).
     pub fn list_page(&self, f: &ListFilter, count: bool) -> Result<ListPage, StoreError> {
         let parked = self.inner.parked.read().clone();
         let tx = self.db()?.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
+        let rows = tx.open_table(LIST_ROWS)?;
         let by_status = tx.open_table(BY_STATUS)?;
+        let by_label = tx.open_table(BY_LABEL)?;
         let hot = Hot::open(
             &tx,
             Want {
@@ -383,18 +426,127 @@ impl Store {
         )?;
         let mut page = ListPage::default();
         let limit = f.limit.max(1);
-        // Calls `each` with matching rows in list order until it says stop
-        // or `max_read` rows were read; answers whether it read them all.
-        let walk = |f: &ListFilter,
-                    max_read: u64,
-                    each: &mut dyn FnMut(Incident) -> Result<bool, StoreError>|
-         -> Result<bool, StoreError> {
-            let Some((lo, hi)) = f.key_range() else {
-                return Ok(true);
+        let Some((lo, hi)) = f.key_range() else {
+            page.total = count.then_some(0);
+            return Ok(page);
+        };
+        // The candidates for driving the walk, each a run of keys in key
+        // order; the narrowest (counted up to DRIVER_PROBE) wins.
+        let pairs: Vec<String> = f
+            .matchers
+            .iter()
+            .filter(|m| m.op == matcher::Op::Eq && !m.value.is_empty())
+            .map(|m| listing::pair(&m.name, &m.value))
+            .collect();
+        // Every index filter can drive; the narrowest does (each counted up
+        // to DRIVER_PROBE when there is a choice).
+        let mut index: Vec<Driver> = Vec::new();
+        if let Some(s) = f.status {
+            index.push(Driver::Status(s.as_str()));
+        }
+        let mut seen_pairs = HashSet::new();
+        for p in &pairs {
+            if seen_pairs.insert(p.as_str()) {
+                index.push(Driver::Label(p.as_str()));
+            }
+        }
+        let range_of = |d: Driver,
+                        (lo, hi): (u64, u64)|
+         -> Result<
+            Box<dyn DoubleEndedIterator<Item = Result<u64, redb::StorageError>> + '_>,
+            StoreError,
+        > {
+            Ok(match d {
+                Driver::Status(s) => Box::new(
+                    by_status
+                        .range((s, lo)..=(s, hi))?
+                        .map(|r| r.map(|(k, _)| k.value().1)),
+                ),
+                Driver::Label(p) => Box::new(
+                    by_label
+                        .range((p, lo)..=(p, hi))?
+                        .map(|r| r.map(|(k, _)| k.value().1)),
+                ),
+                Driver::Rows => Box::new(rows.range(lo..=hi)?.map(|r| r.map(|(k, _)| k.value()))),
+            })
+        };
+        let mut driver = Driver::Rows;
+        if index.len() == 1 {
+            driver = index[0];
+        } else {
+            let mut best = u64::MAX;
+            for &d in &index {
+                let n = probe(range_of(d, (lo, hi))?)?;
+                if n < best {
+                    (driver, best) = (d, n);
+                }
+            }
+        }
+        // The other index filters, as sets of keys where they are small
+        // enough; what no set answers is checked on the list rows. Sets
+        // span every page (the total counts over them all).
+        let all_pages = ListFilter {
+            after: None,
+            ..f.clone()
+        }
+        .key_range()
+        .unwrap_or((lo, hi));
+        // (set, whether a key must be in it or out of it)
+        let mut sets: Vec<(Vec<u64>, bool)> = Vec::new();
+        let mut uncovered = false;
+        let open_table = tx.open_table(OPEN)?;
+        for &d in &index {
+            if d == driver {
+                continue;
+            }
+            // Closed is every incident not in the open table, which is
+            // small: a key is closed when it is out of that.
+            let (keys, member) = match d {
+                Driver::Status(s) if s == Status::Closed.as_str() => (
+                    Box::new(
+                        open_table
+                            .range(all_pages.0..=all_pages.1)?
+                            .map(|r| r.map(|(k, _)| k.value())),
+                    )
+                        as Box<dyn Iterator<Item = Result<u64, redb::StorageError>>>,
+                    false,
+                ),
+                d => (
+                    Box::new(range_of(d, all_pages)?)
+                        as Box<dyn Iterator<Item = Result<u64, redb::StorageError>>>,
+                    true,
+                ),
             };
+            // Ranges run in key order: the set is sorted as read.
+            let mut set = Vec::new();
+            for k in keys {
+                if set.len() >= SET_LIMIT {
+                    uncovered = true;
+                    break;
+                }
+                set.push(k?);
+            }
+            if set.len() < SET_LIMIT {
+                sets.push((set, member));
+            }
+        }
+        // Whether rows the driver yields need their list row checked.
+        let checks = uncovered
+            || f.priority.is_some()
+            || f.category.is_some()
+            || f.created_after.is_some()
+            || f.created_before.is_some()
+            || f.matchers.len() > pairs.len();
+        // Calls `each` with the keys that match, in list order, until it
+        // says stop or `max_read` keys were read; answers whether it read
+        // them all.
+        let walk = |(lo, hi): (u64, u64),
+                    max_read: u64,
+                    each: &mut dyn FnMut(u64) -> Result<bool, StoreError>|
+         -> Result<bool, StoreError> {
             let mut read = 0u64;
             let mut complete = true;
-            let mut one = |key: u64, bytes: &[u8]| -> Result<bool, StoreError> {
+            let mut one = |key: u64, row: Option<&[u8]>| -> Result<bool, StoreError> {
                 if parked.contains(&key) {
                     return Ok(true);
                 }
@@ -403,61 +555,91 @@ impl Store {
                     return Ok(false);
                 }
                 read += 1;
-                let inc: Incident = read_json("incidents", bytes)?;
-                if !f.keeps(&inc) {
+                if !sets
+                    .iter()
+                    .all(|(s, member)| s.binary_search(&key).is_ok() == *member)
+                {
                     return Ok(true);
                 }
-                each(inc)
+                if checks {
+                    let got;
+                    let bytes = match row {
+                        Some(b) => b,
+                        None => match rows.get(key)? {
+                            Some(v) => {
+                                got = v;
+                                got.value()
+                            }
+                            None => return Ok(true),
+                        },
+                    };
+                    if !f.keeps_row(&ListRow::decode(bytes)?)? {
+                        return Ok(true);
+                    }
+                }
+                each(key)
             };
-            if let Some(status) = f.status {
-                let rows = by_status.range((status.as_str(), lo)..=(status.as_str(), hi))?;
-                let rows: Box<dyn Iterator<Item = _>> = if f.oldest_first {
-                    Box::new(rows)
-                } else {
-                    Box::new(rows.rev())
-                };
-                for row in rows {
-                    let key = row?.0.value().1;
-                    if let Some(v) = incidents.get(key)? {
-                        if !one(key, v.value())? {
+            macro_rules! drive {
+                ($range:expr, |$k:ident, $v:ident| $key:expr, $row:expr) => {{
+                    let range = $range;
+                    let range: Box<dyn Iterator<Item = _>> = if f.oldest_first {
+                        Box::new(range)
+                    } else {
+                        Box::new(range.rev())
+                    };
+                    for r in range {
+                        let ($k, $v) = r?;
+                        if !one($key, $row)? {
                             break;
                         }
                     }
+                }};
+            }
+            match driver {
+                Driver::Status(s) => {
+                    drive!(
+                        by_status.range((s, lo)..=(s, hi))?,
+                        |k, _v| k.value().1,
+                        None
+                    )
                 }
-            } else {
-                let rows = incidents.range(lo..=hi)?;
-                let rows: Box<dyn Iterator<Item = _>> = if f.oldest_first {
-                    Box::new(rows)
-                } else {
-                    Box::new(rows.rev())
-                };
-                for row in rows {
-                    let (k, v) = row?;
-                    if !one(k.value(), v.value())? {
-                        break;
-                    }
+                Driver::Label(p) => {
+                    drive!(
+                        by_label.range((p, lo)..=(p, hi))?,
+                        |k, _v| k.value().1,
+                        None
+                    )
+                }
+                Driver::Rows => {
+                    drive!(rows.range(lo..=hi)?, |k, v| k.value(), Some(v.value()))
                 }
             }
             Ok(complete)
         };
-        walk(f, u64::MAX, &mut |mut inc| {
-            if page.incidents.len() < limit {
-                hot.incident(&mut inc)?;
-                page.incidents.push(inc);
-                Ok(true)
-            } else {
+        walk((lo, hi), u64::MAX, &mut |key| {
+            if page.incidents.len() >= limit {
                 // One more match: there is a next page.
                 page.next = page.incidents.last().map(|i| i.id);
-                Ok(false)
+                return Ok(false);
             }
+            if let Some(v) = incidents.get(key)? {
+                let mut inc: Incident = read_json("incidents", v.value())?;
+                hot.incident(&mut inc)?;
+                page.incidents.push(inc);
+            }
+            Ok(true)
         })?;
         if !count {
             return Ok(page);
         }
-        page.total = if !f.decodes() {
+        // The count runs over every page: the cursor does not bound it.
+        let (lo, hi) = all_pages;
+        page.total = if !f.decodes() && (lo, hi) == (0, u64::MAX) {
+            // The whole of one index, or of the table: counted without a walk
+            // where the tables give it.
             Some(match f.status {
                 // Every incident not closed is in the open table: closed
-                // ones are the rest, counted without a walk.
+                // ones are the rest.
                 Some(Status::Closed) => {
                     incidents.len()?.saturating_sub(tx.open_table(OPEN)?.len()?)
                 }
@@ -475,12 +657,13 @@ impl Store {
                 None => incidents.len()?.saturating_sub(parked.len() as u64),
             })
         } else {
-            let all = ListFilter {
-                after: None,
-                ..f.clone()
+            let max = if checks {
+                COUNT_SCAN_LIMIT
+            } else {
+                COUNT_KEYS_LIMIT
             };
             let mut n = 0u64;
-            let complete = walk(&all, COUNT_SCAN_LIMIT, &mut |_| {
+            let complete = walk((lo, hi), max, &mut |_| {
                 n += 1;
                 Ok(true)
             })?;

@@ -24,6 +24,12 @@ pub(super) const SUPPRESSED: TableDefinition<u64, &[u8]> =
     TableDefinition::new("suppressed_alerts");
 pub(super) const SILENCES: TableDefinition<&str, &[u8]> = TableDefinition::new("silences");
 pub(super) const ACTION_JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("action_jobs");
+/// Incident → its list row (see the `listing` module).
+pub(super) const LIST_ROWS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("incident_list_rows");
+/// `("name=value", incident)` for every common label of every incident.
+pub(super) const BY_LABEL: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("incidents_by_label");
 /// Heartbeat name → its last signal (JSON timestamp).
 pub(super) const HEARTBEATS: TableDefinition<&str, &[u8]> = TableDefinition::new("heartbeats");
 /// Override id → a schedule override (JSON), removed ones included.

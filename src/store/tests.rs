@@ -584,3 +584,91 @@ fn a_v2_file_is_upgraded_with_its_tuple_tables_and_kept_as_a_copy() {
     assert!(!dir.path().join(V2_BACKUP).exists());
     assert_eq!(store.kafka_positions().expect("positions").len(), 1);
 }
+
+/// An incident row as the listing test writes it.
+fn listed_incident(key: IncidentKey, pairs: &[(&str, &str)]) -> crate::model::Incident {
+    let at = now();
+    let sla = crate::model::Sla {
+        acknowledge_by: at,
+        resolve_by: at,
+        breached: false,
+        acknowledge_breached: false,
+        resolve_breached: false,
+    };
+    crate::model::Incident {
+        labels: labels(pairs),
+        ..crate::model::Incident::new(key, at, sla)
+    }
+}
+
+fn keys_matching(store: &Store, text: &str) -> (Vec<IncidentKey>, Option<u64>) {
+    let page = store
+        .list_page(
+            &ListFilter {
+                limit: 100,
+                matchers: crate::model::matcher::parse(text).expect("matcher"),
+                ..ListFilter::default()
+            },
+            true,
+        )
+        .expect("list");
+    (page.incidents.iter().map(|i| i.id).collect(), page.total)
+}
+
+#[test]
+fn the_label_index_follows_labels_lost_and_gained_drops_and_an_old_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (IncidentKey::new(20261202, 1), IncidentKey::new(20261202, 2));
+    {
+        let store = Store::open(dir.path()).expect("open");
+        let write = |incs: Vec<crate::model::Incident>, dropped: Vec<IncidentKey>| {
+            let changes = crate::engine::ChangeSet {
+                reindex: incs.iter().map(|i| i.id).collect(),
+                incidents: incs,
+                dropped,
+                ..Default::default()
+            };
+            store.commit(&Batch::from(changes)).expect("commit");
+        };
+        write(
+            vec![
+                listed_incident(a, &[("cluster", "c1"), ("node", "n1")]),
+                listed_incident(b, &[("cluster", "c1"), ("node", "n2")]),
+            ],
+            vec![],
+        );
+        assert_eq!(
+            keys_matching(&store, r#"cluster="c1""#),
+            (vec![b, a], Some(2))
+        );
+        assert_eq!(keys_matching(&store, r#"node="n1""#), (vec![a], Some(1)));
+        // `a` loses `node` (an alert without it joined) and gains `zone`
+        // (a split recomputes the labels).
+        write(
+            vec![listed_incident(a, &[("cluster", "c1"), ("zone", "z")])],
+            vec![],
+        );
+        assert_eq!(keys_matching(&store, r#"node="n1""#), (vec![], Some(0)));
+        assert_eq!(keys_matching(&store, r#"zone="z""#), (vec![a], Some(1)));
+        // Matchers the index cannot answer are checked on the list rows.
+        assert_eq!(
+            keys_matching(&store, r#"cluster="c1",node=~"n.*""#),
+            (vec![b], Some(1))
+        );
+        assert_eq!(
+            keys_matching(&store, r#"cluster="c1",node="""#),
+            (vec![a], Some(1))
+        );
+        // A dropped incident leaves the index.
+        write(vec![], vec![b]);
+        assert_eq!(keys_matching(&store, r#"cluster="c1""#), (vec![a], Some(1)));
+        // An earlier release's store: incidents without the index.
+        let tx = store.db().expect("db").begin_write().expect("tx");
+        tx.delete_table(LIST_ROWS).expect("drop rows");
+        tx.delete_table(BY_LABEL).expect("drop index");
+        tx.commit().expect("commit");
+    }
+    let store = Store::open(dir.path()).expect("reopen builds the index");
+    assert_eq!(keys_matching(&store, r#"zone="z""#), (vec![a], Some(1)));
+    assert_eq!(keys_matching(&store, r#"cluster="c1""#), (vec![a], Some(1)));
+}

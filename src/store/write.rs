@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use super::error::StoreError;
+use super::listing;
 use super::row::encode_alert;
 use super::schema::*;
 use super::seen::{encode_log, fold_log, FOLD_BYTES, FOLD_BYTES_BUSY};
@@ -99,10 +100,13 @@ impl Store {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut open = tx.open_table(OPEN)?;
             let mut by_status = tx.open_table(BY_STATUS)?;
+            let mut list_rows = tx.open_table(LIST_ROWS)?;
+            let mut by_label = tx.open_table(BY_LABEL)?;
             let reindex: HashSet<IncidentKey> = ws.reindex.iter().copied().collect();
             for inc in &ws.incidents {
                 let k = inc.id.0;
                 incidents.insert(k, to_vec(inc).as_slice())?;
+                listing::index(&mut list_rows, &mut by_label, inc)?;
                 if !reindex.contains(&inc.id) {
                     continue;
                 }
@@ -164,6 +168,7 @@ impl Store {
             for key in &ws.dropped {
                 let k = key.0;
                 incidents.remove(k)?;
+                listing::unindex(&mut list_rows, &mut by_label, k)?;
                 open.remove(k)?;
                 homes.remove(k)?;
                 for s in STATUSES {

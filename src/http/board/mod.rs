@@ -44,9 +44,9 @@ use super::{read, AppState};
 use crate::engine::OpError;
 use crate::model::json::to_value;
 use crate::model::{
-    matcher, DeskOp, Incident, IncidentKey, Level, LinkRequest, ManualIncident, MergeRequest, Op,
-    OpRequest, Priority, PriorityRequest, RelationKind, SilenceState, Status, TransitionError,
-    CATEGORIES,
+    matcher, DeskOp, Incident, IncidentKey, Labels, Level, LinkRequest, ManualIncident,
+    MergeRequest, Op, OpRequest, Priority, PriorityRequest, RelationKind, SilenceState,
+    SplitRequest, Status, TransitionError, CATEGORIES,
 };
 use crate::pipeline::{OpFailure, SilenceError, SilenceOp};
 use crate::store::ListFilter;
@@ -590,6 +590,9 @@ fn done_message(d: &str) -> String {
         "open" => "Incident opened.".into(),
         "merge" => "Merged: this incident is closed, its alerts and timeline moved.".into(),
         "link" => "Linked.".into(),
+        "split" => {
+            "Opened by a split: these alerts left the incident named in the timeline.".into()
+        }
         "priority" => "Priority overridden.".into(),
         "priority-cleared" => "Priority override cleared: the rules decide again.".into(),
         _ => "Done.".into(),
@@ -741,7 +744,7 @@ pub async fn operate(
             StatusCode::NOT_FOUND,
             &viewer,
             &format!(
-                "Unknown action {action:?}: expected ack, assign, notes, resolve, close, reopen, merge, link or priority."
+                "Unknown action {action:?}: expected ack, assign, notes, resolve, close, reopen, merge, link, split or priority."
             ),
         );
     };
@@ -787,9 +790,11 @@ pub async fn operate(
     incident_page(&s, &viewer, &id, problem.0, None, Some(problem.1)).await
 }
 
-/// The service-desk actions of the incident page's forms (split is
-/// API-only: it names alerts by fingerprint).
-const DESK_ACTIONS: [&str; 3] = ["merge", "link", "priority"];
+/// The service-desk actions of the incident page's forms.
+const DESK_ACTIONS: [&str; 4] = ["merge", "link", "split", "priority"];
+
+/// The prefix of the split form's checkboxes: `split.<fingerprint>`.
+const SPLIT_BOX: &str = "split.";
 
 /// The relations the link form offers, seen from this incident.
 const RELATION_CHOICES: [RelationKind; 3] = [
@@ -876,6 +881,25 @@ fn desk_request(
             }),
             "merge",
         )),
+        "split" => {
+            let mut alerts: Vec<String> = form
+                .iter()
+                .filter(|(k, v)| k.starts_with(SPLIT_BOX) && !v.is_empty())
+                .map(|(k, _)| k[SPLIT_BOX.len()..].to_string())
+                .collect();
+            if alerts.is_empty() {
+                return Err("split: tick the alerts that leave for the new incident".into());
+            }
+            alerts.sort();
+            Ok((
+                DeskOp::Split(SplitRequest {
+                    alerts,
+                    title: given(form, "title"),
+                    by: None,
+                }),
+                "split",
+            ))
+        }
         "link" => {
             let to = key_field(form, "to")?;
             let v = given(form, "relation").unwrap_or_default();
@@ -918,8 +942,9 @@ fn desk_request(
     }
 }
 
-/// `POST /incidents/{id}/{merge|link|priority}`: through the writer
-/// pipeline as the API's requests; a refusal is a message on the page.
+/// `POST /incidents/{id}/{merge|link|split|priority}`: through the writer
+/// pipeline as the API's requests; a refusal is a message on the page. A
+/// split lands on the new incident's page.
 async fn desk(
     s: &AppState,
     viewer: &Viewer,
@@ -938,6 +963,7 @@ async fn desk(
         }
     };
     match s.handle.desk(Some(key), op, by).await {
+        Ok(new) if done == "split" => see_other(&format!("/incidents/{}?done=split", new.id)),
         Ok(_) => see_other(&format!("/incidents/{key}?done={done}")),
         Err(e) => {
             let (status, m) = refusal(e);
@@ -980,6 +1006,8 @@ fn new_incident_page(
                 "reporter": get("reporter"),
                 "contact": get("contact"),
                 "service": get("service"),
+                "occurred_at_local": get("occurred_at_local"),
+                "labels": get("labels"),
             },
             "categories": CATEGORIES,
             "levels": Level::ALL.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
@@ -1000,8 +1028,70 @@ fn manual_incident(form: &HashMap<String, String>) -> Result<ManualIncident, Str
         reporter: given(form, "reporter"),
         contact: given(form, "contact"),
         service: given(form, "service"),
+        occurred_at: occurred_at(form)?,
+        labels: label_lines(form)?,
         ..ManualIncident::default()
     })
+}
+
+/// When the problem began: the instant the page's script computed from
+/// the local time typed (`occurred_at`), else that local time read as UTC.
+fn occurred_at(form: &HashMap<String, String>) -> Result<Option<DateTime<Utc>>, String> {
+    if let Some(v) = given(form, "occurred_at") {
+        return DateTime::parse_from_rfc3339(&v)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| format!("occurred_at: {v:?} is not an RFC 3339 time: {e}"));
+    }
+    let Some(v) = given(form, "occurred_at_local") else {
+        return Ok(None);
+    };
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(&v, f).ok())
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| format!("began at: {v:?} is not a date and time like 2026-12-02T09:30"))
+}
+
+/// The labels field: one `name=value` a line (quotes around the value
+/// optional); names as Prometheus allows.
+fn label_lines(form: &HashMap<String, String>) -> Result<Labels, String> {
+    let mut pairs = Vec::new();
+    for (n, line) in form
+        .get("labels")
+        .map(String::as_str)
+        .unwrap_or("")
+        .lines()
+        .enumerate()
+    {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!(
+                "labels, line {}: {line:?} is not name=value",
+                n + 1
+            ));
+        };
+        let k = k.trim();
+        let valid = k
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        if k.is_empty() || !valid {
+            return Err(format!(
+                "labels, line {}: {k:?} is not a label name (letters, digits and _, not starting with a digit)",
+                n + 1
+            ));
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .unwrap_or(v);
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    Ok(pairs.into_iter().collect())
 }
 
 /// `POST /incidents`: opens the form's incident (service desk) through

@@ -87,6 +87,19 @@
     if (tr && !ev.target.closest("a, button, form")) location.href = tr.getAttribute("data-href");
   });
 
+  // The new-incident form: "began at" is typed in local time; send it as
+  // an instant (without JavaScript the server reads it as UTC).
+  var incidentForm = document.getElementById("incident-form");
+  if (incidentForm) {
+    incidentForm.addEventListener("submit", function () {
+      var local = document.getElementById("occurred_at_local");
+      var exact = document.getElementById("occurred_at");
+      if (!local || !exact) return;
+      var d = local.value ? new Date(local.value) : null;
+      exact.value = d && !isNaN(d.getTime()) ? d.toISOString() : "";
+    });
+  }
+
   // Live updates: on any event, fetch this page again and swap #live.
   function live() {
     if (!document.body.hasAttribute("data-live") || !window.EventSource) return;
@@ -110,6 +123,8 @@
             var section = b && b.closest("section");
             var fresh = a && a.closest("section");
             if (!section || !fresh) return;
+            // Alerts ticked for a split stay ticked.
+            if (id === "h-alerts" && section.querySelector("input[type=checkbox]:checked")) return;
             if (id === "h-actions") {
               var busy = section.contains(document.activeElement) ||
                 Array.prototype.some.call(section.querySelectorAll("input[type=text], textarea"),
