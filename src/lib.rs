@@ -6,11 +6,14 @@
 //!
 //! 1. [`model`]: plain domain types: labels and fingerprints, alerts,
 //!    matchers, priorities, incidents and their timeline, action jobs,
-//!    silences and suppressed alerts, partition ownership. No I/O.
+//!    silences and suppressed alerts, schedule overrides and pages, signed
+//!    acknowledgement links, partition ownership. No I/O.
 //! 2. [`config`]: the daemon configuration and its defaults.
-//! 3. [`rules`]: rule files compiled once into a [`rules::RuleSet`].
+//! 3. [`rules`]: rule files compiled once into a [`rules::RuleSet`], with
+//!    people, teams and on-call schedules ([`rules::people`]).
 //! 4. [`engine`]: the synchronous core: dedup → suppress → correlate →
-//!    classify and prioritise → lifecycle, timers and escalation; it hands
+//!    classify and prioritise → lifecycle, timers and escalation (paging
+//!    people, [`engine::paging`]); it hands
 //!    a [`engine::ChangeSet`] to the store.
 //! 5. [`metrics`]: the Prometheus registry; counts engine events.
 //! 6. [`store`]: redb tables, row codecs, one write transaction per batch.

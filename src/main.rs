@@ -69,6 +69,66 @@ enum Command {
         #[command(subcommand)]
         command: SilencesCommand,
     },
+    /// Who is on call now (or `--at` an instant) for each team.
+    Oncall {
+        /// RFC 3339 instant (default now).
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// On-call schedules of a running daemon: shifts and overrides.
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchedulesCommand {
+    /// A schedule's shifts and gaps (default: the next 7 days).
+    Show {
+        name: String,
+        /// RFC 3339 (default now).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 (default 7 days after --from).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// PERSON covers schedule NAME from --start for --duration.
+    Override {
+        name: String,
+        person: String,
+        /// RFC 3339 (default now).
+        #[arg(long)]
+        start: Option<String>,
+        /// How long, e.g. 8h, 2d.
+        #[arg(long)]
+        duration: String,
+        /// Who (without tokens; default $USER).
+        #[arg(long)]
+        author: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Remove an override.
+    RemoveOverride {
+        name: String,
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
 }
 
 /// Output of the client commands.
@@ -725,6 +785,11 @@ fn main() -> ExitCode {
         } => db_check(&data_dir),
         Command::Incidents { command } => client_command(run_incidents(command)),
         Command::Silences { command } => client_command(run_silences(command)),
+        Command::Oncall { at, client, out } => client_command(async move {
+            let v = client.api()?.oncall(at.as_deref()).await?;
+            Ok(render(&out, &v, incidentd::client::oncall_table))
+        }),
+        Command::Schedules { command } => client_command(run_schedules(command)),
         Command::Backup(args) => match backup(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -1038,6 +1103,64 @@ async fn run_silences(command: SilencesCommand) -> anyhow::Result<String> {
                     v["id"].as_str().unwrap_or(&id),
                     v["state"].as_str().unwrap_or("?")
                 )
+            }))
+        }
+    }
+}
+
+async fn run_schedules(command: SchedulesCommand) -> anyhow::Result<String> {
+    match command {
+        SchedulesCommand::Show {
+            name,
+            from,
+            to,
+            client,
+            out,
+        } => {
+            let v = client
+                .api()?
+                .schedule(&name, from.as_deref(), to.as_deref())
+                .await?;
+            Ok(render(&out, &v, incidentd::client::schedule_table))
+        }
+        SchedulesCommand::Override {
+            name,
+            person,
+            start,
+            duration,
+            author,
+            client,
+            out,
+        } => {
+            let starts_at = start.unwrap_or_else(|| chrono::Utc::now().to_rfc3339());
+            let mut body = serde_json::json!({
+                "person": person, "starts_at": starts_at, "duration": duration,
+            });
+            if let Some(by) = client.by(author) {
+                body["created_by"] = serde_json::json!(by);
+            }
+            let v = client.api()?.add_override(&name, body).await?;
+            Ok(render(&out, &v, |v| {
+                let o = &v["override"];
+                format!(
+                    "{}: {} covers {} from {} to {}\n",
+                    o["id"].as_str().unwrap_or("?"),
+                    o["person"].as_str().unwrap_or("?"),
+                    o["schedule"].as_str().unwrap_or("?"),
+                    o["starts_at"].as_str().unwrap_or("?"),
+                    o["ends_at"].as_str().unwrap_or("?")
+                )
+            }))
+        }
+        SchedulesCommand::RemoveOverride {
+            name,
+            id,
+            client,
+            out,
+        } => {
+            let v = client.api()?.remove_override(&name, &id).await?;
+            Ok(render(&out, &v, |v| {
+                format!("{} removed\n", v["override"]["id"].as_str().unwrap_or(&id))
             }))
         }
     }

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub actions_by_kind: IntCounterVec,
     pub action_duration: HistogramVec,
     pub escalations: IntCounterVec,
+    pub pages: IntCounterVec,
+    pub team_acknowledge_duration: HistogramVec,
     pub actions_held: IntCounterVec,
     pub kafka_consumer_lag: IntGaugeVec,
     pub kafka_messages_rejected: IntCounterVec,
@@ -246,6 +248,17 @@ impl Metrics {
                 "Escalation steps taken, by policy and level.",
                 &["policy", "level"]
             )),
+            pages: reg!(counter_vec(
+                "incidentd_pages_total",
+                "Escalation pages, by team and outcome (paged; nobody on call: waiting, next_level, nobody).",
+                &["team", "outcome"]
+            )),
+            team_acknowledge_duration: reg!(hist(
+                "incidentd_team_acknowledge_duration_seconds",
+                "Time from incident creation to acknowledgement, by owning team (else the team paged, else the acknowledging person's).",
+                RESPONSE_BUCKETS,
+                &["team"]
+            )),
             actions_held: reg!(counter_vec(
                 "incidentd_actions_held_total",
                 "Action runs held back (a major incident's child, a related incident's symptom), by action and outcome: held, then released or dropped.",
@@ -411,6 +424,14 @@ impl Metrics {
                     .escalations
                     .with_label_values(&[policy.as_str(), &level.to_string()])
                     .inc(),
+                Event::Paged { team, outcome } => self
+                    .pages
+                    .with_label_values(&[team.as_str(), outcome])
+                    .inc(),
+                Event::TeamAcknowledged { team, seconds } => self
+                    .team_acknowledge_duration
+                    .with_label_values(&[team.as_str()])
+                    .observe(*seconds),
                 Event::ActionHeld { action, outcome } => self
                     .actions_held
                     .with_label_values(&[action.as_str(), outcome])

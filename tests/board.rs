@@ -17,6 +17,9 @@
 //!   stream);
 //! - with tokens on, the board refuses without a login and works after it;
 //! - a phone-sized window shows the board without sideways scrolling.
+//! - the schedule page shows shifts in the schedule's time zone and takes
+//!   an override from its form; an acknowledgement link shows the incident
+//!   and acknowledges as the paged person only after the confirming click.
 //!
 //! The screenshots in docs/img/ come from this browser:
 //! `UPDATE_SCREENSHOTS=1 cargo test --test board screenshots` rewrites them.
@@ -883,6 +886,102 @@ async fn screenshots_and_a_phone_sized_window() {
             std::fs::create_dir_all(to.parent().expect("dir")).expect("mkdir");
             std::fs::write(&to, png).expect("write screenshot");
         }
+        b.quit().await;
+        d.stop().await;
+    })
+    .await;
+}
+
+/// people.yaml for the on-call pages: alice holds `primary` every day.
+const ONCALL_RULES: &str = r#"
+correlate:
+  - name: db
+    match: ['service="db"']
+    team: dba
+people:
+  - {name: alice, time_zone: Europe/Berlin, email: alice@example.com}
+  - {name: bob, time_zone: America/New_York, email: bob@example.com}
+teams:
+  - name: dba
+    members: [alice, bob]
+    schedules:
+      - name: primary
+        time_zone: Europe/Berlin
+        layers:
+          - {rotation: daily, handoff: "09:00", start: 2026-01-05, participants: [alice]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_page_takes_an_override_and_an_ack_link_confirms_before_acknowledging() {
+    bounded("schedule page and ack link", async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = dir.path().join("rules");
+        std::fs::create_dir_all(&rules).expect("rules dir");
+        std::fs::write(rules.join("people.yaml"), ONCALL_RULES).expect("people");
+        let data = dir.path().join("data");
+        let d = Daemon::start(&data, incidentd::rules::Source::Dir(rules.clone()), |_| {}).await;
+        let b = Browser::start(dir.path(), 1280, 900).await;
+        // Who is on call, then the schedule in its own time zone.
+        b.goto(&format!("{}/oncall", d.base)).await;
+        b.wait_text("alice", Duration::from_secs(10)).await;
+        b.click("a[href='/schedules/primary']").await;
+        b.wait_text("Shifts, next 14 days", Duration::from_secs(10))
+            .await;
+        assert!(b.text("main").await.contains("times in Europe/Berlin"));
+        assert_eq!(
+            b.text("table.shifts tbody tr td.shift-person").await,
+            "alice"
+        );
+        assert!(b.source().await.contains("/api/v1/schedules/primary.ics"));
+        // bob covers the next two hours.
+        b.type_into("#byname", "carol").await;
+        b.script("document.querySelector('#override-person').value = 'bob'; return true")
+            .await;
+        b.script("document.querySelector('#override-duration').value = '2h'; return true")
+            .await;
+        b.click("#override-add").await;
+        b.wait_text("bob covers primary", Duration::from_secs(10))
+            .await;
+        assert_eq!(b.text("table.shifts tbody tr td.shift-person").await, "bob");
+        let now = d.get_json("/api/v1/oncall").await;
+        assert_eq!(now["teams"][0]["schedules"][0]["person"], "bob");
+
+        // An acknowledgement link, signed with the key the daemon made.
+        let made = post_alerts(
+            &d,
+            json!([alert("DbDown", &[("service", "db")], "db down")]),
+        )
+        .await;
+        let id = made["created"][0].as_str().expect("id").to_string();
+        let hex = std::fs::read_to_string(data.join("ack-link.key")).expect("key file");
+        let mut key = [0u8; 32];
+        for (i, k) in key.iter_mut().enumerate() {
+            *k = u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).expect("hex");
+        }
+        let token = incidentd::model::ack_link::AckKey::from_bytes(key).sign(
+            &incidentd::model::ack_link::AckClaim {
+                incident: incidentd::model::IncidentKey::parse(&id).expect("key"),
+                person: "bob".into(),
+                expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            },
+        );
+        b.goto(&format!("{}/ack/{token}", d.base)).await;
+        b.wait_text("You were paged as bob", Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            d.get_json(&format!("/api/v1/incidents/{id}")).await["status"],
+            "open",
+            "opening the link changes nothing"
+        );
+        b.click("#ack-confirm").await;
+        b.wait_text("acknowledged as bob", Duration::from_secs(10))
+            .await;
+        let i = d.get_json(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(i["status"], "acknowledged");
+        assert_eq!(i["acknowledged_by"], "bob");
+        // Opening it again: nothing to do.
+        b.goto(&format!("{}/ack/{token}", d.base)).await;
+        b.wait_text("Nothing to do", Duration::from_secs(10)).await;
         b.quit().await;
         d.stop().await;
     })

@@ -42,11 +42,21 @@ fn scenario_rules(dir: &Path, sink: &str) {
     std::fs::write(
         dir.join("zz-actions.yaml"),
         format!(
-            "actions:\n  - name: notify\n    on: [opened]\n    webhook:\n      url: {sink}\n\
-             escalations:\n  - name: slow-p4\n    priority: [P4]\n    levels:\n      - after: 1s\n        assignee: secondary\n"
+            "actions:\n  - name: notify\n    on: [opened]\n    webhook:\n      url: {sink}\n  - name: page\n    webhook: {{}}\n\
+             escalations:\n  - name: slow-p4\n    priority: [P4]\n    levels:\n      - after: 1s\n        assignee: secondary\n        person: ops\n"
         ),
     )
     .expect("write actions");
+    // A person to page (through the sink) and alice's team, so the
+    // paging and time-to-acknowledge panels have data.
+    std::fs::write(
+        dir.join("zz-people.yaml"),
+        format!(
+            "people:\n  - {{name: ops, webhook: \"{sink}\"}}\n  - {{name: alice}}\n\
+             teams:\n  - name: ops\n    members: [ops, alice]\ncontacts:\n  webhook: page\n"
+        ),
+    )
+    .expect("write people");
 }
 
 /// How Grafana's Prometheus data source writes a multi-value variable into

@@ -772,6 +772,63 @@ async fn real_answers_match_their_schemas() {
         assert_eq!(s, 200, "{p}");
     }
 
+    // On call: the shipped rules have no people (tests/oncall.rs has them).
+    let (s, v) = c
+        .call(&d, "GET", "/api/v1/oncall", "/api/v1/oncall", None)
+        .await;
+    assert_eq!((s, &v["teams"]), (200, &json!([])));
+    let t = "/api/v1/schedules/{name}";
+    let (s, _) = c.call(&d, "GET", t, "/api/v1/schedules/none", None).await;
+    assert_eq!(s, 404);
+    let (s, _) = c
+        .call(&d, "GET", t, "/api/v1/schedules/none?from=yesterday", None)
+        .await;
+    assert_eq!(s, 400);
+    let t = "/api/v1/schedules/{name}/overrides";
+    let (s, _) = c
+        .call(&d, "POST", t, "/api/v1/schedules/none/overrides",
+            Some(json!({"person": "ana", "starts_at": "2026-12-01T00:00:00Z", "duration": "1h", "created_by": "x"})))
+        .await;
+    assert_eq!(s, 404);
+    let t = "/api/v1/schedules/{name}/overrides/{id}";
+    let (s, _) = c
+        .call(
+            &d,
+            "DELETE",
+            t,
+            "/api/v1/schedules/none/overrides/ovr-1",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    c.call(&d, "GET", "/oncall", "/oncall", None).await;
+    c.call(&d, "GET", "/schedules/{name}", "/schedules/none", None)
+        .await;
+    c.call_form(
+        &d,
+        "/schedules/{name}/overrides",
+        "/schedules/none/overrides",
+        Some(&cookie),
+        &format!("csrf={csrf}&person=ana&duration=1h&by=bob"),
+    )
+    .await;
+    c.call_form(
+        &d,
+        "/schedules/{name}/overrides/{id}/remove",
+        "/schedules/none/overrides/ovr-1/remove",
+        Some(&cookie),
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    let (s, _) = c
+        .call(&d, "GET", "/ack/{token}", "/ack/not-a-token", None)
+        .await;
+    assert_eq!(s, 400);
+    let (s, _) = c
+        .call_form(&d, "/ack/{token}", "/ack/not-a-token", None, "")
+        .await;
+    assert_eq!(s, 400);
+
     // Every documented operation was exercised.
     let exercised: BTreeSet<(String, String)> = c
         .checked

@@ -187,8 +187,6 @@ const INVALID: &[(&str, &str)] = &[
     ("webhook and pagerduty", "actions:\n  - name: a\n    on: [opened]\n    webhook: {url: 'http://x/'}\n    pagerduty: {routing_key_env: K}\n"),
     ("pagerduty without a routing key", "actions:\n  - name: a\n    on: [opened]\n    pagerduty: {url: 'http://x/'}\n"),
     ("pagerduty with both routing keys", "actions:\n  - name: a\n    on: [opened]\n    pagerduty: {routing_key_env: K, routing_key_file: /k}\n"),
-    ("email without to", "actions:\n  - name: a\n    on: [opened]\n    email: {subject: x}\n"),
-    ("email with no recipient", "actions:\n  - name: a\n    on: [opened]\n    email: {to: []}\n"),
     ("redmine without project", "actions:\n  - name: a\n    on: [opened]\n    redmine: {url: 'http://x/', api_key_env: K}\n"),
     ("redmine without api key", "actions:\n  - name: a\n    on: [opened]\n    redmine: {url: 'http://x/', project: ops}\n"),
     ("alertmanager without url", "actions:\n  - name: a\n    on: [acknowledged]\n    alertmanager: {duration: 1h}\n"),
@@ -198,6 +196,43 @@ const INVALID: &[(&str, &str)] = &[
     ("level with after and resolve_progress", "escalations:\n  - name: e\n    levels: [{after: 5m, resolve_progress: '80%', assignee: x}]\n"),
     ("resolve_progress", "escalations:\n  - name: e\n    levels: [{resolve_progress: 'most'}]\n"),
 ];
+
+/// Broken only given the other sections (what the schema of one file
+/// cannot know): an email action without recipients, or a webhook without
+/// a URL, is fine as a `contacts` action (it reaches the paged person),
+/// so the schema accepts them and the loader refuses them elsewhere.
+const LOADER_ONLY: &[(&str, &str)] = &[
+    (
+        "email without to",
+        "actions:\n  - name: a\n    on: [opened]\n    email: {subject: x}\n",
+    ),
+    (
+        "email with no recipient",
+        "actions:\n  - name: a\n    on: [opened]\n    email: {to: []}\n",
+    ),
+    (
+        "webhook without url",
+        "actions:\n  - name: a\n    on: [opened]\n    webhook: {}\n",
+    ),
+];
+
+#[test]
+fn what_needs_the_contacts_section_is_left_to_the_loader() {
+    let v = validator("rules/schema.json");
+    for (what, text) in LOADER_ONLY {
+        let loaded = RuleSet::from_sources(&[("broken.yaml".into(), (*text).into())], "test");
+        assert!(loaded.is_err(), "{what}: the loader accepts\n{text}");
+        assert!(
+            problems(&v, &yaml(text)).is_empty(),
+            "{what}: the schema refuses\n{text}"
+        );
+        let as_contact = format!("{text}contacts:\n  email: a\n  webhook: a\n");
+        assert!(
+            RuleSet::from_sources(&[("c.yaml".into(), as_contact.clone())], "test").is_ok(),
+            "{what}: refused as a contacts action\n{as_contact}"
+        );
+    }
+}
 
 #[test]
 fn schema_and_loader_refuse_the_same_broken_files() {

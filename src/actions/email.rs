@@ -38,7 +38,7 @@ pub async fn send(
                 format!(
                     "SMTP {}: sent to {}",
                     resp.code(),
-                    def.to
+                    recipients(def, job)
                         .iter()
                         .chain(&def.cc)
                         .cloned()
@@ -66,6 +66,24 @@ pub async fn send(
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
+/// `to`, or for a page by email the paged person's address.
+fn recipients(def: &EmailDef, job: &Job) -> Vec<String> {
+    let page = job
+        .payload
+        .pointer("/page/address")
+        .filter(|_| {
+            job.payload
+                .pointer("/page/channel")
+                .and_then(|c| c.as_str())
+                == Some("email")
+        })
+        .and_then(|a| a.as_str());
+    match page {
+        Some(a) if def.to.is_empty() => vec![a.to_string()],
+        _ => def.to.clone(),
+    }
+}
+
 fn build(
     smtp: &SmtpConfig,
     rules: &RuleSet,
@@ -88,7 +106,8 @@ fn build(
         .parse()
         .map_err(|e| format!("smtp.from {:?}: {e}", smtp.from))?;
     let mut builder = Message::builder().from(from).subject(subject.trim());
-    for (list, cc) in [(&def.to, false), (&def.cc, true)] {
+    let to = recipients(def, job);
+    for (list, cc) in [(&to, false), (&def.cc, true)] {
         for a in list.iter() {
             let mb: Mailbox = a.parse().map_err(|e| format!("address {a:?}: {e}"))?;
             builder = if cc { builder.cc(mb) } else { builder.to(mb) };

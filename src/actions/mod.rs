@@ -58,6 +58,42 @@ pub struct ExecutorSettings {
     pub kafka: Option<KafkaConfig>,
     /// The daemon's `smtp` section, for `email` actions.
     pub smtp: Option<SmtpConfig>,
+    /// Signs the acknowledgement link of each page.
+    pub ack: Option<AckLinks>,
+}
+
+/// How pages get their acknowledgement links.
+#[derive(Debug, Clone)]
+pub struct AckLinks {
+    pub key: Arc<crate::model::ack_link::AckKey>,
+    /// The daemon's external URL (links are `{base_url}/ack/{token}`).
+    pub base_url: String,
+}
+
+impl AckLinks {
+    /// Adds `page.ack_url` and `page.expires_at` to a page's payload; the
+    /// link expires [`ACK_LINK_TTL`](crate::model::ack_link::ACK_LINK_TTL)
+    /// after the job was created (the same link on every retry).
+    pub fn stamp(&self, job: &mut Job) {
+        use crate::model::ack_link::{AckClaim, ACK_LINK_TTL};
+        let Some(person) = job
+            .payload
+            .pointer("/page/person/name")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let expires_at = job.created_at + crate::model::wall(ACK_LINK_TTL);
+        let token = self.key.sign(&AckClaim {
+            incident: job.incident,
+            person,
+            expires_at,
+        });
+        let url = format!("{}/ack/{token}", self.base_url.trim_end_matches('/'));
+        job.payload["page"]["ack_url"] = serde_json::Value::String(url);
+        job.payload["page"]["expires_at"] = serde_json::Value::String(expires_at.to_rfc3339());
+    }
 }
 
 /// Sends jobs to the executor; cheap to clone.
@@ -100,8 +136,12 @@ pub fn spawn_executor(
         smtp: settings.smtp.clone().map(Arc::new),
         refs: Arc::default(),
     };
+    let ack = settings.ack.clone();
     tokio::spawn(async move {
-        while let Some(job) = rx.recv().await {
+        while let Some(mut job) = rx.recv().await {
+            if let Some(a) = &ack {
+                a.stamp(&mut job);
+            }
             let permits = permits.clone();
             let rules = rules.borrow().clone();
             let results = results.clone();

@@ -51,7 +51,23 @@ pub async fn send(
                     format!("environment variable {var} (url_env) is not set"),
                 )),
             },
-            (None, None) => return (AttemptOutcome::Failure, "no url".into(), None),
+            // A `contacts.webhook` action: the paged person's webhook.
+            (None, None) => match job
+                .payload
+                .pointer("/page/address")
+                .and_then(|a| a.as_str())
+            {
+                Some(u)
+                    if job
+                        .payload
+                        .pointer("/page/channel")
+                        .and_then(|c| c.as_str())
+                        == Some("webhook") =>
+                {
+                    u.to_string()
+                }
+                _ => return (AttemptOutcome::Failure, "no url".into(), None),
+            },
         },
     };
     let body = match &w.body_template {

@@ -228,6 +228,97 @@ impl Client {
         self.call("DELETE", &format!("/api/v1/silences/{}", segment(id)), None)
             .await
     }
+
+    /// `GET /api/v1/oncall` (`at`: RFC 3339, default now).
+    pub async fn oncall(&self, at: Option<&str>) -> Result<Value, ClientError> {
+        let q = at
+            .map(|a| format!("?at={}", segment(a)))
+            .unwrap_or_default();
+        self.call("GET", &format!("/api/v1/oncall{q}"), None).await
+    }
+
+    /// `GET /api/v1/schedules/{name}` over `[from, to)`.
+    pub async fn schedule(
+        &self,
+        name: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if let Some(f) = from {
+            q.append_pair("from", f);
+        }
+        if let Some(t) = to {
+            q.append_pair("to", t);
+        }
+        let q = q.finish();
+        let path = format!("/api/v1/schedules/{}?{q}", segment(name));
+        self.call("GET", &path, None).await
+    }
+
+    /// `POST /api/v1/schedules/{name}/overrides`
+    pub async fn add_override(&self, schedule: &str, body: Value) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/schedules/{}/overrides", segment(schedule));
+        self.call("POST", &path, Some(body)).await
+    }
+
+    /// `DELETE /api/v1/schedules/{name}/overrides/{id}`
+    pub async fn remove_override(&self, schedule: &str, id: &str) -> Result<Value, ClientError> {
+        let path = format!(
+            "/api/v1/schedules/{}/overrides/{}",
+            segment(schedule),
+            segment(id)
+        );
+        self.call("DELETE", &path, None).await
+    }
+}
+
+/// `oncall` as a table: team, schedule, who, until, next.
+pub fn oncall_table(v: &Value) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for t in v["teams"].as_array().into_iter().flatten() {
+        for s in t["schedules"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                str_of(t, "team").to_string(),
+                str_of(s, "schedule").to_string(),
+                s["person"].as_str().unwrap_or("(nobody)").to_string(),
+                when(s, "until"),
+                match (s["next"].as_str(), when(s, "next_at")) {
+                    (Some(p), t) => format!("{p} at {t}"),
+                    _ => String::new(),
+                },
+            ]);
+        }
+    }
+    table(&["TEAM", "SCHEDULE", "ON CALL", "UNTIL", "NEXT"], &rows)
+}
+
+/// A schedule's shifts and gaps as a table.
+pub fn schedule_table(v: &Value) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for s in v["shifts"].as_array().into_iter().flatten() {
+        let why = match (s["override_id"].as_str(), s["layer"].as_str()) {
+            (Some(o), _) => format!("override {o}"),
+            (None, Some(l)) => format!("layer {l}"),
+            _ => String::new(),
+        };
+        rows.push(vec![
+            when(s, "start"),
+            when(s, "end"),
+            str_of(s, "person").into(),
+            why,
+        ]);
+    }
+    for g in v["gaps"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            when(g, "start"),
+            when(g, "end"),
+            "(nobody)".into(),
+            "gap".into(),
+        ]);
+    }
+    rows.sort();
+    table(&["FROM", "TO", "ON CALL", "WHY"], &rows)
 }
 
 /// A path segment, percent-encoded.
@@ -407,6 +498,7 @@ pub fn incident_text(i: &Value, now: DateTime<Utc>) -> String {
     };
     field(&mut out, "status", str_of(i, "status").into());
     field(&mut out, "category", str_of(i, "category").into());
+    field(&mut out, "team", str_of(i, "team").into());
     field(
         &mut out,
         "assignee",
@@ -445,6 +537,30 @@ pub fn incident_text(i: &Value, now: DateTime<Utc>) -> String {
                 "  {:<8} {}  {{{labels}}}",
                 str_of(a, "status"),
                 str_of(a, "fingerprint")
+            );
+        }
+    }
+    if let Some(pages) = i["pages"].as_array().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "\npaged:");
+        for p in pages {
+            let channels: Vec<&str> = p["channels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let acked = match when(p, "acknowledged_at") {
+                t if t.is_empty() => String::new(),
+                t => format!(", acknowledged {t}"),
+            };
+            let _ = writeln!(
+                out,
+                "  {}  {} by {} (level {}, {}){acked}",
+                when(p, "at"),
+                str_of(p, "person"),
+                channels.join(", "),
+                p["level"].as_u64().unwrap_or(0),
+                str_of(p, "via"),
             );
         }
     }

@@ -60,6 +60,61 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// The key that signs acknowledgement links: `ack-link.key` in the data
+/// directory, 32 random bytes (hex), made on the first start (mode 0600).
+pub fn ack_key(data_dir: &std::path::Path) -> Result<crate::model::ack_link::AckKey, ServerError> {
+    use crate::model::ack_link::{AckKey, ACK_KEY_LEN};
+    let path = data_dir.join("ack-link.key");
+    let parse = |text: &str| -> Option<AckKey> {
+        let text = text.trim();
+        if text.len() != ACK_KEY_LEN * 2 {
+            return None;
+        }
+        let mut bytes = [0u8; ACK_KEY_LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(AckKey::from_bytes(bytes))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text).ok_or_else(|| {
+            ServerError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: expected {} hex digits (delete it to make a new key; links sent with the old one stop working)",
+                    path.display(),
+                    ACK_KEY_LEN * 2
+                ),
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; ACK_KEY_LEN];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| std::io::Error::other(format!("no randomness for the ack-link key: {e}")))?;
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::create_dir_all(data_dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options.open(&path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+            })?;
+            std::io::Write::write_all(&mut f, format!("{hex}\n").as_bytes())?;
+            f.sync_all()?;
+            tracing::info!(path = %path.display(), "made the key that signs acknowledgement links");
+            Ok(AckKey::from_bytes(bytes))
+        }
+        Err(e) => Err(ServerError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))),
+    }
+}
+
 /// The HTTP listener's protection: who may call it, and its TLS.
 pub struct Security {
     pub auth: Arc<Auth>,
@@ -165,6 +220,7 @@ impl Server {
         );
         let ruleset = Arc::new(rules.load()?);
         tracing::info!(rules = %ruleset.summary(), "rules loaded");
+        let ack_key = Arc::new(ack_key(&config.data_dir)?);
         // The start is the first successful configuration load.
         metrics.config_loaded(true, Utc::now());
         let now = Utc::now();
@@ -247,9 +303,13 @@ impl Server {
                 allow_exec: config.actions.allow_exec,
                 kafka: config.kafka.clone(),
                 smtp: config.smtp.clone(),
+                ack: Some(actions::AckLinks {
+                    key: ack_key.clone(),
+                    base_url: external.clone(),
+                }),
             },
             jobs_rx,
-            rules_rx,
+            rules_rx.clone(),
             handle.downgrade(),
             metrics.clone(),
         );
@@ -279,6 +339,8 @@ impl Server {
             events,
             limits,
             ready: Arc::new(AtomicBool::new(false)),
+            rules: rules_rx,
+            ack_key,
         };
         Ok(Server {
             listener,

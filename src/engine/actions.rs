@@ -14,7 +14,7 @@ use crate::model::{
     AttemptOutcome, AttemptResult, Incident, IncidentKey, Job, JobState, Status, TimelineKind,
     Trigger, SYSTEM,
 };
-use crate::rules::actions::{ActionDef, LevelWhen};
+use crate::rules::actions::{ActionDef, EscalationPolicy, LevelWhen};
 
 /// Action jobs of live incidents (and every pending one), and the recent
 /// runs rate limits count.
@@ -184,13 +184,22 @@ impl Engine {
             (_, None) => JobState::Failed,
         };
         let (key, name, trigger) = (job.incident, job.action.clone(), job.trigger);
+        // A page says whom it was for.
+        let paging = job.payload.get("page").map(|p| {
+            format!(
+                " paging {} by {}",
+                p["person"]["name"].as_str().unwrap_or("?"),
+                p["channel"].as_str().unwrap_or("?")
+            )
+        });
         self.dirty.jobs.insert(r.job_key.clone());
         let def = rules.actions.iter().find(|a| a.name == name);
         let max = def.map(|d| d.retries + 1).unwrap_or(r.attempt);
         let kind = def.map(ActionDef::kind_name).unwrap_or("action");
         let mut msg = format!(
-            "action {name} ({kind}) for {} attempt {}/{max}: {}: {}",
+            "action {name} ({kind}) for {}{} attempt {}/{max}: {}: {}",
             trigger.as_str(),
+            paging.unwrap_or_default(),
             r.attempt,
             r.outcome.as_str(),
             r.message
@@ -287,31 +296,63 @@ impl Engine {
                 }
             }
         }
-        for (key, policy, n, level, why) in steps {
-            let Some(l) = self.live.incidents.get_mut(&key) else {
-                continue;
-            };
-            if n <= l.incident.escalation_level {
-                continue;
+        for (key, policy, n, _level, why) in steps {
+            if let Some(p) = rules.escalations.iter().find(|p| p.name == policy) {
+                self.reach_level(key, p, n, why, now);
             }
-            l.incident.escalation_level = n;
-            let mut msg = format!("escalated to level {n} (policy {policy}): {why}");
-            if let Some(a) = &level.assignee {
-                l.incident.assignee = Some(a.clone());
-                msg.push_str(&format!("; assigned to {a}"));
+        }
+        self.page_again(now, keys);
+    }
+
+    /// Level `n` of `policy` is reached: the timeline, its actions, its
+    /// pages; a level that found nobody on call may reach the next at once.
+    pub(super) fn reach_level(
+        &mut self,
+        key: IncidentKey,
+        policy: &EscalationPolicy,
+        n: u32,
+        why: String,
+        now: DateTime<Utc>,
+    ) {
+        let rules = self.rules.clone();
+        let Some(level) = policy.levels.get((n as usize).wrapping_sub(1)).cloned() else {
+            return;
+        };
+        let Some(l) = self.live.incidents.get_mut(&key) else {
+            return;
+        };
+        if n <= l.incident.escalation_level {
+            return;
+        }
+        l.incident.escalation_level = n;
+        l.incident.page_wait = None;
+        let mut msg = format!("escalated to level {n} (policy {}): {why}", policy.name);
+        if let Some(a) = &level.assignee {
+            l.incident.assignee = Some(a.clone());
+            msg.push_str(&format!("; assigned to {a}"));
+        }
+        self.dirty.events.push(Event::Escalated {
+            policy: policy.name.clone(),
+            level: n,
+        });
+        self.note(key, now, TimelineKind::Escalated, SYSTEM, msg);
+        let occurrence = format!("level{n}");
+        self.fire(key, Trigger::Escalated, &occurrence, now);
+        for name in &level.actions {
+            if let Some(a) = rules.actions.iter().find(|a| &a.name == name) {
+                self.enqueue(key, a, Trigger::Escalated, &occurrence, now);
             }
-            self.dirty.events.push(Event::Escalated {
-                policy: policy.clone(),
-                level: n,
-            });
-            self.note(key, now, TimelineKind::Escalated, SYSTEM, msg);
-            let occurrence = format!("level{n}");
-            self.fire(key, Trigger::Escalated, &occurrence, now);
-            for name in &level.actions {
-                if let Some(a) = rules.actions.iter().find(|a| &a.name == name) {
-                    self.enqueue(key, a, Trigger::Escalated, &occurrence, now);
-                }
-            }
+        }
+        if level.target.is_some()
+            && self.page_level(key, policy, n, 0, now) == super::paging::Paged::NextLevel
+        {
+            self.reach_level(
+                key,
+                policy,
+                n + 1,
+                format!("level {n} found nobody on call"),
+                now,
+            );
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct ChangeSet {
     /// … and to delete (resolved, or no longer suppressed).
     pub unsuppressed: Vec<u64>,
     pub silences: Vec<Silence>,
+    /// Schedule overrides added or removed.
+    pub overrides: Vec<crate::model::Override>,
     /// Heartbeats' last signals to store.
     pub heartbeats: Vec<(String, DateTime<Utc>)>,
     /// Action jobs to store (new or changed) …
@@ -70,6 +72,7 @@ impl ChangeSet {
             && self.suppressed.is_empty()
             && self.unsuppressed.is_empty()
             && self.silences.is_empty()
+            && self.overrides.is_empty()
             && self.heartbeats.is_empty()
             && self.jobs.is_empty()
             && self.dropped.is_empty()
@@ -91,6 +94,7 @@ pub(super) struct Dirty {
     pub(super) closed: Vec<IncidentKey>,
     pub(super) suppressed: BTreeSet<u64>,
     pub(super) silences: BTreeSet<String>,
+    pub(super) overrides: BTreeSet<String>,
     pub(super) heartbeats: BTreeSet<String>,
     pub(super) jobs: BTreeSet<String>,
     pub(super) new_jobs: Vec<String>,
@@ -165,6 +169,11 @@ impl Engine {
         for name in std::mem::take(&mut self.dirty.heartbeats) {
             if let Some(t) = self.heartbeats.last_seen.get(&name) {
                 ws.heartbeats.push((name, *t));
+            }
+        }
+        for id in std::mem::take(&mut self.dirty.overrides) {
+            if let Some(o) = self.overrides.iter().find(|o| o.id == id) {
+                ws.overrides.push(o.clone());
             }
         }
         for id in std::mem::take(&mut self.dirty.silences) {

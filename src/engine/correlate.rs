@@ -477,6 +477,7 @@ impl Engine {
         let priority = rec.priority;
         let category = rec.category.clone();
         let mut incident = incident;
+        incident.team = self.rules.team_of(rule, &a.labels);
         incident.similar = self
             .similar_to(&gk, &rule.name, &a.labels)
             .iter()

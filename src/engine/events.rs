@@ -40,6 +40,17 @@ pub enum Event {
         policy: String,
         level: u32,
     },
+    /// A level paged someone (`paged`), or found nobody (`waiting`,
+    /// `next_level`, `nobody`); `team` empty when none is known.
+    Paged {
+        team: String,
+        outcome: &'static str,
+    },
+    /// An incident with a team was acknowledged this long after it opened.
+    TeamAcknowledged {
+        team: String,
+        seconds: f64,
+    },
     /// An action run held back (a storm's child, a relation's symptom), and
     /// what became of it: `held`, then `released` or `dropped`.
     ActionHeld {

@@ -43,6 +43,8 @@ pub struct Restored {
     pub history: Vec<HistoryEntry>,
     /// Stored action jobs (of live incidents, and every pending one).
     pub jobs: Vec<Job>,
+    /// Schedule overrides (removed ones included).
+    pub overrides: Vec<crate::model::Override>,
 }
 
 impl Engine {
@@ -157,6 +159,7 @@ impl Engine {
     ) -> Engine {
         let mut e = Engine::new(rules, settings);
         e.ids.last = restored.last_key;
+        e.overrides = restored.overrides;
         e.history.rolling = restored.rolling;
         // Sized up front: growing maps of a million alerts rehashes them
         // over and over, and a restart is on the clock.

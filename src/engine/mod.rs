@@ -36,6 +36,7 @@ pub mod handover;
 pub mod heartbeats;
 pub mod history;
 pub mod ops;
+pub mod paging;
 pub mod prioritize;
 pub mod storms;
 pub mod suppress;
@@ -159,6 +160,8 @@ pub struct Engine {
     jobs: actions::Jobs,
     storms: storms::Storms,
     heartbeats: heartbeats::Heartbeats,
+    /// Schedule overrides (removed ones too, so ids stay unique).
+    overrides: Vec<crate::model::Override>,
     dirty: changes::Dirty,
     wakes: wakes::Wakes,
 }
@@ -177,6 +180,7 @@ impl Engine {
             jobs: actions::Jobs::default(),
             storms: storms::Storms::default(),
             heartbeats: heartbeats::Heartbeats::default(),
+            overrides: Vec::new(),
             dirty: changes::Dirty::default(),
             wakes: wakes::Wakes::default(),
         }

@@ -42,6 +42,7 @@ impl Engine {
             }
         };
         let note = (op == Op::Note).then(|| (entry.by.clone(), entry.message.clone()));
+        let acked_by = (op == Op::Ack).then(|| entry.by.clone());
         let seq = self
             .live
             .incidents
@@ -71,6 +72,9 @@ impl Engine {
                     .is_some_and(|l| now > l.incident.sla.acknowledge_by)
                 {
                     self.breach(key, now, SlaKind::Acknowledge);
+                }
+                if let Some(by) = &acked_by {
+                    self.pages_acknowledged(key, by, now);
                 }
                 let n = self.reopen_count(key);
                 self.fire(key, Trigger::Acknowledged, &n, now);

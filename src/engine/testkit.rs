@@ -305,3 +305,100 @@ pub fn node_down(cluster: &str, instance: &str) -> Alert {
         ("severity", "critical"),
     ])
 }
+
+/// People, teams and schedules (ana and ben rotate weekly on
+/// dba-primary, handing over Monday 09:00 Berlin; cy covers dba-night
+/// only 20:00-08:00 Berlin), and a policy that pages them in order.
+/// Starts Monday 9 March 2026, 10:00 UTC: ben is on call, nobody on
+/// dba-night.
+pub const PAGING: Fixture = Fixture {
+    rules: r#"
+correlate:
+  - name: db
+    match: ['alertname="DbDown"']
+    team: dba
+  - name: other
+classify:
+  - match: ['alertname="Quiet"']
+    category: software
+    team: managers
+sla:
+  P3: {acknowledge: 1h, resolve: 100m}
+people:
+  - {name: ana, time_zone: Europe/Berlin, email: ana@example.com, chat: "@ana"}
+  - {name: ben, email: ben@example.com}
+  - {name: cy, webhook: "http://127.0.0.1:1/cy"}
+  - {name: boss, email: boss@example.com}
+teams:
+  - name: dba
+    members: [ana, ben]
+    schedules:
+      - name: dba-primary
+        time_zone: Europe/Berlin
+        layers:
+          - rotation: weekly
+            handoff: "09:00"
+            start: 2026-03-02
+            participants: [ana, ben]
+      - name: dba-night
+        time_zone: Europe/Berlin
+        layers:
+          - rotation: daily
+            start: 2026-03-02
+            participants: [cy]
+            restrictions: [{start: "20:00", end: "08:00"}]
+  - name: managers
+    members: [boss]
+contacts:
+  email: page-mail
+  chat: page-chat
+  webhook: page-hook
+actions:
+  - name: page-mail
+    email: {}
+  - name: page-chat
+    webhook: {url: "http://127.0.0.1:1/chat"}
+  - name: page-hook
+    webhook: {}
+escalations:
+  - name: db
+    match: ['alertname="DbDown"']
+    levels:
+      - after: 5m
+        oncall: $team
+        repeat: 1
+        repeat_every: 3m
+      - after: 10m
+        next_oncall: true
+      - after: 20m
+        oncall: dba-night
+        fallback: person boss
+      - resolve_progress: "80%"
+        team: managers
+  - name: night
+    match: ['alertname="NightOnly"']
+    levels:
+      - after: 1m
+        oncall: dba-night
+      - after: 30m
+        person: ana
+  - name: short-wait
+    match: ['alertname="ShortWait"']
+    levels:
+      - after: 1m
+        oncall: dba-night
+        fallback: wait 30m
+      - after: 11h
+        person: boss
+  - name: wait
+    match: ['alertname="Wait"']
+    levels:
+      - after: 1m
+        oncall: dba-night
+        fallback: wait 10h
+      - after: 11h
+        person: boss
+"#,
+    close_after: Duration::from_secs(86400),
+    start: "2026-03-09T10:00:00Z",
+};

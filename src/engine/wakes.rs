@@ -129,6 +129,9 @@ pub(super) fn incident_wake(
             }
         }
     }
+    if let Some(t) = super::paging::paging_wake(i, rules) {
+        at(t);
+    }
     if i.status == Status::Resolved && i.firing_count == 0 {
         if let Some(r) = i.resolved_at {
             at(r + close_after);

@@ -245,6 +245,30 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
     ),
     (
         "GET",
+        "/api/v1/oncall",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    (
+        "GET",
+        "/api/v1/schedules/{name}",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    (
+        "POST",
+        "/api/v1/schedules/{name}/overrides",
+        Access::Role(Role::Operator),
+        Body::Json,
+    ),
+    (
+        "DELETE",
+        "/api/v1/schedules/{name}/overrides/{id}",
+        Access::Role(Role::Operator),
+        Body::None,
+    ),
+    (
+        "GET",
         "/api/v2/alerts",
         Access::Role(Role::Viewer),
         Body::None,
@@ -338,6 +362,29 @@ pub const ROUTES: &[(&str, &str, Access, Body)] = &[
         Body::Form,
     ),
     ("GET", "/suppressed", Access::Role(Role::Viewer), Body::None),
+    ("GET", "/oncall", Access::Role(Role::Viewer), Body::None),
+    (
+        "GET",
+        "/schedules/{name}",
+        Access::Role(Role::Viewer),
+        Body::None,
+    ),
+    (
+        "POST",
+        "/schedules/{name}/overrides",
+        Access::Role(Role::Operator),
+        Body::Form,
+    ),
+    (
+        "POST",
+        "/schedules/{name}/overrides/{id}/remove",
+        Access::Role(Role::Operator),
+        Body::Form,
+    ),
+    // An acknowledgement link's signature is its credential: the page and
+    // its confirmation need no token (a cross-site post is still refused).
+    ("GET", "/ack/{token}", Access::Open, Body::None),
+    ("POST", "/ack/{token}", Access::Open, Body::Form),
     // Logging in and out, and the board's stylesheet and script, are open.
     ("GET", "/login", Access::Open, Body::None),
     ("POST", "/login", Access::Open, Body::Form),

@@ -25,6 +25,7 @@ pub mod events;
 pub mod heartbeats;
 pub mod incidents;
 pub mod ingest;
+pub mod oncall;
 pub mod openapi;
 pub mod report;
 pub mod rules;
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -60,6 +61,10 @@ pub struct AppState {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// Committed changes, for the event stream.
     pub events: crate::pipeline::events::EventBus,
+    /// The rules in force (people and schedules for the on-call pages).
+    pub rules: tokio::sync::watch::Receiver<Arc<crate::rules::RuleSet>>,
+    /// Signs and checks acknowledgement links.
+    pub ack_key: Arc<crate::model::ack_link::AckKey>,
 }
 
 /// All routes of `serve`.
@@ -82,6 +87,30 @@ pub fn router(state: AppState) -> Router {
             get(silences::show).delete(silences::expire),
         )
         .route("/api/v1/alerts/suppressed", get(silences::suppressed))
+        .route("/api/v1/oncall", get(oncall::oncall))
+        .route("/api/v1/schedules/{name}", get(oncall::schedule))
+        .route(
+            "/api/v1/schedules/{name}/overrides",
+            post(oncall::add_override),
+        )
+        .route(
+            "/api/v1/schedules/{name}/overrides/{id}",
+            delete(oncall::remove_override),
+        )
+        .route("/oncall", get(board::oncall::oncall))
+        .route("/schedules/{name}", get(board::oncall::schedule))
+        .route(
+            "/schedules/{name}/overrides",
+            post(board::oncall::add_override),
+        )
+        .route(
+            "/schedules/{name}/overrides/{id}/remove",
+            post(board::oncall::remove_override),
+        )
+        .route(
+            "/ack/{token}",
+            get(board::oncall::ack_page).post(board::oncall::ack),
+        )
         .route("/api/v1/heartbeats/{name}", post(heartbeats::ping))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v2/alerts", get(alertmanager::alerts))

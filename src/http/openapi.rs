@@ -367,6 +367,99 @@ fn silences_show() {}
 #[allow(dead_code)]
 fn silences_expire() {}
 
+#[utoipa::path(get, path = "/api/v1/oncall", tag = "oncall",
+    params(("at" = Option<String>, Query, description = "RFC 3339 instant (default now)")),
+    responses((status = 200, description = "Who is on call for each team's schedules", body = super::oncall::OnCallAnswer),
+              (status = 400, description = "Bad `at`", body = ErrorBody)))]
+#[allow(dead_code)]
+fn oncall_now() {}
+
+#[utoipa::path(get, path = "/api/v1/schedules/{name}", tag = "oncall",
+    params(("name" = String, Path, description = "Schedule name; with the suffix `.ics` the answer is an iCalendar feed (text/calendar, default span a week back to two months ahead)"),
+           ("from" = Option<String>, Query, description = "RFC 3339 (default now)"),
+           ("to" = Option<String>, Query, description = "RFC 3339 (default 7 days after `from`; at most 400 days)")),
+    responses((status = 200, description = "The shifts and the gaps nobody covers", body = super::oncall::ScheduleAnswer),
+              (status = 400, description = "Bad span", body = ErrorBody),
+              (status = 404, description = "No such schedule", body = ErrorBody)))]
+#[allow(dead_code)]
+fn schedule_show() {}
+
+/// What the override endpoints answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverrideAnswer {
+    #[schema(rename = "override")]
+    pub r#override: crate::model::Override,
+}
+
+#[utoipa::path(post, path = "/api/v1/schedules/{name}/overrides", tag = "oncall",
+    params(("name" = String, Path, description = "Schedule name")),
+    request_body = super::oncall::NewOverride,
+    responses((status = 201, description = "Added (durable)", body = OverrideAnswer),
+              (status = 400, description = "Invalid override (span, unknown person)", body = ErrorBody),
+              (status = 404, description = "No such schedule", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn override_add() {}
+
+#[utoipa::path(delete, path = "/api/v1/schedules/{name}/overrides/{id}", tag = "oncall",
+    params(("name" = String, Path, description = "Schedule name"), ("id" = String, Path, description = "Override id")),
+    responses((status = 200, description = "Removed (durable)", body = OverrideAnswer),
+              (status = 404, description = "No such override", body = ErrorBody),
+              (status = 503, description = "Retry later", body = ErrorBody)))]
+#[allow(dead_code)]
+fn override_remove() {}
+
+#[utoipa::path(get, path = "/oncall", tag = "board",
+    responses((status = 200, description = "Who is on call for each team", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_oncall() {}
+
+#[utoipa::path(get, path = "/schedules/{name}", tag = "board",
+    params(("name" = String, Path, description = "Schedule name"),
+           ("from" = Option<String>, Query, description = "RFC 3339 (default now)"),
+           ("days" = Option<i64>, Query, description = "Days shown (default 14, at most 90)")),
+    responses((status = 200, description = "Shifts in the schedule's time zone, gaps, overrides and the override form", body = String, content_type = "text/html"),
+              (status = 404, description = "No such schedule", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_schedule() {}
+
+#[utoipa::path(post, path = "/schedules/{name}/overrides", tag = "board",
+    params(("name" = String, Path, description = "Schedule name")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`person`, `starts_at` (RFC 3339), `duration` (e.g. 8h), `csrf`, `by` (without tokens)"),
+    responses((status = 303, description = "Added (durable); to the schedule's page"),
+              (status = 400, description = "The page with the problem", body = String, content_type = "text/html"),
+              (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html"),
+              (status = 404, description = "No such schedule", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_override_add() {}
+
+#[utoipa::path(post, path = "/schedules/{name}/overrides/{id}/remove", tag = "board",
+    params(("name" = String, Path, description = "Schedule name"), ("id" = String, Path, description = "Override id")),
+    responses((status = 303, description = "Removed (durable); to the schedule's page"),
+              (status = 403, description = "Missing or stale CSRF token", body = String, content_type = "text/html"),
+              (status = 404, description = "No such schedule or override", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_override_remove() {}
+
+#[utoipa::path(get, path = "/ack/{token}", tag = "board",
+    params(("token" = String, Path, description = "The signed token of a page's acknowledgement link")),
+    responses((status = 200, description = "The incident and a button to acknowledge as the person paged; changes nothing", body = String, content_type = "text/html"),
+              (status = 400, description = "Malformed link", body = String, content_type = "text/html"),
+              (status = 403, description = "Bad signature", body = String, content_type = "text/html"),
+              (status = 410, description = "Expired link", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_ack_page() {}
+
+#[utoipa::path(post, path = "/ack/{token}", tag = "board",
+    params(("token" = String, Path, description = "The signed token of a page's acknowledgement link")),
+    responses((status = 200, description = "Acknowledged (durable) as the person the link names", body = String, content_type = "text/html"),
+              (status = 400, description = "Malformed link", body = String, content_type = "text/html"),
+              (status = 403, description = "Bad signature, or a cross-site post", body = String, content_type = "text/html"),
+              (status = 409, description = "Not open any more (already acknowledged, resolved)", body = String, content_type = "text/html"),
+              (status = 410, description = "Expired link", body = String, content_type = "text/html")))]
+#[allow(dead_code)]
+fn board_ack() {}
+
 /// What `POST /api/v1/heartbeats/{name}` answers once the ping is durable.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HeartbeatAnswer {
@@ -573,6 +666,9 @@ fn board_js() {}
         board_silences, board_silence_create,
         board_silence_new, board_silence_expire, board_suppressed, board_login_page,
         board_login, board_logout, board_css, board_js,
+        oncall_now, schedule_show, override_add, override_remove,
+        board_oncall, board_schedule, board_override_add, board_override_remove,
+        board_ack_page, board_ack,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Roles),
@@ -584,6 +680,7 @@ fn board_js() {}
         (name = "rules", description = "Explaining an alert's path through the loaded rules"),
         (name = "operations", description = "Metrics, health, reload, online backup, this description"),
         (name = "events", description = "Incident changes as Server-Sent Events"),
+        (name = "oncall", description = "Who is on call, schedules and their overrides (people.yaml)"),
         (name = "board", description = "The incident board: HTML pages and forms for people (not an API; listed so every route is described)"),
     )
 )]

@@ -203,11 +203,47 @@ pub fn render(
     if let Some(a) = inc.assignee.as_deref() {
         people.insert(a);
     }
+    if let Some(t) = inc.team.as_deref() {
+        let _ = writeln!(md, "Owning team: {t}\n");
+    }
+    for p in &inc.pages {
+        people.insert(p.person.as_str());
+    }
     if people.is_empty() {
         let _ = writeln!(md, "{unset}");
     } else {
         for p in people {
-            let _ = writeln!(md, "- {p}");
+            let mut roles = Vec::new();
+            let paged: Vec<String> = inc
+                .pages
+                .iter()
+                .filter(|x| x.person == p)
+                .map(|x| {
+                    format!(
+                        "{} ({}, level {})",
+                        ts(Some(x.at)),
+                        x.channels.join(", "),
+                        x.level
+                    )
+                })
+                .collect();
+            if !paged.is_empty() {
+                roles.push(format!("paged {}", paged.join("; ")));
+            }
+            if inc.acknowledged_by.as_deref() == Some(p) {
+                roles.push(format!("acknowledged {}", ts(inc.acknowledged_at)));
+            }
+            if inc.resolved_by.as_deref() == Some(p) {
+                roles.push(format!("resolved {}", ts(inc.resolved_at)));
+            }
+            if inc.assignee.as_deref() == Some(p) {
+                roles.push("assignee".into());
+            }
+            if roles.is_empty() {
+                let _ = writeln!(md, "- {p}");
+            } else {
+                let _ = writeln!(md, "- {p}: {}", roles.join("; "));
+            }
         }
     }
     md

@@ -223,6 +223,17 @@ pub struct Incident {
     /// actions see them in their templates.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub external_refs: BTreeMap<String, String>,
+    /// The owning team, from the `team` of the correlate or classify rule
+    /// that matched its first alert (functional routing).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Who escalation levels notified, in order (see `people.yaml`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<crate::model::oncall::Page>,
+    /// A level whose target had nobody on call, looking again until then
+    /// (fallback `wait`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_wait: Option<crate::model::oncall::PageWait>,
 }
 
 /// Where an incident came from.
@@ -474,6 +485,9 @@ impl Incident {
             contact: None,
             service: None,
             external_refs: BTreeMap::new(),
+            team: None,
+            pages: Vec::new(),
+            page_wait: None,
         }
     }
 

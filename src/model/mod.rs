@@ -8,6 +8,7 @@
 //! API answers with derive `utoipa::ToSchema`: the OpenAPI description
 //! (`docs/openapi.json`) takes their schemas from them.
 
+pub mod ack_link;
 pub mod alert;
 pub mod desk;
 pub mod fingerprint;
@@ -16,6 +17,7 @@ pub mod job;
 pub mod json;
 pub mod labels;
 pub mod matcher;
+pub mod oncall;
 pub mod ownership;
 pub mod priority;
 pub mod suppression;
@@ -29,6 +31,7 @@ pub use incident::{
 };
 pub use job::{AttemptOutcome, AttemptResult, Job, JobState, Trigger};
 pub use labels::Labels;
+pub use oncall::{InvalidOverride, Override, Page, PageWait};
 pub use ownership::{Direction, Home, KafkaPosition};
 pub use priority::{Level, Priority, CATEGORIES};
 pub use suppression::{Reason, Silence, SilenceState, SuppressedAlert, Suppression};

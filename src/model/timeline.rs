@@ -65,6 +65,9 @@ pub enum TimelineKind {
     Split,
     /// A person set or cleared the priority by hand.
     PriorityOverridden,
+    /// A person was notified (who, how, for which level), or nobody could
+    /// be and the level's fallback applied.
+    Paged,
 }
 
 impl TimelineKind {
@@ -94,6 +97,7 @@ impl TimelineKind {
             TimelineKind::Merged => "merged",
             TimelineKind::Split => "split",
             TimelineKind::PriorityOverridden => "priority_overridden",
+            TimelineKind::Paged => "paged",
         }
     }
 }

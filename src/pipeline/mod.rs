@@ -154,6 +154,11 @@ pub enum Command {
         op: SilenceOp,
         reply: oneshot::Sender<Result<Silence, SilenceError>>,
     },
+    /// Add or remove a schedule override.
+    Override {
+        op: OverrideOp,
+        reply: oneshot::Sender<Result<crate::model::Override, OverrideError>>,
+    },
     ActionResult(AttemptResult),
     /// A heartbeat's ping: its time once durable, or `None` for an
     /// unknown heartbeat.
@@ -222,6 +227,23 @@ impl IngestPermit<'_> {
 pub enum SilenceOp {
     Create(Box<Silence>),
     Expire(String),
+}
+
+/// Schedule override changes; they go through the writer too.
+pub enum OverrideOp {
+    Add(Box<crate::model::Override>),
+    Remove { schedule: String, id: String },
+}
+
+/// Why an override change failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OverrideError {
+    #[error(transparent)]
+    Invalid(#[from] crate::model::InvalidOverride),
+    #[error("no override {id} of schedule {schedule}")]
+    NotFound { schedule: String, id: String },
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
 }
 
 /// Why a silence change failed.
@@ -378,6 +400,19 @@ impl Handle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Silence { op, reply })
+            .await
+            .map_err(|_| PipelineError::ShuttingDown)?;
+        rx.await.map_err(|_| PipelineError::ShuttingDown)?
+    }
+
+    /// Adds or removes a schedule override and waits until that is durable.
+    pub async fn override_op(
+        &self,
+        op: OverrideOp,
+    ) -> Result<crate::model::Override, OverrideError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Override { op, reply })
             .await
             .map_err(|_| PipelineError::ShuttingDown)?;
         rx.await.map_err(|_| PipelineError::ShuttingDown)?

@@ -27,7 +27,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::handover::Gone;
 use super::ports::{Dispatch, Replication};
-use super::{Command, Handle, IngestSummary, OpFailure, PipelineError, SilenceError, SilenceOp};
+use super::{
+    Command, Handle, IngestSummary, OpFailure, OverrideError, OverrideOp, PipelineError,
+    SilenceError, SilenceOp,
+};
 use crate::config::PipelineSettings;
 use crate::engine::{Engine, Event, OpError, Outcome, Settings};
 use crate::metrics::Metrics;
@@ -138,6 +141,10 @@ enum Reply {
         oneshot::Sender<Result<Silence, SilenceError>>,
         Result<Silence, SilenceError>,
     ),
+    Override(
+        oneshot::Sender<Result<crate::model::Override, OverrideError>>,
+        Result<crate::model::Override, OverrideError>,
+    ),
     /// Adopted (in) or released (out) incidents.
     Handover(
         oneshot::Sender<Result<usize, PipelineError>>,
@@ -173,6 +180,9 @@ impl Reply {
                 let _ = tx.send(());
             }
             Reply::Silence(tx, r) => {
+                let _ = tx.send(r);
+            }
+            Reply::Override(tx, r) => {
                 let _ = tx.send(r);
             }
             Reply::Handover(tx, direction, n) => {
@@ -213,6 +223,12 @@ impl Reply {
             Reply::Silence(tx, r) => {
                 let _ = tx.send(match r {
                     Ok(_) => Err(SilenceError::Pipeline(err.clone())),
+                    Err(e) => Err(e),
+                });
+            }
+            Reply::Override(tx, r) => {
+                let _ = tx.send(match r {
+                    Ok(_) => Err(OverrideError::Pipeline(err.clone())),
                     Err(e) => Err(e),
                 });
             }
@@ -354,6 +370,9 @@ impl Writer {
                 }
                 Command::Op { reply, .. } => {
                     let _ = reply.send(Err(OpFailure::Pipeline(err.clone())));
+                }
+                Command::Override { reply, .. } => {
+                    let _ = reply.send(Err(OverrideError::Pipeline(err.clone())));
                 }
                 Command::Silence { reply, .. } => {
                     let _ = reply.send(Err(SilenceError::Pipeline(err.clone())));
@@ -582,6 +601,16 @@ impl Writer {
                         .ok_or(SilenceError::NotFound(id)),
                 };
                 p.replies.push(Reply::Silence(reply, r));
+            }
+            Command::Override { op, reply } => {
+                let r = match op {
+                    OverrideOp::Add(o) => self.engine.add_override(*o, now).map_err(Into::into),
+                    OverrideOp::Remove { schedule, id } => self
+                        .engine
+                        .remove_override(&schedule, &id, now)
+                        .ok_or(OverrideError::NotFound { schedule, id }),
+                };
+                p.replies.push(Reply::Override(reply, r));
             }
             Command::ActionResult(r) => {
                 let store = &self.store;

@@ -266,6 +266,64 @@ pub struct EscalationLevel {
     pub when: LevelWhen,
     pub actions: Vec<String>,
     pub assignee: Option<String>,
+    /// Whom to page (`people.yaml`), through their contact points.
+    pub target: Option<PageTarget>,
+    /// What happens when the target has nobody to page.
+    pub fallback: Fallback,
+    /// Pages again this many times while nobody acknowledges and the next
+    /// level has not come, every `repeat_every`.
+    pub repeat: u32,
+    pub repeat_every: Duration,
+}
+
+/// Whom an escalation level pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageTarget {
+    /// Whoever is on call in a schedule, or a team's first schedule.
+    Oncall(String),
+    /// Whoever is on call for the incident's team (`oncall: $team`).
+    OwningTeam,
+    Person(String),
+    /// Every member of a team.
+    Team(String),
+    /// The person on call after the one the last level paged through a
+    /// schedule (or after the owning team's current one).
+    NextOncall,
+}
+
+impl PageTarget {
+    /// As the timeline and pages name it.
+    pub fn describe(&self) -> String {
+        match self {
+            PageTarget::Oncall(s) => format!("oncall {s}"),
+            PageTarget::OwningTeam => "oncall $team".into(),
+            PageTarget::Person(p) => format!("person {p}"),
+            PageTarget::Team(t) => format!("team {t}"),
+            PageTarget::NextOncall => "next_oncall".into(),
+        }
+    }
+}
+
+/// What a level does when its target has nobody on call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// Reach the next level at once (the default); at the last level the
+    /// timeline says nobody could be paged.
+    NextLevel,
+    /// Page this person instead.
+    Person(String),
+    /// Look again at every tick for this long, then the next level.
+    Wait(Duration),
+}
+
+impl Fallback {
+    pub fn describe(&self) -> String {
+        match self {
+            Fallback::NextLevel => "next_level".into(),
+            Fallback::Person(p) => format!("person {p}"),
+            Fallback::Wait(d) => format!("wait {}", humantime::format_duration(*d)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

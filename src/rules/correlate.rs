@@ -29,6 +29,8 @@ pub struct CorrelateRule {
     pub window: Duration,
     /// Name of the compiled title template, if the rule has one.
     pub title: Option<String>,
+    /// The owning team of its incidents.
+    pub team: Option<String>,
 }
 
 impl CorrelateRule {
@@ -39,6 +41,7 @@ impl CorrelateRule {
             group_by: GroupBy::Labels(vec!["alertname".into()]),
             window: Duration::from_secs(3600),
             title: None,
+            team: None,
         }
     }
 

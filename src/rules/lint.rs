@@ -343,9 +343,15 @@ fn never_run(rules: &RuleSet, out: &mut Vec<RuleError>) {
             let by_trigger =
                 a.on.iter()
                     .any(|t| *t != Trigger::Escalated || !live.is_empty());
-            let by_level = live
+            // A `contacts` action runs for the pages of levels that page.
+            let contact = crate::rules::people::Channel::ALL
                 .iter()
-                .any(|p| p.levels.iter().any(|l| l.actions.contains(&a.name)));
+                .any(|c| rules.people.contacts.action(*c) == Some(a.name.as_str()));
+            let by_level = live.iter().any(|p| {
+                p.levels
+                    .iter()
+                    .any(|l| l.actions.contains(&a.name) || (contact && l.target.is_some()))
+            });
             match (by_trigger, by_level, a.on.is_empty()) {
                 (false, false, true) => Some(
                     "it has no `on` triggers and only escalation policies that never apply name it"

@@ -31,6 +31,7 @@ pub mod first_match;
 pub mod heartbeats;
 pub mod lint;
 pub mod origin;
+pub mod people;
 pub mod prioritize;
 pub mod schema;
 pub mod storms;
@@ -57,7 +58,7 @@ pub use origin::Origin;
 pub const BUILTIN: &str = include_str!("../../rules/default.yaml");
 
 /// The sections a rule file may have.
-pub const SECTIONS: [&str; 13] = [
+pub const SECTIONS: [&str; 16] = [
     "correlate",
     "classify",
     "prioritize",
@@ -71,6 +72,9 @@ pub const SECTIONS: [&str; 13] = [
     "storms",
     "relate",
     "heartbeats",
+    "people",
+    "teams",
+    "contacts",
 ];
 
 /// Everything the engine needs from the rule files, compiled.
@@ -85,6 +89,10 @@ pub struct RuleSet {
     pub correlate: FirstMatch<CorrelateRule>,
     pub fallback: CorrelateRule,
     pub classify: FirstMatch<String>,
+    /// The `team` of each classify rule, by position in `classify`.
+    pub classify_teams: Vec<Option<String>>,
+    /// People, teams, schedules and contact actions (`people.yaml`).
+    pub people: Arc<people::People>,
     pub prioritize: Prioritize,
     pub sla: [SlaTarget; 5],
     /// Major incidents over storms of incidents (`storms`).
@@ -175,6 +183,17 @@ impl RuleSet {
             .first(labels)
             .map(String::as_str)
             .unwrap_or("other")
+    }
+
+    /// The owning team of an incident opened by an alert with `labels`
+    /// under correlate rule `rule`: the rule's `team`, else the first
+    /// matching classify rule's.
+    pub fn team_of(&self, rule: &CorrelateRule, labels: &Labels) -> Option<String> {
+        rule.team.clone().or_else(|| {
+            self.classify
+                .first_index(labels)
+                .and_then(|i| self.classify_teams.get(i).cloned().flatten())
+        })
     }
 
     /// Renders a compiled template (action bodies) with any serializable context.

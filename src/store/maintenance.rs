@@ -201,6 +201,7 @@ impl Store {
             rows += copy_table!(rtx, dst, SUPPRESSED);
             rows += copy_table!(rtx, dst, SILENCES);
             rows += copy_table!(rtx, dst, HEARTBEATS);
+            rows += copy_table!(rtx, dst, OVERRIDES);
             rows += copy_table!(rtx, dst, ACTION_JOBS);
             Ok(rows)
         })();

@@ -160,6 +160,7 @@ impl Store {
         tx.open_table(SUPPRESSED)?;
         tx.open_table(SILENCES)?;
         tx.open_table(HEARTBEATS)?;
+        tx.open_table(OVERRIDES)?;
         tx.open_table(ACTION_JOBS)?;
         tx.open_table(KAFKA_POSITIONS)?;
         tx.open_table(HOMES)?;

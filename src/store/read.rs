@@ -181,6 +181,7 @@ impl Store {
                 .heartbeats
                 .push((name.value().to_string(), at));
         }
+        snap.restored.overrides = self.read_all(OVERRIDES, "schedule_overrides")?;
         let forget_before = now - chrono::Duration::days(7);
         for row in tx.open_table(SILENCES)?.iter()? {
             let s: Silence = read_json("silences", row?.1.value())?;
@@ -352,6 +353,11 @@ impl Store {
     /// Every stored silence (active, pending and expired).
     pub fn silences(&self) -> Result<Vec<Silence>, StoreError> {
         self.read_all(SILENCES, "silences")
+    }
+
+    /// Every schedule override, removed ones included.
+    pub fn overrides(&self) -> Result<Vec<crate::model::Override>, StoreError> {
+        self.read_all(OVERRIDES, "schedule_overrides")
     }
 
     /// Alerts currently kept out of incidents.

@@ -32,6 +32,9 @@ pub(super) const BY_LABEL: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("incidents_by_label");
 /// Heartbeat name → its last signal (JSON timestamp).
 pub(super) const HEARTBEATS: TableDefinition<&str, &[u8]> = TableDefinition::new("heartbeats");
+/// Override id → a schedule override (JSON), removed ones included.
+pub(super) const OVERRIDES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("schedule_overrides");
 /// Scratch space for [`Store::probe`](super::Store::probe); empty between probes.
 pub(super) const PROBE: TableDefinition<u8, &[u8]> = TableDefinition::new("write_probe");
 

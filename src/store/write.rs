@@ -146,6 +146,10 @@ impl Store {
             for (name, at) in &ws.heartbeats {
                 heartbeats.insert(name.as_str(), to_vec(at).as_slice())?;
             }
+            let mut overrides = tx.open_table(OVERRIDES)?;
+            for o in &ws.overrides {
+                overrides.insert(o.id.as_str(), to_vec(o).as_slice())?;
+            }
             let mut jobs = tx.open_table(ACTION_JOBS)?;
             for j in &ws.jobs {
                 jobs.insert(j.key.as_str(), to_vec(j).as_slice())?;

@@ -159,6 +159,15 @@ impl Harness {
         self.incidents.values()
     }
 
+    /// Who is on call at `now` in a schedule (or a team's first
+    /// schedule): `None` when the rules have no such schedule or team,
+    /// `Some(None)` when nobody is on call.
+    pub fn oncall(&self, name: &str, now: DateTime<Utc>) -> Option<Option<String>> {
+        let rules = self.engine.rules();
+        let s = rules.people.schedule_for(name)?;
+        Some(s.at(now, self.engine.overrides()).map(|c| c.person))
+    }
+
     /// Alerts currently kept out of incidents.
     pub fn suppressed(&self) -> impl Iterator<Item = &SuppressedAlert> {
         self.engine.suppressed_alerts()

@@ -56,7 +56,9 @@ pub const CSS: &str = include_str!("assets/board.css");
 /// The embedded script.
 pub const JS: &str = include_str!("assets/board.js");
 
-const TEMPLATES: [(&str, &str); 10] = [
+pub mod oncall;
+
+const TEMPLATES: [(&str, &str); 14] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("board.html", include_str!("templates/board.html")),
@@ -73,6 +75,10 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("suppressed.html", include_str!("templates/suppressed.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("oncall.html", include_str!("templates/oncall.html")),
+    ("schedule.html", include_str!("templates/schedule.html")),
+    ("ack.html", include_str!("templates/ack.html")),
+    ("pages.html", include_str!("templates/pages.html")),
 ];
 
 /// The templates, compiled once. A template that does not compile is

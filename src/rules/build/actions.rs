@@ -20,8 +20,8 @@ use super::Builder;
 use crate::model::{Priority, Trigger, CATEGORIES};
 use crate::rules::actions::{
     ActionDef, ActionKind, AlertmanagerDef, EmailDef, EscalationLevel, EscalationPolicy, ExecDef,
-    HttpMethod, KafkaActionDef, KafkaKey, LevelWhen, PagerDutyDef, Preset, RedmineDef, Secret,
-    Target, WebhookDef, PAGERDUTY_EVENTS_URL,
+    Fallback, HttpMethod, KafkaActionDef, KafkaKey, LevelWhen, PageTarget, PagerDutyDef, Preset,
+    RedmineDef, Secret, Target, WebhookDef, PAGERDUTY_EVENTS_URL,
 };
 
 /// The default mail subject.
@@ -305,8 +305,11 @@ impl Builder {
     ) -> Option<EmailDef> {
         let mut ok = true;
         if m.to.is_empty() {
-            self.err(span, "email: `to` needs at least one address");
-            ok = false;
+            // Fine for a `contacts.email` action (it mails the paged
+            // person); checked once every file is read.
+            if let Some(p) = self.pos_of(span) {
+                self.needs_contact.push((action.to_string(), p, "email: `to` needs at least one address (only a `contacts.email` action, which mails the paged person, may leave it out)"));
+            }
         }
         let mut addresses = |list: &[Spanned<String>], b: &mut Builder| -> Vec<String> {
             let mut out = Vec::new();
@@ -603,6 +606,13 @@ impl Builder {
                 }
             }
             (None, Some(_)) => {}
+            (None, None) => {
+                // Fine for a `contacts.webhook` action (it posts to the paged
+                // person's webhook); checked once every file is read.
+                if let Some(p) = self.pos_of(span) {
+                    self.needs_contact.push((action.to_string(), p, "webhook: give exactly one of `url` or `url_env` (the environment variable holding the URL); only a `contacts.webhook` action, which posts to the paged person's webhook, may leave both out"));
+                }
+            }
             _ => {
                 self.err(span, "webhook: give exactly one of `url` or `url_env` (the environment variable holding the URL)");
                 ok = false;
@@ -828,13 +838,20 @@ impl Builder {
                         self.action_refs.push((a.as_str().to_string(), pos));
                     }
                 }
-                match when {
-                    Some(when) => levels.push(EscalationLevel {
-                        when,
-                        actions: l.actions.iter().map(|a| a.as_str().to_string()).collect(),
-                        assignee: l.assignee.clone(),
-                    }),
-                    None => ok = false,
+                let paging = self.level_paging(l, &span);
+                match (when, paging) {
+                    (Some(when), Some((target, fallback, repeat, repeat_every))) => {
+                        levels.push(EscalationLevel {
+                            when,
+                            actions: l.actions.iter().map(|a| a.as_str().to_string()).collect(),
+                            assignee: l.assignee.clone(),
+                            target,
+                            fallback,
+                            repeat,
+                            repeat_every,
+                        })
+                    }
+                    _ => ok = false,
                 }
             }
             if let (Some(name), Some(matchers), true) = (name, matchers, ok) {
@@ -847,5 +864,86 @@ impl Builder {
                 });
             }
         }
+    }
+
+    /// A level's page target, fallback and repeats.
+    #[allow(clippy::type_complexity)]
+    fn level_paging(
+        &mut self,
+        l: &super::raw::RawLevel,
+        span: &marked_yaml::Span,
+    ) -> Option<(Option<PageTarget>, Fallback, u32, std::time::Duration)> {
+        use super::people::RefKind;
+        let mut targets = Vec::new();
+        if let Some(o) = &l.oncall {
+            if o.as_str().trim() == "$team" {
+                targets.push(PageTarget::OwningTeam);
+            } else {
+                self.people_ref(RefKind::Oncall, o);
+                targets.push(PageTarget::Oncall(o.as_str().trim().to_string()));
+            }
+        }
+        if let Some(p) = &l.person {
+            self.people_ref(RefKind::Person, p);
+            targets.push(PageTarget::Person(p.as_str().trim().to_string()));
+        }
+        if let Some(t) = &l.team {
+            self.people_ref(RefKind::Team, t);
+            targets.push(PageTarget::Team(t.as_str().trim().to_string()));
+        }
+        if l.next_oncall == Some(true) {
+            targets.push(PageTarget::NextOncall);
+        }
+        if targets.len() > 1 {
+            self.err(
+                span,
+                "escalations: a level pages at most one of `oncall`, `person`, `team` or `next_oncall`",
+            );
+            return None;
+        }
+        let fallback = match &l.fallback {
+            None => Fallback::NextLevel,
+            Some(f) => {
+                let text = f.as_str().trim();
+                let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+                match (word, rest.trim()) {
+                    ("next_level", "") => Fallback::NextLevel,
+                    ("person", name) if !name.is_empty() => {
+                        if let Some(pos) = self.pos_of(f.span()) {
+                            self.people_names
+                                .refs
+                                .push((RefKind::Person, name.to_string(), pos));
+                        }
+                        Fallback::Person(name.to_string())
+                    }
+                    ("wait", d) if !d.is_empty() => match humantime::parse_duration(d) {
+                        Ok(d) if !d.is_zero() => Fallback::Wait(d),
+                        _ => {
+                            self.err(
+                                f.span(),
+                                format!("fallback {text:?}: bad duration {d:?} (examples: 5m, 1h)"),
+                            );
+                            return None;
+                        }
+                    },
+                    _ => {
+                        self.err(f.span(), format!("fallback {text:?}: expected `next_level`, `person NAME` or `wait DURATION`"));
+                        return None;
+                    }
+                }
+            }
+        };
+        if targets.is_empty() && (l.fallback.is_some() || l.repeat.is_some()) {
+            self.err(
+                span,
+                "escalations: `fallback` and `repeat` apply to a level that pages (`oncall`, `person`, `team` or `next_oncall`)",
+            );
+            return None;
+        }
+        let repeat_every = match &l.repeat_every {
+            None => std::time::Duration::from_secs(300),
+            Some(d) => self.duration(d)?,
+        };
+        Some((targets.pop(), fallback, l.repeat.unwrap_or(0), repeat_every))
     }
 }

@@ -87,6 +87,10 @@ impl Builder {
                 ));
                 tname
             });
+            if let Some(t) = &raw.team {
+                self.people_ref(super::people::RefKind::Team, t);
+            }
+            let team = raw.team.as_ref().map(|t| t.as_str().trim().to_string());
             if let (Some(matchers), Some(window), false) = (matchers, window, duplicate) {
                 self.correlate.push_from(
                     matchers,
@@ -95,6 +99,7 @@ impl Builder {
                         group_by,
                         window,
                         title,
+                        team,
                     },
                     origin,
                 );
@@ -116,9 +121,14 @@ impl Builder {
                 );
                 continue;
             }
+            if let Some(t) = &raw.team {
+                self.people_ref(super::people::RefKind::Team, t);
+            }
             if let Some(m) = matchers {
                 let origin = self.origin(raw.name.as_ref(), at.clone());
                 self.classify.push_from(m, cat.to_string(), origin);
+                self.classify_teams
+                    .push(raw.team.as_ref().map(|t| t.as_str().trim().to_string()));
             }
         }
     }

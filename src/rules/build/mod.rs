@@ -9,6 +9,7 @@
 
 mod actions;
 mod incidents;
+mod people;
 mod raw;
 pub(super) mod schema;
 mod storms;
@@ -78,6 +79,13 @@ pub(super) struct Builder {
     storm_rule_refs: Vec<(String, String, Pos)>,
     /// Each file's text, to place errors inside block-scalar templates.
     texts: Vec<String>,
+    /// The team of each classify rule, in the order of `classify`.
+    classify_teams: Vec<Option<String>>,
+    people: crate::rules::people::People,
+    people_names: people::PeopleNames,
+    /// Email actions without `to` and webhooks without a URL: only a
+    /// `contacts` action may be (the paged person's address is used).
+    needs_contact: Vec<(String, Pos, &'static str)>,
 }
 impl Builder {
     fn pos_of(&self, span: &marked_yaml::Span) -> Option<Pos> {
@@ -161,6 +169,9 @@ impl Builder {
                 "storms" => self.storms_section(value),
                 "relate" => self.relate_section(value),
                 "heartbeats" => self.heartbeats_section(value),
+                "people" => self.people_section(value),
+                "teams" => self.teams_section(value),
+                "contacts" => self.contacts_section(key, value),
                 other => self.err(
                     key.span(),
                     format!(
@@ -297,8 +308,17 @@ impl Builder {
     }
 
     pub(super) fn finish(mut self, origin: &str) -> Result<RuleSet, RulesError> {
+        self.check_people_refs();
+        for (name, pos, message) in std::mem::take(&mut self.needs_contact) {
+            if !self.contact_action(&name) {
+                self.errors.push(RuleError {
+                    pos: Some(pos),
+                    message: message.into(),
+                });
+            }
+        }
         for (name, pos) in std::mem::take(&mut self.triggerless) {
-            if !self.action_refs.iter().any(|(n, _)| *n == name) {
+            if !self.action_refs.iter().any(|(n, _)| *n == name) && !self.contact_action(&name) {
                 self.errors.push(RuleError {
                     pos: Some(pos),
                     message: format!("action {name:?} has no `on` triggers and no escalation level names it, so it would never run"),
@@ -400,6 +420,8 @@ impl Builder {
             correlate: self.correlate,
             fallback: CorrelateRule::fallback(),
             classify: self.classify,
+            classify_teams: self.classify_teams,
+            people: Arc::new(self.people),
             prioritize: self.prioritize,
             sla,
             storms: self.storms,

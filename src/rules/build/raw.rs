@@ -40,6 +40,10 @@ pub(super) struct RawCorrelate {
     #[serde(default)]
     #[schemars(with = "String")]
     pub(super) title: Option<Spanned<String>>,
+    /// The owning team of its incidents (a `teams` entry).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) team: Option<Spanned<String>>,
 }
 
 /// A `classify` rule: the category of the alerts it matches.
@@ -56,6 +60,11 @@ pub(super) struct RawClassify {
     pub(super) matchers: Vec<Spanned<String>>,
     #[schemars(schema_with = "s::category")]
     pub(super) category: Spanned<String>,
+    /// The owning team of the incidents it classifies, unless their
+    /// correlate rule names one (a `teams` entry).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) team: Option<Spanned<String>>,
 }
 
 /// A `prioritize.urgency` or `prioritize.impact` rule as the builder reads
@@ -191,7 +200,7 @@ pub(super) struct RawAction {
 /// Call a URL with the incident event.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(transform = s::exactly_one_of_url_url_env)]
+#[schemars(transform = s::at_most_one_of_url_url_env)]
 pub(super) struct RawWebhook {
     /// An http:// or https:// URL.
     #[serde(default)]
@@ -242,8 +251,10 @@ pub(super) struct RawWebhook {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEmail {
-    /// Recipients (at least one).
-    #[schemars(with = "Vec<String>", length(min = 1))]
+    /// Recipients (at least one, except in a `contacts.email` action,
+    /// which mails the paged person).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub(super) to: Vec<Spanned<String>>,
     /// Copy recipients.
     #[serde(default)]
@@ -484,6 +495,34 @@ pub(super) struct RawLevel {
     /// Set as the incident's assignee.
     #[serde(default)]
     pub(super) assignee: Option<String>,
+    /// Page whoever is on call in this schedule (or team: its first
+    /// schedule); `$team`: the incident's owning team.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) oncall: Option<Spanned<String>>,
+    /// Page this person.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) person: Option<Spanned<String>>,
+    /// Page every member of this team.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) team: Option<Spanned<String>>,
+    /// Page the person on call after the one paged before.
+    #[serde(default)]
+    pub(super) next_oncall: Option<bool>,
+    /// When nobody is on call: `next_level` (default), `person NAME` or
+    /// `wait DURATION`.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub(super) fallback: Option<Spanned<String>>,
+    /// Page again this many times until someone acknowledges (default 0).
+    #[serde(default)]
+    pub(super) repeat: Option<u32>,
+    /// Between repeats (default 5m).
+    #[serde(default)]
+    #[schemars(schema_with = "s::duration")]
+    pub(super) repeat_every: Option<Spanned<String>>,
 }
 
 /// An inhibit rule: while a source alert fires, targets with the same

@@ -59,6 +59,15 @@ pub(super) struct RuleFile {
     /// Dead man's switches: signals that must keep coming.
     #[serde(default)]
     heartbeats: Vec<RawHeartbeat>,
+    /// People who can be paged, with their contact points.
+    #[serde(default)]
+    people: Vec<super::people::RawPerson>,
+    /// Teams: members and on-call schedules.
+    #[serde(default)]
+    teams: Vec<super::people::RawTeam>,
+    /// Which action reaches each kind of contact point.
+    #[serde(default)]
+    contacts: Option<super::people::RawContacts>,
 }
 
 /// The `prioritize` section.
@@ -357,6 +366,15 @@ pub(crate) fn exactly_one_of_routing_key(schema: &mut Schema) {
 
 pub(crate) fn exactly_one_of_url_url_env(schema: &mut Schema) {
     exactly_one_of(schema, &["url", "url_env"]);
+}
+
+/// A webhook names its URL once (`url` or `url_env`), or not at all in a
+/// `contacts.webhook` action (the paged person's webhook).
+pub(crate) fn at_most_one_of_url_url_env(schema: &mut Schema) {
+    schema.insert(
+        "not".into(),
+        serde_json::json!({"required": ["url", "url_env"]}),
+    );
 }
 
 pub(crate) fn exactly_one_of_after_resolve_progress(schema: &mut Schema) {

@@ -248,11 +248,19 @@ fn event_sample() -> Value {
         last_seen_at: t,
         repeat_count: 0,
     };
-    let e = event(
+    let mut e = event(
         Trigger::Opened,
         &incident,
         std::iter::once(&alert),
         "http://127.0.0.1:9095",
     );
+    // What a `contacts` action sees of the person it pages.
+    e["page"] = serde_json::json!({
+        "person": {"name": "sample", "time_zone": "UTC", "email": "sample@example.com",
+                   "chat": "@sample", "webhook": "http://127.0.0.1/sample", "phone": "+10000000000"},
+        "channel": "email", "address": "sample@example.com", "level": 1, "repeat": 0,
+        "via": "oncall sample", "team": "sample",
+        "ack_url": "http://127.0.0.1:9095/ack/sample", "expires_at": "2026-01-05T00:00:00Z",
+    });
     with_any_labels(&e)
 }

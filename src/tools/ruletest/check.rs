@@ -310,7 +310,7 @@ pub(super) fn compare_set<E, A>(
     out
 }
 
-pub(super) fn check(e: &Expect, h: &Harness) -> Vec<String> {
+pub(super) fn check(e: &Expect, h: &Harness, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     let incidents: Vec<&Incident> = h.incidents().collect();
     let mut out = compare_set(
         "incidents",
@@ -331,6 +331,20 @@ pub(super) fn check(e: &Expect, h: &Harness) -> Vec<String> {
             ExpSuppressed::line,
             suppressed_line,
         ));
+    }
+    for (name, want) in &e.oncall {
+        let show = |p: &Option<String>| p.clone().unwrap_or_else(|| "nobody".into());
+        match h.oncall(name, now) {
+            None => out.push(format!(
+                "    oncall: no schedule or team {name:?} in the rules' people.yaml"
+            )),
+            Some(got) if got != *want => out.push(format!(
+                "    oncall {name}: expected {}, got {}",
+                show(want),
+                show(&got)
+            )),
+            Some(_) => {}
+        }
     }
     out
 }

@@ -49,6 +49,9 @@
 //!         suppressed:            # optional: alerts kept out of incidents
 //!           - labels: {alertname: InstanceDown, instance: "db-1:9100"}
 //!             reason: silence    # silence | inhibit | maintenance
+//!         oncall:                # optional: who is on call then
+//!           dba-primary: alice   # schedule (or team) → person
+//!           dba-follow-the-sun: null   # nobody (a gap)
 //! ```
 //!
 //! Times (`at`, `every`, `until`, `from`) are durations such as `0`, `90s`,
@@ -82,6 +85,9 @@
 //!   match, `reason` (`silence`, `inhibit`, `maintenance`) and `by` (the
 //!   inhibit rule or maintenance window name, or silence id) are optional.
 //!   Omitted, suppressed alerts are not checked.
+//! - `oncall`, when given, maps schedules (or teams: their first schedule)
+//!   of the rules' `people.yaml` to who must be on call at that time
+//!   (`null`: nobody, a gap the layers' restrictions leave).
 //!
 //! Failure output, per failing expectation time: the expected and the
 //! actual count, the expected and the actual incidents (one line each: `id
@@ -273,7 +279,7 @@ fn run(
         }
         h.tick(now);
         for e in tc.expects.iter().filter(|e| e.at == t) {
-            let lines = check(e, &h);
+            let lines = check(e, &h, now);
             if !lines.is_empty() {
                 failures.push(format!("  at {} ({}):", fmt_at(t), now.to_rfc3339()));
                 failures.extend(lines);

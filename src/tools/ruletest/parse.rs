@@ -83,6 +83,8 @@ pub struct Expect {
     pub at: Duration,
     pub incidents: Vec<ExpIncident>,
     pub suppressed: Option<Vec<ExpSuppressed>>,
+    /// Schedule (or team) → who must be on call (`None`: nobody).
+    pub oncall: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// An expected incident; `None` fields are not compared.
@@ -216,6 +218,9 @@ pub(super) struct RawExpect {
     /// Every alert kept out of incidents then (left out: not checked).
     #[serde(default)]
     suppressed: Option<Vec<RawExpSuppressed>>,
+    /// Schedule (or team) → who is on call then (`null`: nobody).
+    #[serde(default)]
+    oncall: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// An expected incident; only the fields given are compared.
@@ -680,6 +685,15 @@ pub(super) fn test_case(c: &mut Checker<'_>, t: &RawTest, interval: Duration) ->
             at,
             incidents,
             suppressed,
+            // YAML `null` and `~` arrive as text: nobody.
+            oncall: e
+                .oncall
+                .iter()
+                .map(|(k, v)| {
+                    let who = v.clone().filter(|p| !matches!(p.trim(), "null" | "~" | ""));
+                    (k.clone(), who)
+                })
+                .collect(),
         });
     }
     let end = inputs
