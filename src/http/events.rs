@@ -53,7 +53,7 @@ pub async fn stream(State(s): State<AppState>, headers: HeaderMap) -> Response {
             queue.extend(
                 replay
                     .iter()
-                    .map(|e| Event::default().id(e.id.clone()).data(e.data.clone())),
+                    .map(|e| Event::default().id(e.id.clone()).data(e.data())),
             );
         }
         (Some(id), None) => match parse_event_id(&id) {
@@ -107,7 +107,7 @@ pub async fn stream(State(s): State<AppState>, headers: HeaderMap) -> Response {
                             if seen.contains(&ev.id) {
                                 continue;
                             }
-                            let e = Event::default().id(ev.id.clone()).data(ev.data.clone());
+                            let e = Event::default().id(ev.id.clone()).data(ev.data());
                             return Some((Ok(e), (queue, live, closed, seen)));
                         }
                         Err(RecvError::Lagged(n)) => {
