@@ -91,7 +91,10 @@ impl Rolling {
 #[derive(Default)]
 pub(super) struct History {
     pub(super) by_group: HashMap<String, VecDeque<(IncidentKey, DateTime<Utc>)>>,
-    pub(super) recent_by_rule: HashMap<String, VecDeque<(IncidentKey, Labels)>>,
+    /// Each recent incident's label pairs as sorted hashes: a similarity
+    /// check is then a merge walk over integers, not strings (it runs
+    /// against up to [`RECENT_PER_RULE`] incidents for every new one).
+    pub(super) recent_by_rule: HashMap<String, VecDeque<(IncidentKey, Vec<u64>)>>,
     pub(super) rolling: Rolling,
 }
 
@@ -103,7 +106,7 @@ impl Engine {
             .or_default()
             .push_back((h.key, h.created_at));
         let recent = self.history.recent_by_rule.entry(h.rule).or_default();
-        recent.push_back((h.key, h.labels));
+        recent.push_back((h.key, pair_hashes(&h.labels)));
         if recent.len() > RECENT_PER_RULE {
             recent.pop_front();
         }
@@ -120,10 +123,11 @@ impl Engine {
             .unwrap_or_default();
         if out.len() < MAX_SIMILAR {
             if let Some(recent) = self.history.recent_by_rule.get(rule) {
+                let mine = pair_hashes(labels);
                 let mut scored: Vec<(f64, IncidentKey)> = recent
                     .iter()
                     .filter(|(k, _)| !out.contains(k))
-                    .map(|(k, l)| (jaccard(l, labels), *k))
+                    .map(|(k, l)| (jaccard(l, &mine), *k))
                     .filter(|(s, _)| *s >= 0.5)
                     .collect();
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
@@ -135,23 +139,28 @@ impl Engine {
     }
 }
 
-/// Shared label pairs over all label pairs.
-fn jaccard(a: &Labels, b: &Labels) -> f64 {
-    // Both are sorted by name: one merge walk.
-    let (mut x, mut y) = (a.iter().peekable(), b.iter().peekable());
-    let mut common = 0;
-    while let (Some((ka, va)), Some((kb, vb))) = (x.peek(), y.peek()) {
-        match ka.cmp(kb) {
-            std::cmp::Ordering::Less => {
-                x.next();
-            }
-            std::cmp::Ordering::Greater => {
-                y.next();
-            }
+/// The label pairs of a set as sorted, distinct hashes (a collision of
+/// two 64-bit pair hashes in one set only nudges a similarity score).
+fn pair_hashes(labels: &Labels) -> Vec<u64> {
+    use std::hash::BuildHasher;
+    let h = foldhash::fast::FixedState::with_seed(0x1d_c1de_47d5);
+    let mut v: Vec<u64> = labels.iter().map(|pair| h.hash_one(pair)).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Shared label pairs over all label pairs (both sorted).
+fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                common += usize::from(va == vb);
-                x.next();
-                y.next();
+                common += 1;
+                i += 1;
+                j += 1;
             }
         }
     }
@@ -172,6 +181,21 @@ mod tests {
     use crate::engine::*;
 
     use crate::model::*;
+
+    #[test]
+    fn label_similarity_counts_equal_pairs_over_all_pairs() {
+        use super::{jaccard, pair_hashes};
+        use crate::model::labels::labels;
+        let a = pair_hashes(&labels(&[("a", "1"), ("b", "2"), ("c", "3")]));
+        let same = pair_hashes(&labels(&[("c", "3"), ("b", "2"), ("a", "1")]));
+        let half = pair_hashes(&labels(&[("a", "1"), ("b", "2"), ("c", "4")]));
+        let other = pair_hashes(&labels(&[("a", "2"), ("x", "1")]));
+        assert_eq!(jaccard(&a, &same), 1.0);
+        // {a=1, b=2} shared of {a=1, b=2, c=3, c=4}: the value counts.
+        assert_eq!(jaccard(&a, &half), 0.5);
+        assert_eq!(jaccard(&a, &other), 0.0);
+        assert_eq!(jaccard(&[], &[]), 0.0);
+    }
 
     #[test]
     fn rolling_means_per_priority_within_the_window() {
