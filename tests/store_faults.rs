@@ -633,3 +633,54 @@ async fn an_online_backup_under_write_load_restores_to_a_working_daemon() {
     assert_eq!(code, Some(0), "{out}");
     assert!(offline.exists());
 }
+
+/// Issue 20, target 4: a start after `kill -9` has redb repair the file,
+/// says so in the log with the seconds it took, and keeps every
+/// acknowledged alert; a start after a clean stop does not repair.
+#[tokio::test]
+async fn a_start_after_kill_9_repairs_the_file_says_so_and_keeps_what_was_acknowledged() {
+    const REPAIRED: &str = "the database was not closed cleanly";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = Serve::configured("crash-1", dir.path(), &data, "").await;
+    let alerts: Vec<Value> = (0..50)
+        .map(|i| json!({"labels": {"alertname": "CrashKept", "instance": format!("h{i}")}}))
+        .collect();
+    d.post("/api/v2/alerts", &json!(alerts)).await;
+    assert!(
+        !d.proc.log_text().contains(REPAIRED),
+        "a new file needs no repair"
+    );
+    d.proc.signal("KILL");
+    d.proc.wait_exit(Duration::from_secs(10)).await;
+
+    let d = Serve::configured("crash-2", dir.path(), &data, "").await;
+    let log = d.proc.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(REPAIRED))
+        .unwrap_or_else(|| panic!("the start after kill -9 logs the repair:\n{log}"));
+    assert!(line.contains("seconds="), "with its duration: {line}");
+    let incidents = d
+        .get("/api/v1/incidents?match=alertname%3D%22CrashKept%22")
+        .await;
+    let alert_count: u64 = incidents
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|i| i["alert_count"].as_u64().expect("alert_count"))
+        .sum();
+    assert_eq!(
+        alert_count, 50,
+        "every acknowledged alert is back: {incidents}"
+    );
+    d.stop().await;
+
+    let d = Serve::configured("crash-3", dir.path(), &data, "").await;
+    assert!(
+        !d.proc.log_text().contains(REPAIRED),
+        "after a clean stop the file needs no repair:\n{}",
+        d.proc.log_tail()
+    );
+    d.stop().await;
+}

@@ -324,17 +324,34 @@ fn create(
     path: &Path,
     cache_mb: usize,
 ) -> Result<Result<Database, redb::DatabaseError>, StoreError> {
+    // redb calls the callback only when the file was not closed cleanly
+    // (a crash, SIGKILL, power loss) and it has to repair it first.
+    let repairing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::time::Instant::now();
     let builder = || {
+        let flag = repairing.clone();
         redb::Builder::new()
             .set_cache_size(cache_mb.max(1) << 20)
+            .set_repair_callback(move |_| {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            })
             .create(path)
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(builder)).map_err(|panic| {
+    let db = std::panic::catch_unwind(std::panic::AssertUnwindSafe(builder)).map_err(|panic| {
         StoreError::Damaged {
             path: path.to_path_buf(),
             message: panic_message(&panic),
         }
-    })
+    })?;
+    if repairing.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            db = %path.display(),
+            seconds = started.elapsed().as_secs_f64(),
+            ok = db.is_ok(),
+            "the database was not closed cleanly (crash or kill); redb checked and repaired it before the start"
+        );
+    }
+    Ok(db)
 }
 
 /// The text of a caught panic.
