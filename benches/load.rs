@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{free_port, peak_rss_mb, serve, tansu_binary, Proc};
+use common::{free_port, peak_rss_mb, rss_mb, serve, tansu_binary, Proc};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,14 +34,28 @@ const HELP: &str = "options:
   --probe              also send a one-alert request every 100 ms and print its
                        answers and latency (what a small sender sees under load)
   --vs-alertmanager    also run the same load against prometheus-alertmanager
-  --kafka              Kafka instead of HTTP: produce --messages messages of --batch
+  --kafka              Kafka instead of HTTP (with --storm: storm bodies): produce --messages messages of --batch
                        alerts to a topic of --partitions partitions on a local tansu
                        broker, start incidentd on it, time until all are consumed
   --messages N         Kafka messages to produce (default 2000)
   --partitions N       partitions of the Kafka topic (default 4)
   --kafka-option K=V   librdkafka property for incidentd's consumer (repeatable)
   --kafka-changelog    with --kafka: also hand-over state to alerts-changelog
-                       (kafka.changelog on), to measure what it costs";
+                       (kafka.changelog on), to measure what it costs
+  --storm              a storm of first sightings: every alert of every request is
+                       one never seen before (a unique instance), spread over
+                       --incidents groups of --alertnames alertnames. The bodies are
+                       built before the clock starts (--distinct of them in all,
+                       default 2,000,000); each is sent once, and the run ends at
+                       --duration or when they are used up
+  --alertnames N       with --storm: distinct alertnames (default 8)
+  --incidents N        with --storm: incidents the alerts form (default 1000); an
+                       incident is one (alertname, namespace) of the shipped
+                       per-alertname rule
+  --live N             memory with N live alerts: send N distinct firing alerts to
+                       each daemon once (concurrently), then re-send them for
+                       --duration, and print the steady RSS (after the re-sends)
+                       next to the peak";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -61,6 +75,13 @@ struct Opts {
     partitions: usize,
     kafka_options: Vec<String>,
     kafka_changelog: bool,
+    storm: bool,
+    alertnames: usize,
+    incidents: usize,
+    live: Option<usize>,
+    /// Under `cargo test`: the one-second smoke run (which also sends a
+    /// small storm to prove `--storm` works).
+    smoke: bool,
 }
 
 fn opts() -> Opts {
@@ -81,6 +102,11 @@ fn opts() -> Opts {
         partitions: 4,
         kafka_options: Vec::new(),
         kafka_changelog: false,
+        storm: false,
+        alertnames: 8,
+        incidents: 1000,
+        live: None,
+        smoke: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|a| a == "--bench") {
@@ -90,6 +116,7 @@ fn opts() -> Opts {
         o.distinct = 1000;
         o.resolved_pct = 10;
         o.duration = Duration::from_secs(1);
+        o.smoke = true;
         return o;
     }
     let mut i = 0;
@@ -131,6 +158,14 @@ fn opts() -> Opts {
                 i += 1;
                 continue;
             }
+            "--storm" => {
+                o.storm = true;
+                i += 1;
+                continue;
+            }
+            "--alertnames" => o.alertnames = num(i).max(1) as usize,
+            "--incidents" => o.incidents = num(i).max(1) as usize,
+            "--live" => o.live = Some(num(i) as usize),
             "--kafka-changelog" => {
                 o.kafka_changelog = true;
                 i += 1;
@@ -158,6 +193,13 @@ fn opts() -> Opts {
             }
         }
         i += 2;
+    }
+    if o.storm && !args.iter().any(|a| a == "--distinct") {
+        o.distinct = 2_000_000;
+    }
+    if let Some(n) = o.live {
+        o.distinct = n;
+        o.warmup = true;
     }
     o
 }
@@ -195,6 +237,30 @@ fn bodies(o: &Opts) -> Vec<String> {
                         if i % 10 == 0 { "critical" } else { "warning" },
                         i % 50,
                         if resolved { ends_past } else { ends_future }
+                    )
+                })
+                .collect();
+            format!("[{}]", alerts.join(","))
+        })
+        .collect()
+}
+
+/// Storm bodies: `distinct` alerts never seen before (a unique instance
+/// each), in requests of `batch`, over `incidents` (alertname, namespace)
+/// groups of `alertnames` alertnames. Alert `i` goes to group `i % incidents`,
+/// so every request touches up to `batch` incidents, as a real storm does.
+fn storm_bodies(o: &Opts) -> Vec<String> {
+    let n_bodies = (o.distinct / o.batch).max(1);
+    (0..n_bodies)
+        .map(|b| {
+            let alerts: Vec<String> = (0..o.batch)
+                .map(|k| {
+                    let i = b * o.batch + k;
+                    let g = i % o.incidents;
+                    format!(
+                        r#"{{"labels":{{"alertname":"StormAlert{}","instance":"storm-{i}:9100","job":"storm","severity":"{}","namespace":"storm-ns-{g}"}},"annotations":{{"summary":"storm alert {i}"}},"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","generatorURL":"http://prometheus/graph"}}"#,
+                        g % o.alertnames,
+                        if g % 10 == 0 { "critical" } else { "warning" },
                     )
                 })
                 .collect();
@@ -267,24 +333,62 @@ async fn probe(client: reqwest::Client, url: String, stop: Arc<AtomicBool>) -> P
     }
 }
 
-async fn drive(url: String, o: &Opts) -> Result {
-    let bodies = Arc::new(bodies(o));
+/// Sends every body once, `concurrency` requests at a time (the warm-up of
+/// `--warmup` and `--live`). Panics on a refused request: a warm-up that
+/// lost alerts would measure the wrong thing.
+async fn send_all_once(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: &Arc<Vec<String>>,
+    concurrency: usize,
+) {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, bodies, next) = (
+            client.clone(),
+            url.to_string(),
+            bodies.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(k) else { break };
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("warm-up request");
+                assert!(r.status().is_success(), "warm-up: HTTP {}", r.status());
+                let _ = r.bytes().await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("warm-up task");
+    }
+}
+
+async fn drive(url: String, o: &Opts, bodies: Arc<Vec<String>>) -> Result {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(o.concurrency)
         .build()
         .expect("client");
     if o.warmup {
-        for body in bodies.iter() {
-            let r = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .expect("warm-up request");
-            assert!(r.status().is_success(), "warm-up: HTTP {}", r.status());
-        }
+        let t = Instant::now();
+        send_all_once(&client, &url, &bodies, o.concurrency).await;
+        println!(
+            "warm-up        {} alerts sent once in {:.1} s",
+            bodies.len() * o.batch,
+            t.elapsed().as_secs_f64()
+        );
     }
+    // --storm: each body is sent once, in order, across all clients.
+    let once = o.storm.then(|| Arc::new(AtomicU64::new(0)));
+    let finished = Arc::new(Mutex::new(None::<Instant>));
     let accepted = Arc::new(AtomicU64::new(0));
     let offered = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -312,6 +416,7 @@ async fn drive(url: String, o: &Opts) -> Result {
         );
         let batch = o.batch as u64;
         let concurrency = o.concurrency;
+        let (once, finished) = (once.clone(), finished.clone());
         tasks.push(tokio::spawn(async move {
             let mut k = c;
             // Spread the clients over the interval: an offered rate is a
@@ -329,7 +434,18 @@ async fn drive(url: String, o: &Opts) -> Result {
                     }
                     next += iv;
                 }
-                let body = bodies[k % bodies.len()].clone();
+                let body = match &once {
+                    Some(next) => {
+                        let Some(b) = bodies.get(next.fetch_add(1, Ordering::Relaxed) as usize)
+                        else {
+                            // Used up: the run ends when the last client does.
+                            *finished.lock().expect("lock") = Some(Instant::now());
+                            break;
+                        };
+                        b.clone()
+                    }
+                    None => bodies[k % bodies.len()].clone(),
+                };
                 k += 1;
                 offered.fetch_add(batch, Ordering::Relaxed);
                 let t = Instant::now();
@@ -363,16 +479,24 @@ async fn drive(url: String, o: &Opts) -> Result {
     let prober = o
         .probe
         .then(|| tokio::spawn(probe(reqwest::Client::new(), url.clone(), stop.clone())));
-    tokio::time::sleep(o.duration).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
+    // Ends at --duration, or earlier when every --storm body is sent.
+    let deadline = tokio::time::sleep(o.duration);
+    tokio::pin!(deadline);
+    let mut all = futures_join(tasks);
+    tokio::select! {
+        _ = &mut deadline => {
+            stop.store(true, Ordering::Relaxed);
+            all.await;
+        }
+        _ = &mut all => {}
     }
+    stop.store(true, Ordering::Relaxed);
     let probe = match prober {
         Some(p) => p.await.ok(),
         None => None,
     };
-    let elapsed = started.elapsed().as_secs_f64();
+    let ended = finished.lock().expect("lock").unwrap_or_else(Instant::now);
+    let elapsed = ended.duration_since(started).as_secs_f64();
     let mut l = std::mem::take(&mut *latencies.lock().expect("lock"));
     l.sort();
     let pct = |p: f64| {
@@ -392,6 +516,17 @@ async fn drive(url: String, o: &Opts) -> Result {
         p99: pct(0.99),
         max: l.last().copied().unwrap_or_default(),
     }
+}
+
+/// One future that waits for every client task.
+fn futures_join(
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
 }
 
 fn print(name: &str, r: &Result, rss: f64) {
@@ -450,6 +585,26 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(0)
     );
+    if o.storm {
+        println!(
+            "storm: {} never-seen alerts in requests of {}, over {} incidents of {} alertnames",
+            o.distinct, o.batch, o.incidents, o.alertnames
+        );
+    }
+    let built = Instant::now();
+    let bodies = Arc::new(if o.storm {
+        storm_bodies(&o)
+    } else {
+        bodies(&o)
+    });
+    if o.storm || o.live.is_some() {
+        println!(
+            "bodies         {} built in {:.1} s, {:.0} MB",
+            bodies.len(),
+            built.elapsed().as_secs_f64(),
+            bodies.iter().map(|b| b.len()).sum::<usize>() as f64 / 1e6
+        );
+    }
     let data = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let mut cmd = serve(port, data.path());
@@ -473,7 +628,8 @@ async fn main() {
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&client, &format!("{base}/-/ready")).await;
-    let r = drive(format!("{base}/api/v2/alerts"), &o).await;
+    let r = drive(format!("{base}/api/v2/alerts"), &o, bodies.clone()).await;
+    let steady = rss_mb(pid);
     // Acknowledged means committed; the API must show every incident at once.
     let t = Instant::now();
     let metrics = client
@@ -501,6 +657,13 @@ async fn main() {
     let visible = t.elapsed();
     let rss = peak_rss_mb(pid);
     print("incidentd", &r, rss);
+    if o.live.is_some() {
+        println!(
+            "incidentd      steady RSS {steady:.1} MB with {} live alerts ({:.0} bytes an alert)",
+            o.distinct,
+            steady * 1e6 / o.distinct as f64
+        );
+    }
     let sample = |name: &str| -> f64 {
         metrics
             .lines()
@@ -525,6 +688,9 @@ async fn main() {
         "incidentd      {created} incidents created; {listed} listed {:.1} ms after the last ack (limit 10000)",
         visible.as_secs_f64() * 1e3
     );
+    if o.smoke {
+        smoke_storm(&client, &base, &o, created).await;
+    }
     drop(daemon);
 
     if o.vs_alertmanager {
@@ -549,9 +715,21 @@ async fn main() {
         let am = Proc(child);
         let am_base = format!("http://127.0.0.1:{am_port}");
         wait_ready(&client, &format!("{am_base}/-/ready")).await;
-        let ra = drive(format!("{am_base}/api/v2/alerts"), &o).await;
+        let ra = drive(format!("{am_base}/api/v2/alerts"), &o, bodies.clone()).await;
+        let am_steady = rss_mb(am_pid);
         let am_rss = peak_rss_mb(am_pid);
         print("alertmanager", &ra, am_rss);
+        if o.live.is_some() {
+            println!(
+                "alertmanager   steady RSS {am_steady:.1} MB with {} live alerts ({:.0} bytes an alert)",
+                o.distinct,
+                am_steady * 1e6 / o.distinct as f64
+            );
+            println!(
+                "ratio          incidentd/alertmanager steady RSS {:.2}x",
+                steady / am_steady
+            );
+        }
         drop(am);
         println!(
             "ratio          incidentd/alertmanager throughput {:.2}x, p99 latency {:.2}x, peak RSS {:.2}x",
@@ -560,6 +738,39 @@ async fn main() {
             rss / am_rss
         );
     }
+}
+
+/// The smoke run's storm: 2,000 never-seen alerts over 20 incidents, sent
+/// once each; every one must be accepted and the 20 incidents created.
+async fn smoke_storm(client: &reqwest::Client, base: &str, o: &Opts, created_before: f64) {
+    let storm = Opts {
+        storm: true,
+        distinct: 2000,
+        incidents: 20,
+        alertnames: 4,
+        warmup: false,
+        duration: Duration::from_secs(30),
+        ..o.clone()
+    };
+    let bodies = Arc::new(storm_bodies(&storm));
+    let r = drive(format!("{base}/api/v2/alerts"), &storm, bodies).await;
+    assert_eq!(r.errors + r.rejected, 0, "storm: every request accepted");
+    assert_eq!(r.requests, 20, "storm: each of the 20 bodies sent once");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let created = metric_sum(&metrics, "incidentd_incidents_created_total");
+    assert_eq!(
+        created - created_before,
+        20.0,
+        "storm: one incident per group"
+    );
+    print("storm smoke", &r, 0.0);
 }
 
 /// Sum of every sample of `name` in a Prometheus text exposition.
@@ -640,7 +851,7 @@ async fn kafka_run(o: &Opts) {
         .set("linger.ms", "5")
         .create()
         .expect("producer");
-    let bodies = bodies(o);
+    let bodies = if o.storm { storm_bodies(o) } else { bodies(o) };
     let t = Instant::now();
     let mut pending = Vec::new();
     for i in 0..o.messages {

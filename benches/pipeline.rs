@@ -395,8 +395,72 @@ fn store_commit_repeats(c: &mut Criterion) {
     g.finish();
 }
 
+/// Issue 20: what one durable redb commit costs by the pages it dirties,
+/// apart from incidentd. A table of 300,000 rows of 250 bytes (about the
+/// alert rows of a storm); each commit inserts `n` new rows either at the
+/// end of the key space (a handful of pages) or at random keys (about one
+/// leaf page each), as the alert rows of a storm over many incidents do.
+fn redb_pages(c: &mut Criterion) {
+    use redb::{Database, Durability, TableDefinition};
+    const T: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
+    let mut g = c.benchmark_group("redb_commit_pages");
+    g.sample_size(20);
+    let value = [7u8; 250];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::create(dir.path().join("pages.redb")).expect("db");
+    {
+        let mut tx = db.begin_write().expect("tx");
+        tx.set_durability(Durability::None).expect("durability");
+        {
+            let mut t = tx.open_table(T).expect("table");
+            for k in 0..300_000u64 {
+                // Spread over the key space so random keys land between them.
+                t.insert(k << 32, value.as_slice()).expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let mut seq = 300_000u64 << 32;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for n in [400u64, 4000] {
+        g.throughput(Throughput::Elements(n));
+        g.bench_with_input(BenchmarkId::new("sequential", n), &n, |b, &n| {
+            b.iter(|| {
+                let tx = db.begin_write().expect("tx");
+                {
+                    let mut t = tx.open_table(T).expect("table");
+                    for _ in 0..n {
+                        seq += 1;
+                        t.insert(seq, value.as_slice()).expect("insert");
+                    }
+                }
+                tx.commit().expect("commit")
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("random", n), &n, |b, &n| {
+            b.iter(|| {
+                let tx = db.begin_write().expect("tx");
+                {
+                    let mut t = tx.open_table(T).expect("table");
+                    for _ in 0..n {
+                        // xorshift: keys anywhere below the sequential ones.
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        t.insert(rng % (300_000u64 << 32), value.as_slice())
+                            .expect("insert");
+                    }
+                }
+                tx.commit().expect("commit")
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    redb_pages,
     parse,
     fingerprints,
     rule_matching,
