@@ -89,6 +89,12 @@ pub(super) struct Dirty {
     /// Only the repeat counters / last activity changed (see [`AlertSeen`]).
     pub(super) touched_incidents: BTreeSet<IncidentKey>,
     pub(super) touched_alerts: BTreeSet<(IncidentKey, u64)>,
+    /// Alerts new to their incident: their record's first write carries
+    /// the repeat fields itself, so no small row goes with it (the store
+    /// keeps no stale small row where a record can reappear; see
+    /// `store::seen`). A storm of new alerts then adds nothing to the
+    /// repeat log, and no fold of it stalls a request.
+    pub(super) new_alerts: BTreeSet<(IncidentKey, u64)>,
     pub(super) timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
     pub(super) events: Vec<Event>,
     pub(super) closed: Vec<IncidentKey>,
@@ -118,6 +124,7 @@ impl Engine {
             ..ChangeSet::default()
         };
         let touched = std::mem::take(&mut self.dirty.touched_alerts);
+        let new = std::mem::take(&mut self.dirty.new_alerts);
         for (key, fp) in std::mem::take(&mut self.dirty.alerts) {
             if let Some(rec) = self
                 .live
@@ -125,7 +132,7 @@ impl Engine {
                 .get(&key)
                 .and_then(|l| l.alerts.get(&fp))
             {
-                if !touched.contains(&(key, fp)) {
+                if !touched.contains(&(key, fp)) && !new.contains(&(key, fp)) {
                     ws.seen.push((key, fp, rec.seen()));
                 }
                 ws.alerts.push((key, rec.clone()));
@@ -144,7 +151,10 @@ impl Engine {
         let touched = std::mem::take(&mut self.dirty.touched_incidents);
         for key in std::mem::take(&mut self.dirty.incidents) {
             if let Some(l) = self.live.incidents.get(&key) {
-                if self.live.indexed_status.insert(key, l.incident.status)
+                if self
+                    .live
+                    .indexed
+                    .set(key, l.incident.status, l.incident.priority)
                     != Some(l.incident.status)
                 {
                     ws.reindex.push(key);
@@ -222,7 +232,7 @@ impl Engine {
     pub(super) fn evict(&mut self, key: IncidentKey) {
         self.wakes.forget(key);
         self.live.aggregates.remove(&key);
-        self.live.indexed_status.remove(&key);
+        self.live.indexed.remove(key);
         self.jobs
             .by_key
             .retain(|_, j| j.incident != key || j.state == JobState::Pending);

@@ -281,6 +281,7 @@ impl Engine {
                     agg.add(&self.rules, &fresh);
                 }
                 l.alerts.insert(fp, fresh);
+                self.dirty.new_alerts.insert((key, fp));
                 (TimelineKind::AlertAdded, msg)
             }
         };
@@ -502,6 +503,7 @@ impl Engine {
         self.live.active.insert(a.fingerprint, key);
         self.live.groups.insert(gk.clone(), key);
         self.dirty.alerts.insert((key, a.fingerprint));
+        self.dirty.new_alerts.insert((key, a.fingerprint));
         self.dirty
             .events
             .push(Event::Created { priority, category });

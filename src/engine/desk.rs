@@ -815,4 +815,62 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(inc(&e, k).priority, Priority::P1);
     }
+
+    /// The open-by-priority gauge is kept as incidents change (not by a
+    /// walk over every live incident after each commit); it must agree
+    /// with that walk through creation, override, resolve, reopen and close.
+    #[test]
+    fn open_by_priority_follows_every_change() {
+        let mut e = NODES.engine();
+        let walk = |e: &Engine| {
+            let mut out = [0u64; 5];
+            for i in e.live_incidents() {
+                if i.incident.status.is_active() {
+                    out[i.incident.priority.idx()] += 1;
+                }
+            }
+            out
+        };
+        let check = |e: &mut Engine, what: &str| {
+            e.take_changes();
+            assert_eq!(e.open_by_priority(), walk(e), "{what}");
+        };
+        let a = created(e.ingest_one(firing(A), NODES.t(0)));
+        check(&mut e, "created");
+        let low = [
+            ("alertname", "Other"),
+            ("instance", "x"),
+            ("severity", "info"),
+        ];
+        let b = created(e.ingest_one(firing(&low), NODES.t(1)));
+        check(&mut e, "a second priority");
+        desk(
+            &mut e,
+            Some(b),
+            DeskOp::Priority(PriorityRequest {
+                priority: Some(Priority::P1),
+                reason: Some("vip".into()),
+                ..PriorityRequest::default()
+            }),
+            2,
+        )
+        .expect("override");
+        check(&mut e, "overridden");
+        let req = OpRequest::default();
+        e.apply_op(a, Op::Ack, &req, NODES.t(3), no_load)
+            .expect("ack");
+        check(&mut e, "acknowledged");
+        e.apply_op(a, Op::Resolve, &req, NODES.t(4), no_load)
+            .expect("resolve");
+        check(&mut e, "resolved");
+        e.apply_op(a, Op::Reopen, &req, NODES.t(5), no_load)
+            .expect("reopen");
+        check(&mut e, "reopened");
+        e.apply_op(b, Op::Resolve, &req, NODES.t(6), no_load)
+            .expect("resolve");
+        e.apply_op(b, Op::Close, &req, NODES.t(7), no_load)
+            .expect("close");
+        check(&mut e, "closed");
+        assert_eq!(e.open_by_priority().iter().sum::<u64>(), 1);
+    }
 }

@@ -77,7 +77,7 @@ impl Engine {
             self.dirty.timeline.push((key, seq, entry));
         }
         self.live.aggregates.remove(&key);
-        self.live.indexed_status.remove(&key);
+        self.live.indexed.remove(key);
         self.dirty.incidents.insert(key);
         self.live.incidents.insert(key, live);
         outcome
@@ -101,7 +101,9 @@ impl Engine {
             return false;
         }
         self.index(&live);
-        self.live.indexed_status.insert(key, live.incident.status);
+        self.live
+            .indexed
+            .set(key, live.incident.status, live.incident.priority);
         self.live.incidents.insert(key, live);
         self.schedule(key);
         true
@@ -199,7 +201,9 @@ impl Engine {
                         .add(&rules.inhibit, *fp, &rec.alert.labels);
                 }
             }
-            e.live.indexed_status.insert(key, l.incident.status);
+            e.live
+                .indexed
+                .set(key, l.incident.status, l.incident.priority);
             e.index_storms(&l.incident);
             e.live.incidents.insert(key, l);
         }

@@ -52,7 +52,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{AlertRecord, Incident, IncidentKey, Reason, Status, TransitionError, ID_SLOTS};
+use crate::model::{
+    AlertRecord, Incident, IncidentKey, Priority, Reason, Status, TransitionError, ID_SLOTS,
+};
 use crate::rules::RuleSet;
 
 pub use changes::ChangeSet;
@@ -120,8 +122,9 @@ struct LiveSet {
     active: HashMap<u64, IncidentKey>,
     /// Group key → its newest live incident.
     groups: HashMap<String, IncidentKey>,
-    /// The status each live incident has in the store's indexes.
-    indexed_status: HashMap<IncidentKey, Status>,
+    /// The status and priority each live incident has in the store's
+    /// indexes, and the active ones per priority.
+    indexed: Indexed,
     /// Derived per-incident counts for prioritisation; rebuilt lazily.
     aggregates: HashMap<IncidentKey, prioritize::Aggregates>,
 }
@@ -214,18 +217,46 @@ impl Engine {
 
     /// Open or acknowledged incidents per priority.
     pub fn open_by_priority(&self) -> [u64; 5] {
-        let mut out = [0u64; 5];
-        for l in self.live.incidents.values() {
-            if l.incident.status.is_active() {
-                out[l.incident.priority.idx()] += 1;
-            }
-        }
-        out
+        self.live.indexed.active
     }
 
     /// Mean acknowledge and resolve seconds per priority over `window`.
     pub fn rolling_means(&mut self, now: DateTime<Utc>, window: Duration) -> [[Option<f64>; 5]; 2] {
         self.history.rolling.means(now, window)
+    }
+}
+
+/// The status and priority each live incident has in the store's indexes
+/// (as of the last [`Engine::take_changes`]), with the count of active
+/// ones per priority: the open-by-priority gauge after every commit,
+/// without walking every live incident (issue 20).
+#[derive(Default)]
+struct Indexed {
+    by_key: HashMap<IncidentKey, (Status, Priority)>,
+    active: [u64; 5],
+}
+
+impl Indexed {
+    /// Records an incident's status and priority; the status it had.
+    fn set(&mut self, key: IncidentKey, status: Status, priority: Priority) -> Option<Status> {
+        let old = self.by_key.insert(key, (status, priority));
+        if let Some((s, p)) = old {
+            if s.is_active() {
+                self.active[p.idx()] = self.active[p.idx()].saturating_sub(1);
+            }
+        }
+        if status.is_active() {
+            self.active[priority.idx()] += 1;
+        }
+        old.map(|(s, _)| s)
+    }
+
+    fn remove(&mut self, key: IncidentKey) {
+        if let Some((s, p)) = self.by_key.remove(&key) {
+            if s.is_active() {
+                self.active[p.idx()] = self.active[p.idx()].saturating_sub(1);
+            }
+        }
     }
 }
 

@@ -2,8 +2,12 @@
 //! count; an incident's last activity), kept apart from the full rows.
 //!
 //! Contract: a repeat is durable without rewriting its full rows. Every
-//! write of a record also writes its small row, and every read lays the
-//! small row over the record. Commits append their small rows as one packed
+//! write of a record also writes its small row, except the first write of
+//! an alert new to its incident (the record carries the same fields), and
+//! every read lays the small row, where there is one, over the record. No
+//! small row outlives its record where the record can come back: a commit
+//! that removes alert rows (split, merge, hand-over, a replaced copy)
+//! folds the log before it removes them. Commits append their small rows as one packed
 //! entry to `seen_log`; the log is folded into `alert_seen` /
 //! `incident_activity` when it grows (see [`super::Store::fold_if_due`]),
 //! and readers lay the log over those tables.

@@ -79,6 +79,14 @@ impl Store {
                 (next, bytes) = (0, 0);
             }
         }
+        // A record's first write has no small row (see `seen`), so no
+        // stale one may outlive the rows it belonged to: a commit that
+        // removes alert rows folds the log first (rare: split, merge,
+        // hand-over, a replaced copy), and then removes table rows.
+        if !ws.replaced.is_empty() || !ws.removed_alerts.is_empty() || !ws.dropped.is_empty() {
+            fold_log(&tx)?;
+            (next, bytes) = (0, 0);
+        }
         for key in &ws.replaced {
             let k = key.0;
             tx.open_table(ALERTS)?
