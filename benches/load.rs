@@ -632,19 +632,8 @@ async fn main() {
     let steady = rss_mb(pid);
     // Acknowledged means committed; the API must show every incident at once.
     let t = Instant::now();
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    let created: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("incidentd_incidents_created_total{"))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum();
+    let metrics = metrics_text(&client, &base).await;
+    let created = metric_sum(&metrics, "incidentd_incidents_created_total");
     let listed = client
         .get(format!("{base}/api/v1/incidents?limit=10000"))
         .send()
@@ -674,11 +663,7 @@ async fn main() {
     };
     let commits = sample("incidentd_store_commit_duration_seconds_count");
     let commit_s = sample("incidentd_store_commit_duration_seconds_sum");
-    let received: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("incidentd_alerts_received_total{"))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum();
+    let received = metric_sum(&metrics, "incidentd_alerts_received_total");
     println!(
         "incidentd      {commits} store commits, {:.0} alerts a commit, {:.2} ms a commit (mean)",
         received / commits,
@@ -756,14 +741,7 @@ async fn smoke_storm(client: &reqwest::Client, base: &str, o: &Opts, created_bef
     let r = drive(format!("{base}/api/v2/alerts"), &storm, bodies).await;
     assert_eq!(r.errors + r.rejected, 0, "storm: every request accepted");
     assert_eq!(r.requests, 20, "storm: each of the 20 bodies sent once");
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
+    let metrics = metrics_text(client, base).await;
     let created = metric_sum(&metrics, "incidentd_incidents_created_total");
     assert_eq!(
         created - created_before,
@@ -771,6 +749,18 @@ async fn smoke_storm(client: &reqwest::Client, base: &str, o: &Opts, created_bef
         "storm: one incident per group"
     );
     print("storm smoke", &r, 0.0);
+}
+
+/// The daemon's `/metrics` text (empty when it cannot be read).
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default()
 }
 
 /// Sum of every sample of `name` in a Prometheus text exposition.
