@@ -214,7 +214,7 @@ impl Engine {
         if loaded {
             match load(key) {
                 Some(l) => {
-                    self.live.incidents.insert(key, l);
+                    self.live.incidents.insert(key, Box::new(l));
                 }
                 None => return,
             }

@@ -95,6 +95,9 @@ pub(super) struct Dirty {
     /// `store::seen`). A storm of new alerts then adds nothing to the
     /// repeat log, and no fold of it stalls a request.
     pub(super) new_alerts: BTreeSet<(IncidentKey, u64)>,
+    /// Incidents opened by an alert since the last take: likewise, their
+    /// first row carries the last activity, so no small row goes with it.
+    pub(super) new_incidents: BTreeSet<IncidentKey>,
     pub(super) timeline: Vec<(IncidentKey, u32, TimelineEntry)>,
     pub(super) events: Vec<Event>,
     pub(super) closed: Vec<IncidentKey>,
@@ -149,6 +152,7 @@ impl Engine {
             }
         }
         let touched = std::mem::take(&mut self.dirty.touched_incidents);
+        let opened = std::mem::take(&mut self.dirty.new_incidents);
         for key in std::mem::take(&mut self.dirty.incidents) {
             if let Some(l) = self.live.incidents.get(&key) {
                 if self
@@ -159,7 +163,7 @@ impl Engine {
                 {
                     ws.reindex.push(key);
                 }
-                if !touched.contains(&key) {
+                if !touched.contains(&key) && !opened.contains(&key) {
                     ws.activity.push((key, l.incident.last_activity_at));
                 }
                 ws.incidents.push(l.incident.clone());

@@ -499,11 +499,14 @@ impl Engine {
             .add(&self.rules.inhibit, a.fingerprint, &a.labels);
         let mut alerts = BTreeMap::new();
         alerts.insert(a.fingerprint, rec);
-        self.live.incidents.insert(key, Live { incident, alerts });
+        self.live
+            .incidents
+            .insert(key, Box::new(Live { incident, alerts }));
         self.live.active.insert(a.fingerprint, key);
         self.live.groups.insert(gk.clone(), key);
         self.dirty.alerts.insert((key, a.fingerprint));
         self.dirty.new_alerts.insert((key, a.fingerprint));
+        self.dirty.new_incidents.insert(key);
         self.dirty
             .events
             .push(Event::Created { priority, category });

@@ -125,7 +125,7 @@ impl Engine {
             return Ok(false);
         }
         let l = load(key).ok_or_else(|| OpError::NotFound(key.to_string()))?;
-        self.live.incidents.insert(key, l);
+        self.live.incidents.insert(key, Box::new(l));
         Ok(true)
     }
 
@@ -189,10 +189,10 @@ impl Engine {
         };
         self.live.incidents.insert(
             key,
-            Live {
+            Box::new(Live {
                 incident,
                 alerts: BTreeMap::new(),
-            },
+            }),
         );
         self.dirty.events.push(Event::Created {
             priority,
@@ -467,10 +467,10 @@ impl Engine {
         let n = moved.len();
         self.live.incidents.insert(
             key,
-            Live {
+            Box::new(Live {
                 incident,
                 alerts: moved,
-            },
+            }),
         );
         self.live.aggregates.remove(&from);
         self.dirty

@@ -79,7 +79,7 @@ impl Engine {
         self.live.aggregates.remove(&key);
         self.live.indexed.remove(key);
         self.dirty.incidents.insert(key);
-        self.live.incidents.insert(key, live);
+        self.live.incidents.insert(key, Box::new(live));
         outcome
     }
 
@@ -104,7 +104,7 @@ impl Engine {
         self.live
             .indexed
             .set(key, live.incident.status, live.incident.priority);
-        self.live.incidents.insert(key, live);
+        self.live.incidents.insert(key, Box::new(live));
         self.schedule(key);
         true
     }
@@ -205,7 +205,7 @@ impl Engine {
                 .indexed
                 .set(key, l.incident.status, l.incident.priority);
             e.index_storms(&l.incident);
-            e.live.incidents.insert(key, l);
+            e.live.incidents.insert(key, Box::new(l));
         }
         for s in restored.suppressed {
             e.suppress.alerts.insert(s.alert.fingerprint, s);

@@ -22,7 +22,9 @@ impl Engine {
         let loaded = match self.live.incidents.entry(key) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(load(key).ok_or_else(|| OpError::NotFound(key.to_string()))?);
+                slot.insert(Box::new(
+                    load(key).ok_or_else(|| OpError::NotFound(key.to_string()))?,
+                ));
                 true
             }
         };

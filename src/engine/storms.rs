@@ -363,10 +363,10 @@ impl Engine {
         };
         self.live.incidents.insert(
             pkey,
-            Live {
+            Box::new(Live {
                 incident,
                 alerts: Default::default(),
-            },
+            }),
         );
         self.storms.parents.insert(skey.clone(), pkey);
         self.dirty.events.push(Event::Created {

@@ -3,7 +3,8 @@
 //!
 //! Contract: a repeat is durable without rewriting its full rows. Every
 //! write of a record also writes its small row, except the first write of
-//! an alert new to its incident (the record carries the same fields), and
+//! an alert new to its incident or of an incident an alert opened (the
+//! record carries the same fields), and
 //! every read lays the small row, where there is one, over the record. No
 //! small row outlives its record where the record can come back: a commit
 //! that removes alert rows (split, merge, hand-over, a replaced copy)

@@ -674,7 +674,7 @@ fn the_label_index_follows_labels_lost_and_gained_drops_and_an_old_store() {
 }
 
 /// A storm adds nothing to the repeat log: an alert's first write has no
-/// small row. So that no stale small row can lie over a record that comes
+/// small row, nor has an incident an alert opened. So that no stale small row can lie over a record that comes
 /// back, a commit that removes alert rows folds the log first; what every
 /// reader sees is the same before and after.
 #[test]
@@ -698,6 +698,7 @@ fn a_new_alert_has_no_small_row_and_a_removal_folds_the_log_first() {
     e.ingest(two(AlertStatus::Firing), t0);
     let ws = e.take_changes();
     assert_eq!((ws.alerts.len(), ws.seen.len()), (2, 0), "{ws:?}");
+    assert!(ws.activity.is_empty(), "a new incident's row has its activity");
     store.commit(&ws.into()).expect("commit");
     // Repeats go to the log.
     for s in 1..=3 {
