@@ -698,7 +698,10 @@ fn a_new_alert_has_no_small_row_and_a_removal_folds_the_log_first() {
     e.ingest(two(AlertStatus::Firing), t0);
     let ws = e.take_changes();
     assert_eq!((ws.alerts.len(), ws.seen.len()), (2, 0), "{ws:?}");
-    assert!(ws.activity.is_empty(), "a new incident's row has its activity");
+    assert!(
+        ws.activity.is_empty(),
+        "a new incident's row has its activity"
+    );
     store.commit(&ws.into()).expect("commit");
     // Repeats go to the log.
     for s in 1..=3 {
