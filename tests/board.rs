@@ -218,7 +218,11 @@ async fn a_silence_created_in_the_board_suppresses_the_next_matching_alert() {
         // Widen it to every instance, preview, then create.
         b.script("document.getElementById('matchers').value = 'alertname=\"NodeFilesystemFull\"'")
             .await;
+        // The preview answers with a new page that shows the same count:
+        // wait for that page, not for the text the old one already has.
+        b.mark_page().await;
         b.click("#preview").await;
+        b.wait_new_page(Duration::from_secs(10)).await;
         b.wait_text("Would silence 1 firing alert", Duration::from_secs(10))
             .await;
         b.type_into("#comment", "CHG-42 disk migration").await;

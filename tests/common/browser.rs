@@ -226,6 +226,35 @@ impl Browser {
         assert!(v.get("error").is_none(), "keys {keys}: {v}");
     }
 
+    /// Marks the page now shown, for [`Browser::wait_new_page`]: after a
+    /// click that submits a form whose answer shows the same text again,
+    /// waiting for that text would find it on the old page.
+    pub async fn mark_page(&self) {
+        self.script("document.documentElement.dataset.testOldPage = '1'")
+            .await;
+    }
+
+    /// Waits (within `within`) until a page without the mark has loaded.
+    pub async fn wait_new_page(&self, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let v = self
+                .script(
+                    "return document.readyState === 'complete' \
+                     && !document.documentElement.dataset.testOldPage",
+                )
+                .await;
+            if v.as_bool() == Some(true) {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "no new page loaded within {within:?}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits (within `within`) until the page's text contains `needle`.
     pub async fn wait_text(&self, needle: &str, within: Duration) {
         let started = Instant::now();
