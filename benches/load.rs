@@ -482,7 +482,7 @@ async fn drive(url: String, o: &Opts, bodies: Arc<Vec<String>>) -> Result {
     // Ends at --duration, or earlier when every --storm body is sent.
     let deadline = tokio::time::sleep(o.duration);
     tokio::pin!(deadline);
-    let mut all = futures_join(tasks);
+    let mut all = std::pin::pin!(futures_util::future::join_all(tasks));
     tokio::select! {
         _ = &mut deadline => {
             stop.store(true, Ordering::Relaxed);
@@ -516,17 +516,6 @@ async fn drive(url: String, o: &Opts, bodies: Arc<Vec<String>>) -> Result {
         p99: pct(0.99),
         max: l.last().copied().unwrap_or_default(),
     }
-}
-
-/// One future that waits for every client task.
-fn futures_join(
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        for t in tasks {
-            let _ = t.await;
-        }
-    })
 }
 
 fn print(name: &str, r: &Result, rss: f64) {
