@@ -151,20 +151,28 @@ impl EventBus {
         if changes.timeline.is_empty() {
             return;
         }
-        // The last copy of each incident in the batch, cloned once.
-        let mut incidents: HashMap<IncidentKey, Arc<Incident>> = HashMap::new();
-        for i in changes.incidents.iter().rev() {
-            incidents.entry(i.id).or_insert_with(|| Arc::new(i.clone()));
+        // The last copy of each incident in the batch, cloned once and
+        // only for incidents that have an entry.
+        let mut last: HashMap<IncidentKey, &Incident> = HashMap::new();
+        for i in &changes.incidents {
+            last.insert(i.id, i);
         }
+        let mut shared: HashMap<IncidentKey, Arc<Incident>> = HashMap::new();
         let mut ring = self.inner.ring.lock();
         for (key, seq, entry) in &changes.timeline {
+            let incident = last.get(key).map(|i| {
+                shared
+                    .entry(*key)
+                    .or_insert_with(|| Arc::new((*i).clone()))
+                    .clone()
+            });
             let ev = Arc::new(StreamEvent {
                 seq: self.inner.next.fetch_add(1, Ordering::Relaxed),
                 id: event_id(*key, *seq),
                 key: *key,
                 entry_seq: *seq,
                 entry: entry.clone(),
-                incident: incidents.get(key).cloned(),
+                incident,
                 data: OnceLock::new(),
             });
             if ring.len() >= RING {
