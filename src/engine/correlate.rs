@@ -162,8 +162,8 @@ impl Engine {
                         full = true;
                     }
                     rec.alert.ends_at = a.ends_at;
-                    if !a.generator_url.is_empty() && rec.alert.generator_url != a.generator_url {
-                        rec.alert.generator_url.clone_from(&a.generator_url);
+                    if !a.generator_url.is_empty() && *rec.alert.generator_url != *a.generator_url {
+                        rec.alert.generator_url = self.strings.get(&a.generator_url);
                         full = true;
                     }
                     l.incident.last_activity_at = now;
@@ -379,20 +379,24 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    pub(super) fn record_for(&self, a: &Alert, now: DateTime<Utc>) -> AlertRecord {
+    pub(super) fn record_for(&mut self, a: &Alert, now: DateTime<Utc>) -> AlertRecord {
         let (mut impact, mut urgency) = self.rules.prioritize.assess(&a.labels);
         let mut priority = self.rules.prioritize.priority(impact, urgency);
-        let mut category = self.rules.category(&a.labels).to_string();
-        if let Some(h) = self.missing_heartbeat(&a.labels) {
+        let mut category = self.strings.get(self.rules.category(&a.labels));
+        let heartbeat = self
+            .missing_heartbeat(&a.labels)
+            .map(|h| (h.priority, h.category.clone()));
+        if let Some((hb_priority, hb_category)) = heartbeat {
             // A missing heartbeat has the category and priority its rule gives.
-            if let Some((i, u)) = self.heartbeat_levels(h.priority) {
+            if let Some((i, u)) = self.heartbeat_levels(hb_priority) {
                 (impact, urgency) = (i, u);
             }
-            priority = h.priority;
-            category = h.category.clone();
+            priority = hb_priority;
+            category = self.strings.get(&hb_category);
         }
+        let generator_url = self.strings.get(&a.generator_url);
         AlertRecord {
-            alert: TrackedAlert::first_seen(a, now),
+            alert: TrackedAlert::first_seen(a, generator_url, now),
             occurrences: 1,
             impact,
             urgency,
@@ -456,7 +460,7 @@ impl Engine {
             priority: rec.priority,
             impact: rec.impact,
             urgency: rec.urgency,
-            category: rec.category.clone(),
+            category: rec.category.to_string(),
             rule: rule.name.clone(),
             group_key: gk.clone(),
             labels: a.labels.clone(),
@@ -476,7 +480,7 @@ impl Engine {
             rule.name
         );
         let priority = rec.priority;
-        let category = rec.category.clone();
+        let category = rec.category.to_string();
         let mut incident = incident;
         incident.team = self.rules.team_of(rule, &a.labels);
         incident.similar = self

@@ -416,7 +416,7 @@ impl Engine {
         let top = moved
             .values()
             .min_by_key(|r| (r.priority, r.impact))
-            .map(|r| (r.priority, r.impact, r.urgency, r.category.clone()));
+            .map(|r| (r.priority, r.impact, r.urgency, r.category.to_string()));
         let Some((priority, impact, urgency, category)) = top else {
             return Err(bad("alerts: nothing to split"));
         };

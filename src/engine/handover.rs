@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use super::history::{HistoryEntry, Rolling};
 use super::{Engine, Live, Settings};
 use crate::model::{
-    AlertStatus, IncidentKey, Job, JobState, Silence, Status, SuppressedAlert, TimelineEntry,
+    AlertRecord, AlertStatus, IncidentKey, Job, JobState, Silence, Status, SuppressedAlert,
+    TimelineEntry,
 };
 use crate::rules::RuleSet;
 
@@ -55,10 +56,13 @@ impl Engine {
     /// instance may have crashed before the partition moved, and come back
     /// with an old copy. Its alerts take over their fingerprints unless a
     /// live incident here saw them later.
-    pub fn adopt(&mut self, live: Live, timeline: Vec<(u32, TimelineEntry)>) -> Adoption {
+    pub fn adopt(&mut self, mut live: Live, timeline: Vec<(u32, TimelineEntry)>) -> Adoption {
         let key = live.incident.id;
         if live.incident.status == Status::Closed {
             return Adoption::Kept;
+        }
+        for rec in live.alerts.values_mut() {
+            self.share_strings(rec);
         }
         let mut outcome = Adoption::Adopted;
         if let Some(local) = self.live.incidents.get(&key) {
@@ -152,6 +156,13 @@ impl Engine {
         true
     }
 
+    /// A record read back (from the store or another instance) shares the
+    /// strings live alerts repeat, as a record the engine built does.
+    fn share_strings(&mut self, rec: &mut AlertRecord) {
+        rec.alert.generator_url = self.strings.get(&rec.alert.generator_url);
+        rec.category = self.strings.get(&rec.category);
+    }
+
     /// Rebuilds the live state from what the store holds.
     pub fn restore(
         rules: Arc<RuleSet>,
@@ -170,7 +181,7 @@ impl Engine {
             .active
             .reserve(live.iter().map(|l| l.alerts.len()).sum());
         let rules = e.rules.clone();
-        for l in live {
+        for mut l in live {
             let key = l.incident.id;
             e.live.claim_group(&l.incident.group_key, key);
             // An alert in two incidents (it resolved in one and fired again
@@ -178,7 +189,8 @@ impl Engine {
             // there decides whether it is an inhibit source. One pass over
             // the alerts for both: with a million of them, a second pass
             // was most of the time this takes.
-            for (fp, rec) in &l.alerts {
+            for (fp, rec) in l.alerts.iter_mut() {
+                e.share_strings(rec);
                 match e.live.active.entry(*fp) {
                     Entry::Vacant(v) => {
                         v.insert(key);

@@ -169,6 +169,9 @@ pub struct Engine {
     overrides: Vec<crate::model::Override>,
     dirty: changes::Dirty,
     wakes: wakes::Wakes,
+    /// Shared copies of the strings live alerts repeat (category,
+    /// generator URL).
+    strings: crate::model::intern::Interner,
 }
 
 impl Engine {
@@ -188,6 +191,7 @@ impl Engine {
             overrides: Vec::new(),
             dirty: changes::Dirty::default(),
             wakes: wakes::Wakes::default(),
+            strings: Default::default(),
         }
     }
 

@@ -53,7 +53,7 @@ impl Engine {
         self.suppress.alerts.insert(
             a.fingerprint,
             SuppressedAlert {
-                alert: TrackedAlert::first_seen(&a, now),
+                alert: TrackedAlert::first_seen(&a, self.strings.get(&a.generator_url), now),
                 suppression: s,
             },
         );
@@ -131,7 +131,7 @@ impl Engine {
                 status: AlertStatus::Firing,
                 starts_at: Some(s.alert.starts_at),
                 ends_at: s.alert.ends_at,
-                generator_url: s.alert.generator_url,
+                generator_url: s.alert.generator_url.to_string(),
                 source: s.alert.source,
                 origin: None,
             };

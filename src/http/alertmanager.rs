@@ -331,7 +331,7 @@ fn gettable(a: &TrackedAlert, status: AlertStatus) -> GettableAlert {
             || NO_END.to_string(),
             |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         ),
-        generator_url: a.generator_url.clone(),
+        generator_url: a.generator_url.to_string(),
         fingerprint: to_hex(a.fingerprint),
         updated_at: a.last_seen_at,
         receivers: vec![Receiver {

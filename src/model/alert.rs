@@ -7,6 +7,7 @@
 //! Invariant: an `Alert` is never built with an empty label set.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -151,7 +152,9 @@ pub struct TrackedAlert {
     pub status: AlertStatus,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
-    pub generator_url: String,
+    /// Shared between the alerts of one rule (see the `intern` module).
+    #[schema(value_type = String)]
+    pub generator_url: Arc<str>,
     pub source: Source,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -160,8 +163,9 @@ pub struct TrackedAlert {
 }
 
 impl TrackedAlert {
-    /// A firing alert first seen at `now` (`startsAt` defaults to it).
-    pub fn first_seen(a: &Alert, now: DateTime<Utc>) -> TrackedAlert {
+    /// A firing alert first seen at `now` (`startsAt` defaults to it), with
+    /// its `generator_url` as a shared copy (see the `intern` module).
+    pub fn first_seen(a: &Alert, generator_url: Arc<str>, now: DateTime<Utc>) -> TrackedAlert {
         TrackedAlert {
             fingerprint: a.fingerprint,
             labels: a.labels.clone(),
@@ -169,7 +173,7 @@ impl TrackedAlert {
             status: AlertStatus::Firing,
             starts_at: a.starts_at.unwrap_or(now),
             ends_at: a.ends_at,
-            generator_url: a.generator_url.clone(),
+            generator_url,
             source: a.source,
             first_seen_at: now,
             last_seen_at: now,

@@ -331,7 +331,9 @@ pub struct AlertRecord {
     pub impact: Level,
     pub urgency: Level,
     pub priority: Priority,
-    pub category: String,
+    /// Shared between alerts (see the `intern` module).
+    #[schema(value_type = String)]
+    pub category: std::sync::Arc<str>,
     /// Recent state changes (for flap detection), newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<DateTime<Utc>>,

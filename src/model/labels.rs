@@ -14,25 +14,40 @@ use serde::{Deserialize, Serialize};
 /// Labels and annotations: name → value, sorted by name (iteration order
 /// is the fingerprint order), names unique.
 ///
-/// Packed: every name and value back to back in one string, with the end
-/// offset of each in a second allocation. A live alert holds two of these
-/// (labels, annotations), and most of what an alert costs in memory was
-/// its label strings: a `Vec<(String, String)>` paid a 48-byte pair plus
-/// two heap blocks per label, this pays the text and 8 bytes per label.
-/// Lookups are binary searches. Changing a set rebuilds it (sets are built
-/// once and then read). Serialized as a JSON object, like a map.
+/// Packed into one allocation: a live alert holds two of these (labels,
+/// annotations), and most of what an alert costs in memory was its label
+/// strings. A `Vec<(String, String)>` paid a 48-byte pair plus two heap
+/// blocks per label; this pays one block with the text and, per name and
+/// value, its end offset in the fewest base-128 digits that fit (two bytes
+/// for any set under 16 KiB). The digits are bytes below 0x80, so the whole
+/// block is a `str` and every name and value is sliced out of it without
+/// re-checking UTF-8. Layout: width `w` (one byte, 1..=5), the pair count
+/// in `w` digits, `2 × count` end offsets (relative to the text) in `w`
+/// digits each, then `name0 value0 name1 value1 …`. The empty set is the
+/// empty string (no allocation). Lookups are binary searches. Changing a
+/// set rebuilds it (sets are built once and then read). Serialized as a
+/// JSON object, like a map.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Labels {
-    /// name0 value0 name1 value1 …
-    text: Box<str>,
-    /// The end offset in `text` of each name and value, in that order.
-    /// Offsets fit a `u32`: request bodies are capped far below 4 GiB.
-    ends: Box<[u32]>,
+    packed: Box<str>,
 }
 
-/// An offset into a label set's text (see [`Labels::ends`]).
-fn offset(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
+/// Digits of base 128 a number up to `max` needs (1..=5; five cover any
+/// `u32`, and request bodies are capped far below that).
+fn width(max: usize) -> usize {
+    let mut w = 1;
+    while w < 5 && max >> (7 * w) != 0 {
+        w += 1;
+    }
+    w
+}
+
+/// Appends `n` in `w` base-128 digits, most significant first; each digit
+/// is a byte below 0x80, so one ASCII `char`.
+fn push_digits(out: &mut String, n: usize, w: usize) {
+    for i in (0..w).rev() {
+        out.push(char::from(((n >> (7 * i)) & 0x7f) as u8));
+    }
 }
 
 impl Labels {
@@ -40,17 +55,41 @@ impl Labels {
         Labels::default()
     }
 
+    /// The digit width; 0 for the empty set.
+    fn w(&self) -> usize {
+        self.packed.as_bytes().first().map_or(0, |&w| w as usize)
+    }
+
+    /// The number `w` digits long at byte `at`.
+    fn num(&self, at: usize, w: usize) -> usize {
+        self.packed.as_bytes()[at..at + w]
+            .iter()
+            .fold(0, |n, &d| (n << 7) | d as usize)
+    }
+
+    /// Where the text starts.
+    fn text_start(&self) -> usize {
+        let w = self.w();
+        1 + w + 2 * self.len() * w
+    }
+
+    /// The end of the `j`th name or value, as an index into `packed`.
     fn end(&self, j: usize) -> usize {
-        self.ends[j] as usize
+        let w = self.w();
+        self.text_start() + self.num(1 + w + j * w, w)
     }
 
     fn name_at(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.end(2 * i - 1) };
-        &self.text[start..self.end(2 * i)]
+        let start = if i == 0 {
+            self.text_start()
+        } else {
+            self.end(2 * i - 1)
+        };
+        &self.packed[start..self.end(2 * i)]
     }
 
     fn value_at(&self, i: usize) -> &str {
-        &self.text[self.end(2 * i)..self.end(2 * i + 1)]
+        &self.packed[self.end(2 * i)..self.end(2 * i + 1)]
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
@@ -117,11 +156,14 @@ impl Labels {
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len() / 2
+        match self.w() {
+            0 => 0,
+            w => self.num(1, w),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.packed.is_empty()
     }
 
     /// Builds from pairs in any order; a later duplicate name wins (as a
@@ -144,23 +186,36 @@ impl Labels {
         let mut ends = Vec::with_capacity(pairs.len() * 2);
         for (k, v) in pairs {
             text.push_str(k);
-            ends.push(offset(text.len()));
+            ends.push(text.len());
             text.push_str(v);
-            ends.push(offset(text.len()));
+            ends.push(text.len());
         }
+        Labels::pack(&text, &ends)
+    }
+
+    /// One block from the text and the end offset of each name and value.
+    fn pack(text: &str, ends: &[usize]) -> Labels {
+        if ends.is_empty() {
+            return Labels::default();
+        }
+        let n = ends.len() / 2;
+        let w = width(text.len().max(n));
+        let mut packed = String::with_capacity(1 + w + ends.len() * w + text.len());
+        packed.push(char::from(w as u8));
+        push_digits(&mut packed, n, w);
+        for &e in ends {
+            push_digits(&mut packed, e, w);
+        }
+        packed.push_str(text);
         Labels {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+            packed: packed.into_boxed_str(),
         }
     }
 
     /// Packs text and ends as a deserializer appended them: kept as is
     /// when already sorted and unique (the common case), else rebuilt.
-    fn from_parts(text: String, ends: Vec<u32>) -> Labels {
-        let raw = Labels {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
-        };
+    fn from_parts(text: &str, ends: &[usize]) -> Labels {
+        let raw = Labels::pack(text, ends);
         let sorted = (1..raw.len()).all(|i| raw.name_at(i - 1) < raw.name_at(i));
         if sorted {
             raw
@@ -324,11 +379,11 @@ impl<'de> Deserialize<'de> for Labels {
                 let mut text = String::with_capacity(128);
                 let mut ends = Vec::with_capacity(2 * m.size_hint().unwrap_or(8));
                 while m.next_key_seed(Append(&mut text))?.is_some() {
-                    ends.push(offset(text.len()));
+                    ends.push(text.len());
                     m.next_value_seed(Append(&mut text))?;
-                    ends.push(offset(text.len()));
+                    ends.push(text.len());
                 }
-                Ok(Labels::from_parts(text, ends))
+                Ok(Labels::from_parts(&text, &ends))
             }
         }
         d.deserialize_map(Visit)
@@ -432,6 +487,34 @@ mod tests {
             model.retain(|_, v| !v.is_empty());
             proptest::prop_assert_eq!(as_model(&l), model.into_iter().collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn offsets_take_more_digits_as_the_text_grows() {
+        // Widths change at 128 and 16,384 bytes of text (and count).
+        for size in [0, 1, 60, 63, 64, 127, 128, 8_000, 16_383, 16_384, 40_000] {
+            let long = "é".repeat(size / 2) + &"x".repeat(size % 2);
+            let l = labels(&[("b", &long), ("a", "1"), ("c", "")]);
+            assert_eq!(l.len(), 3, "size {size}");
+            assert_eq!(l.get("b"), Some(long.as_str()), "size {size}");
+            assert_eq!(l.get("a"), Some("1"));
+            assert_eq!(l.get("c"), Some(""));
+            assert_eq!(l.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+            let json = serde_json::to_string(&l).expect("json");
+            assert_eq!(serde_json::from_str::<Labels>(&json).expect("labels"), l);
+        }
+        let many: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("n{i:03}"), i.to_string()))
+            .collect();
+        let l: Labels = many.clone().into_iter().collect();
+        assert_eq!(l.len(), 200, "a count over 127 takes two digits");
+        assert!(many.iter().all(|(k, v)| l.get(k) == Some(v.as_str())));
+        assert!(Labels::new().is_empty() && Labels::new().get("a").is_none());
+        assert_eq!(
+            Labels::build([]),
+            Labels::new(),
+            "the empty set has one form"
+        );
     }
 
     #[test]

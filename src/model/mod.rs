@@ -13,6 +13,7 @@ pub mod alert;
 pub mod desk;
 pub mod fingerprint;
 pub mod incident;
+pub mod intern;
 pub mod job;
 pub mod json;
 pub mod labels;

@@ -148,7 +148,7 @@ pub fn decode_alert(bytes: &[u8]) -> Result<AlertRecord, RowError> {
                     status: row.status,
                     starts_at: from_ts(row.starts_at)?,
                     ends_at: row.ends_at.map(from_ts).transpose()?,
-                    generator_url: row.generator_url.to_string(),
+                    generator_url: row.generator_url.into(),
                     source: row.source,
                     first_seen_at: from_ts(row.first_seen_at)?,
                     last_seen_at: from_ts(row.last_seen_at)?,
@@ -158,7 +158,7 @@ pub fn decode_alert(bytes: &[u8]) -> Result<AlertRecord, RowError> {
                 impact: row.impact,
                 urgency: row.urgency,
                 priority: row.priority,
-                category: row.category.to_string(),
+                category: row.category.into(),
                 changes: row
                     .changes
                     .into_iter()
@@ -259,8 +259,8 @@ mod tests {
         ) {
             let mut r = record();
             r.alert.labels = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            r.alert.generator_url = url;
-            r.category = category;
+            r.alert.generator_url = url.into();
+            r.category = category.into();
             r.origin = origin;
             r.alert.starts_at = at(secs, nanos);
             r.alert.ends_at = ends.map(|s| at(s, 0));

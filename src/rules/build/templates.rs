@@ -242,7 +242,7 @@ fn event_sample() -> Value {
         status: AlertStatus::Firing,
         starts_at: t,
         ends_at: None,
-        generator_url: String::new(),
+        generator_url: "".into(),
         source: Source::Generic,
         first_seen_at: t,
         last_seen_at: t,
