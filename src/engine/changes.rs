@@ -138,7 +138,7 @@ impl Engine {
                 if !touched.contains(&(key, fp)) && !new.contains(&(key, fp)) {
                     ws.seen.push((key, fp, rec.seen()));
                 }
-                ws.alerts.push((key, rec.clone()));
+                ws.alerts.push((key, AlertRecord::clone(rec)));
             }
         }
         for (key, fp) in touched {

@@ -280,7 +280,7 @@ impl Engine {
                 {
                     agg.add(&self.rules, &fresh);
                 }
-                l.alerts.insert(fp, fresh);
+                l.alerts.insert(fp, Box::new(fresh));
                 self.dirty.new_alerts.insert((key, fp));
                 (TimelineKind::AlertAdded, msg)
             }
@@ -302,7 +302,7 @@ impl Engine {
                 .incidents
                 .get(&key)
                 .and_then(|l| l.alerts.get(&fp))
-                .map(AlertRecord::name)
+                .map(|r| r.name())
                 .unwrap_or_default();
             self.note_flapping(key, &name, now);
         }
@@ -502,7 +502,7 @@ impl Engine {
             .inhibit
             .add(&self.rules.inhibit, a.fingerprint, &a.labels);
         let mut alerts = BTreeMap::new();
-        alerts.insert(a.fingerprint, rec);
+        alerts.insert(a.fingerprint, Box::new(rec));
         self.live
             .incidents
             .insert(key, Box::new(Live { incident, alerts }));

@@ -303,7 +303,7 @@ mod tests {
             .alerts
             .iter()
             .filter(|(k, _)| *k == k1)
-            .map(|(_, r)| (r.alert.fingerprint, r.clone()))
+            .map(|(_, r)| (r.alert.fingerprint, Box::new(r.clone())))
             .collect();
         e.apply_op(k1, Op::Reopen, &req("b"), NODES.t(4), |_| {
             Some(Live {

@@ -360,7 +360,7 @@ pub fn assemble(latest: BTreeMap<String, Vec<u8>>) -> Result<Vec<Adopted>, Strin
             Some(("a", _)) => {
                 let rec: AlertRecord =
                     serde_json::from_slice(&value).map_err(|e| bad(e.to_string()))?;
-                live.alerts.insert(rec.alert.fingerprint, rec);
+                live.alerts.insert(rec.alert.fingerprint, Box::new(rec));
             }
             Some(("t", seq)) => {
                 let seq: u32 = seq.parse().map_err(|_| bad("bad sequence".into()))?;

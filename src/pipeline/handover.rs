@@ -57,7 +57,7 @@ impl Writer {
                 incident: inc,
                 alerts: alerts
                     .into_iter()
-                    .map(|a| (a.alert.fingerprint, a))
+                    .map(|a| (a.alert.fingerprint, Box::new(a)))
                     .collect(),
             };
             match from_log.remove(&k) {

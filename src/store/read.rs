@@ -212,7 +212,7 @@ impl Store {
                     incident,
                     alerts: alerts
                         .into_iter()
-                        .map(|a| (a.alert.fingerprint, a))
+                        .map(|a| (a.alert.fingerprint, Box::new(a)))
                         .collect(),
                 });
             }
@@ -308,7 +308,7 @@ impl Store {
             incident,
             alerts: alerts
                 .into_iter()
-                .map(|a| (a.alert.fingerprint, a))
+                .map(|a| (a.alert.fingerprint, Box::new(a)))
                 .collect(),
         }))
     }

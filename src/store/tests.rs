@@ -133,7 +133,7 @@ fn alert_rows_an_earlier_version_wrote_as_json_still_load() {
         .incident_full(live.incident.id)
         .expect("read")
         .expect("exists");
-    assert_eq!(alerts.first(), Some(rec));
+    assert_eq!(alerts.first(), Some(&**rec));
 }
 
 #[test]
