@@ -402,9 +402,9 @@ impl Engine {
             urgency,
             priority,
             category,
-            changes: Vec::new(),
+            changes: thin_vec::ThinVec::new(),
             flapping: false,
-            origin: a.origin.clone(),
+            origin: a.origin.clone().map(Box::new),
         }
     }
 

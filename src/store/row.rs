@@ -127,7 +127,7 @@ pub fn encode_alert(r: &AlertRecord) -> Vec<u8> {
         category: &r.category,
         changes: r.changes.iter().copied().map(ts).collect(),
         flapping: r.flapping,
-        origin: r.origin.as_deref(),
+        origin: r.origin.as_deref().map(String::as_str),
     };
     // Serializing into a growable vector fails only on an allocation
     // failure, which aborts anyway.
@@ -165,7 +165,7 @@ pub fn decode_alert(bytes: &[u8]) -> Result<AlertRecord, RowError> {
                     .map(from_ts)
                     .collect::<Result<_, _>>()?,
                 flapping: row.flapping,
-                origin: row.origin.map(str::to_string),
+                origin: row.origin.map(|o| Box::new(o.to_string())),
             })
         }
         Some(b'{') => serde_json::from_slice(bytes).map_err(RowError::Json),
@@ -203,7 +203,7 @@ mod tests {
             urgency: Level::Medium,
             priority: Priority::P2,
             category: "storage".into(),
-            changes: vec![at(1_700_000_001, 0)],
+            changes: thin_vec::thin_vec![at(1_700_000_001, 0)],
             flapping: false,
             origin: None,
         }
@@ -261,12 +261,12 @@ mod tests {
             r.alert.labels = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             r.alert.generator_url = url.into();
             r.category = category.into();
-            r.origin = origin;
+            r.origin = origin.map(Box::new);
             r.alert.starts_at = at(secs, nanos);
             r.alert.ends_at = ends.map(|s| at(s, 0));
             r.alert.repeat_count = repeat;
             r.flapping = flapping;
-            r.changes = vec![at(secs, nanos); (repeat % 4) as usize];
+            r.changes = std::iter::repeat_n(at(secs, nanos), (repeat % 4) as usize).collect();
             prop_assert_eq!(decode_alert(&encode_alert(&r)).expect("decodes"), r);
         }
     }
