@@ -141,10 +141,79 @@ impl MaintenanceWindow {
 /// that match both sides (which only inhibit alerts that are pure targets).
 #[derive(Debug, Default, Clone)]
 pub struct InhibitIndex {
-    /// (rule, hash of the `equal` values) → (pure sources, two-sided ones).
-    sources: HashMap<(usize, u64), (HashSet<u64>, HashSet<u64>)>,
+    /// (rule, hash of the `equal` values) → its sources.
+    sources: HashMap<(usize, u64), Members>,
     /// Source fingerprint → the keys it is under.
     of_alert: HashMap<u64, Vec<(usize, u64)>>,
+}
+
+/// The sources under one key. Most keys have one (an `equal` list that
+/// names the instance gives every source its own key), so one source is
+/// held inline and two sets only once there are more.
+#[derive(Debug, Clone)]
+enum Members {
+    /// One source; `both`: it matches the target side too.
+    One { fp: u64, both: bool },
+    /// (pure sources, two-sided ones).
+    Many(Box<(HashSet<u64>, HashSet<u64>)>),
+}
+
+impl Members {
+    fn insert(&mut self, fp: u64, both: bool) {
+        match self {
+            Members::One { fp: f, both: b } if *f == fp => *b = both,
+            Members::One { fp: f, both: b } => {
+                let mut sets: (HashSet<u64>, HashSet<u64>) = Default::default();
+                for (x, two) in [(*f, *b), (fp, both)] {
+                    if two {
+                        sets.1.insert(x)
+                    } else {
+                        sets.0.insert(x)
+                    };
+                }
+                *self = Members::Many(Box::new(sets));
+            }
+            Members::Many(sets) => {
+                if both {
+                    sets.1.insert(fp);
+                } else {
+                    sets.0.insert(fp);
+                }
+            }
+        }
+    }
+
+    /// Removes a source; true when none is left.
+    fn remove(&mut self, fp: u64) -> bool {
+        match self {
+            Members::One { fp: f, .. } => *f == fp,
+            Members::Many(sets) => {
+                sets.0.remove(&fp);
+                sets.1.remove(&fp);
+                sets.0.is_empty() && sets.1.is_empty()
+            }
+        }
+    }
+
+    /// A source other than `fp`: a pure one first, then (unless the
+    /// target is itself two-sided) a two-sided one.
+    fn other_than(&self, fp: u64, two_sided: bool) -> Option<u64> {
+        match self {
+            Members::One { fp: s, both } => (*s != fp && (!*both || !two_sided)).then_some(*s),
+            Members::Many(sets) => sets
+                .0
+                .iter()
+                .find(|s| **s != fp)
+                .or_else(|| {
+                    if two_sided {
+                        None
+                    } else {
+                        sets.1.iter().find(|s| **s != fp)
+                    }
+                })
+                .copied(),
+        }
+    }
 }
 
 impl InhibitIndex {
@@ -158,11 +227,13 @@ impl InhibitIndex {
             if matcher::all_match(&r.source, labels) {
                 let key = (i, r.equal_hash(labels));
                 let both = matcher::all_match(&r.target, labels);
-                let entry = self.sources.entry(key).or_default();
-                if both {
-                    entry.1.insert(fp);
-                } else {
-                    entry.0.insert(fp);
+                match self.sources.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(mut o) => {
+                        o.get_mut().insert(fp, both)
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(Members::One { fp, both });
+                    }
                 }
                 keys.push(key);
             }
@@ -178,12 +249,8 @@ impl InhibitIndex {
             return false;
         };
         for key in keys {
-            if let Some(e) = self.sources.get_mut(&key) {
-                e.0.remove(&fp);
-                e.1.remove(&fp);
-                if e.0.is_empty() && e.1.is_empty() {
-                    self.sources.remove(&key);
-                }
+            if self.sources.get_mut(&key).is_some_and(|m| m.remove(fp)) {
+                self.sources.remove(&key);
             }
         }
         true
@@ -211,18 +278,8 @@ impl InhibitIndex {
     /// A firing alert that inhibits this target alert under rule `i` (`r`),
     /// if any; the caller has checked that the alert is a target of `r`.
     pub fn source_for(&self, i: usize, r: &InhibitRule, fp: u64, labels: &Labels) -> Option<u64> {
-        let (pure, both) = self.sources.get(&(i, r.equal_hash(labels)))?;
-        let two_sided = matcher::all_match(&r.source, labels);
-        pure.iter()
-            .find(|s| **s != fp)
-            .or_else(|| {
-                if two_sided {
-                    None
-                } else {
-                    both.iter().find(|s| **s != fp)
-                }
-            })
-            .copied()
+        let members = self.sources.get(&(i, r.equal_hash(labels)))?;
+        members.other_than(fp, matcher::all_match(&r.source, labels))
     }
 }
 
@@ -273,6 +330,47 @@ mod tests {
             target: matcher::parse(tgt).expect("valid"),
             equal: equal.iter().map(|s| s.to_string()).collect(),
             at: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// The index answers as a plain list of firing sources would, as
+        /// sources come and go under shared and separate keys (one source
+        /// held inline, more in sets), for pure and two-sided alerts.
+        #[test]
+        fn inhibit_index_matches_a_list_of_sources(
+            ops in proptest::collection::vec((0u8..12, 0u8..3, 0u8..3, proptest::bool::ANY), 1..60),
+        ) {
+            // page: pure source; critical: source and target; warning: pure target.
+            let rules = vec![rule(r#"severity=~"page|critical""#, r#"severity=~"critical|warning""#, &["g"])];
+            let sev = ["page", "critical", "warning"];
+            let alert = |n: u8, g: u8, s: u8| labels(&[("n", &n.to_string()), ("g", &g.to_string()), ("severity", sev[s as usize])]);
+            let mut idx = InhibitIndex::default();
+            let mut firing: BTreeMap<u64, Labels> = BTreeMap::new();
+            for (n, g, s, add) in ops {
+                let l = alert(n, g, s);
+                let fp = fingerprint(&l);
+                if add && s != 2 {
+                    idx.add(&rules, fp, &l);
+                    firing.entry(fp).or_insert(l);
+                } else {
+                    proptest::prop_assert_eq!(idx.remove(fp), firing.remove(&fp).is_some());
+                }
+                for tn in 0..3u8 {
+                    for tg in 0..3u8 {
+                        for ts in 1..3u8 {
+                            let t = alert(tn, tg, ts);
+                            let tfp = fingerprint(&t);
+                            let two_sided = ts == 1;
+                            let expect = firing.iter().any(|(sfp, sl)| {
+                                *sfp != tfp && sl.get("g") == t.get("g")
+                                    && (sl.get("severity") == Some("page") || !two_sided)
+                            });
+                            proptest::prop_assert_eq!(idx.inhibitor(&rules, tfp, &t).is_some(), expect);
+                        }
+                    }
+                }
+            }
         }
     }
 
