@@ -152,7 +152,7 @@ pub struct TrackedAlert {
     pub status: AlertStatus,
     pub starts_at: DateTime<Utc>,
     pub ends_at: Option<DateTime<Utc>>,
-    /// Shared between the alerts of one rule (see the `intern` module).
+    // Shared between the alerts of one rule (see the `intern` module).
     #[schema(value_type = String)]
     pub generator_url: Arc<str>,
     pub source: Source,

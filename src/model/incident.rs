@@ -331,19 +331,19 @@ pub struct AlertRecord {
     pub impact: Level,
     pub urgency: Level,
     pub priority: Priority,
-    /// Shared between alerts (see the `intern` module).
+    // Shared between alerts (see the `intern` module).
     #[schema(value_type = String)]
     pub category: std::sync::Arc<str>,
-    /// Recent state changes (for flap detection), newest last. A thin
-    /// vector: one pointer, and most alerts never flap.
+    /// Recent state changes (for flap detection), newest last.
+    // A thin vector: one pointer, and most alerts never flap.
     #[serde(default, skip_serializing_if = "thin_vec::ThinVec::is_empty")]
     #[schema(value_type = Vec<DateTime<Utc>>)]
     pub changes: thin_vec::ThinVec<DateTime<Utc>>,
     #[serde(default)]
     pub flapping: bool,
-    /// The sender's own name for where the alert came from (generic API
-    /// `source`). Rare, so behind one thin pointer: with it the record
-    /// fits a 160-byte allocation instead of a 192-byte one.
+    /// The sender's own name for where the alert came from (generic API `source`).
+    // Rare, so behind one thin pointer: with it the record fits a 160-byte
+    // allocation instead of a 192-byte one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub origin: Option<Box<String>>,
