@@ -67,36 +67,37 @@ impl Labels {
             .fold(0, |n, &d| (n << 7) | d as usize)
     }
 
-    /// Where the text starts.
-    fn text_start(&self) -> usize {
+    /// The digit width and where the text starts, read once per lookup
+    /// (every offset is relative to the text).
+    fn header(&self) -> (usize, usize) {
         let w = self.w();
-        1 + w + 2 * self.len() * w
+        (w, 1 + w + 2 * self.len() * w)
     }
 
     /// The end of the `j`th name or value, as an index into `packed`.
-    fn end(&self, j: usize) -> usize {
-        let w = self.w();
-        self.text_start() + self.num(1 + w + j * w, w)
+    fn end(&self, (w, text): (usize, usize), j: usize) -> usize {
+        text + self.num(1 + w + j * w, w)
+    }
+
+    fn name_in(&self, h: (usize, usize), i: usize) -> &str {
+        let start = if i == 0 { h.1 } else { self.end(h, 2 * i - 1) };
+        &self.packed[start..self.end(h, 2 * i)]
+    }
+
+    fn value_in(&self, h: (usize, usize), i: usize) -> &str {
+        &self.packed[self.end(h, 2 * i)..self.end(h, 2 * i + 1)]
     }
 
     fn name_at(&self, i: usize) -> &str {
-        let start = if i == 0 {
-            self.text_start()
-        } else {
-            self.end(2 * i - 1)
-        };
-        &self.packed[start..self.end(2 * i)]
-    }
-
-    fn value_at(&self, i: usize) -> &str {
-        &self.packed[self.end(2 * i)..self.end(2 * i + 1)]
+        self.name_in(self.header(), i)
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
+        let h = self.header();
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.name_at(mid).cmp(name) {
+            match self.name_in(h, mid).cmp(name) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(mid),
@@ -106,7 +107,9 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.find(name).ok().map(|i| self.value_at(i))
+        self.find(name)
+            .ok()
+            .map(|i| self.value_in(self.header(), i))
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -143,6 +146,7 @@ impl Labels {
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             labels: self,
+            header: self.header(),
             range: 0..self.len(),
         }
     }
@@ -229,6 +233,7 @@ impl Labels {
 #[derive(Clone)]
 pub struct Iter<'a> {
     labels: &'a Labels,
+    header: (usize, usize),
     range: std::ops::Range<usize>,
 }
 
@@ -236,7 +241,10 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
     fn next(&mut self) -> Option<Self::Item> {
         let i = self.range.next()?;
-        Some((self.labels.name_at(i), self.labels.value_at(i)))
+        Some((
+            self.labels.name_in(self.header, i),
+            self.labels.value_in(self.header, i),
+        ))
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.range.size_hint()
@@ -246,7 +254,10 @@ impl<'a> Iterator for Iter<'a> {
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let i = self.range.next_back()?;
-        Some((self.labels.name_at(i), self.labels.value_at(i)))
+        Some((
+            self.labels.name_in(self.header, i),
+            self.labels.value_in(self.header, i),
+        ))
     }
 }
 
